@@ -1,0 +1,385 @@
+"""Backend selector: which array library (and device) bpnet computes on.
+
+bpnet's math is written once against the Python Array API standard and takes
+its namespace from its inputs.  This module only decides *where new arrays are
+created* (initial weights, data moved from the host) and how they come back.
+
+Backends
+--------
+``"numpy"``
+    CPU, always available.
+``"array_api_strict"``
+    The reference implementation of the standard (CPU).  It rejects every
+    numpy-ism and every forgotten ``device=``, which makes it our stand-in for
+    a GPU in tests.  It exposes several logical devices (``"CPU_DEVICE"``,
+    ``"device1"``, ...); arrays from two of them cannot be combined.
+``"cupy"``
+    NVIDIA GPU through CuPy (``pip install 'bpnet[cuda12]'`` or ``[cuda13]``).
+``"auto"``
+    ``"cupy"`` when cupy imports *and* ``cupy.cuda.is_available()`` is true,
+    else ``"numpy"``.
+
+Resolution order of :func:`get`: the explicit ``name`` argument, else the
+``BPNET_BACKEND`` environment variable, else ``"auto"``.  A name may carry a
+device after a colon, e.g. ``"array_api_strict:device1"`` or ``"cupy:1"``.
+
+Importing :mod:`bpnet` never imports cupy; it is imported the first time a
+cupy backend is resolved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "ENV_VAR",
+    "NAMES",
+    "available",
+    "get",
+    "namespace_of",
+    "describe",
+    "unavailable_reasons",
+    "to_numpy",
+]
+
+ENV_VAR = "BPNET_BACKEND"
+NAMES = ("numpy", "array_api_strict", "cupy", "auto")
+
+_CUPY_NOT_INSTALLED = (
+    "cupy is not installed (pip install 'bpnet[cuda12]' or 'bpnet[cuda13]', "
+    "matching your CUDA driver)"
+)
+_CUPY_NO_GPU = "cupy is installed but no usable CUDA GPU/driver was found"
+
+
+class BackendUnavailableError(ValueError):
+    """A backend was asked for by name but cannot be used on this machine."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One array backend on one device.
+
+    Attributes
+    ----------
+    name : str
+        ``"numpy"``, ``"array_api_strict"`` or ``"cupy"`` (never ``"auto"``).
+    xp : module
+        Its Array API namespace (``array_api_compat.numpy``,
+        ``array_api_strict`` or ``array_api_compat.cupy``).
+    device : object
+        The device new arrays are created on (``"cpu"`` for numpy).
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+    _to_numpy: Callable[[Any], np.ndarray] = field(repr=False, compare=False)
+    _sync: Callable[[], None] = field(repr=False, compare=False)
+
+    def asarray(self, host_array, dtype=None):
+        """Move a host (numpy) array, or anything numpy accepts, onto this backend.
+
+        Parameters
+        ----------
+        host_array : array_like
+            Host data, e.g. a ``numpy.ndarray``.
+        dtype : str or dtype, optional
+            ``"float32"``, ``"float64"``, a numpy dtype or a dtype of this
+            backend.  Default: keep the host dtype.
+        """
+        host = np.asarray(host_array)
+        if dtype is not None:
+            host = host.astype(np.dtype(_dtype_name(dtype)), copy=False)
+        xp_dtype = getattr(self.xp, host.dtype.name, None)
+        if xp_dtype is None:
+            raise TypeError(
+                f"host_array: dtype {host.dtype} has no equivalent on backend {self.name!r}"
+            )
+        return self.xp.asarray(host, dtype=xp_dtype, device=self.device)
+
+    def dtype(self, dtype):
+        """This backend's dtype object for ``"float32"``/``"float64"``/numpy dtypes."""
+        return getattr(self.xp, _dtype_name(dtype))
+
+    def to_numpy(self, x) -> np.ndarray:
+        """Copy a backend array to the host as a ``numpy.ndarray``."""
+        return self._to_numpy(x)
+
+    def synchronize(self) -> None:
+        """Block until all queued work on this backend's device has finished."""
+        self._sync()
+
+    def __str__(self) -> str:
+        return f"{self.name} (device: {_device_str(self.device)})"
+
+
+def _dtype_name(dtype) -> str:
+    if isinstance(dtype, str):
+        name = dtype
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            # a dtype object of array_api_strict / cupy: its repr names it
+            name = str(dtype).rsplit(".", 1)[-1]
+    if name not in ("float32", "float64", "int64", "int32", "bool", "uint8"):
+        raise TypeError(
+            f"dtype: expected 'float32' or 'float64' (or an integer/bool dtype for labels), got {dtype!r}"
+        )
+    return name
+
+
+def _device_str(device) -> str:
+    s = str(device)
+    if s.startswith("array_api_strict.Device("):
+        return s[len("array_api_strict.Device(") : -1].strip("'")
+    return s
+
+
+# --------------------------------------------------------------------------- #
+# the three concrete backends
+
+
+def _numpy_backend(device=None) -> Backend:
+    if device not in (None, "cpu"):
+        raise ValueError(f"device: the numpy backend has only device 'cpu', got {device!r}")
+    import array_api_compat.numpy as xp
+
+    return Backend("numpy", xp, "cpu", to_numpy, lambda: None)
+
+
+def _strict_backend(device=None) -> Backend:
+    import array_api_strict as xp
+
+    devices = xp.__array_namespace_info__().devices()
+    if device is None:
+        dev = xp.__array_namespace_info__().default_device()
+    else:
+        dev = None
+        for d in devices:
+            if d == device or _device_str(d) == str(device):
+                dev = d
+        if dev is None:
+            names = ", ".join(repr(_device_str(d)) for d in devices)
+            raise ValueError(
+                f"device: array_api_strict has devices {names}, got {device!r}"
+            )
+    return Backend("array_api_strict", xp, dev, to_numpy, lambda: None)
+
+
+def _cupy_status() -> tuple[ModuleType | None, str | None]:
+    """(cupy module, None) when usable, else (None, reason)."""
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError:
+        return None, _CUPY_NOT_INSTALLED
+    try:
+        ok = bool(cupy.cuda.is_available())
+    except Exception as exc:  # driver/runtime libraries missing or broken
+        return None, f"{_CUPY_NO_GPU} ({type(exc).__name__}: {exc})"
+    if not ok:
+        return None, _CUPY_NO_GPU
+    return cupy, None
+
+
+def _cupy_backend(device=None) -> Backend:
+    cupy, reason = _cupy_status()
+    if cupy is None:
+        raise BackendUnavailableError(f"backend 'cupy' is not available: {reason}")
+    import array_api_compat.cupy as xp
+
+    n = cupy.cuda.runtime.getDeviceCount()
+    index = 0 if device is None else device
+    if isinstance(index, str) and index.isdigit():
+        index = int(index)
+    if hasattr(index, "id"):
+        index = index.id
+    if not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"device: cupy sees GPUs 0..{n - 1}, got {device!r}")
+    dev = cupy.cuda.Device(index)
+
+    def sync():
+        with dev:
+            cupy.cuda.get_current_stream().synchronize()
+
+    return Backend("cupy", xp, dev, to_numpy, sync)
+
+
+_FACTORIES = {
+    "numpy": _numpy_backend,
+    "array_api_strict": _strict_backend,
+    "cupy": _cupy_backend,
+}
+
+
+def unavailable_reasons() -> dict[str, str]:
+    """Backends that cannot be used here, mapped to the reason."""
+    reasons = {}
+    try:
+        importlib.import_module("array_api_strict")
+    except ImportError:
+        reasons["array_api_strict"] = (
+            "array-api-strict is not installed (pip install array-api-strict, "
+            "or 'bpnet[test]')"
+        )
+    _, reason = _cupy_status()
+    if reason is not None:
+        reasons["cupy"] = reason
+    return reasons
+
+
+def available() -> list[str]:
+    """Names of the backends usable on this machine, e.g. ``['numpy', 'array_api_strict']``."""
+    bad = unavailable_reasons()
+    return [n for n in ("numpy", "array_api_strict", "cupy") if n not in bad]
+
+
+def _resolve_name(name: str | None) -> tuple[str, str | None]:
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "auto"
+        source = f"the {ENV_VAR} environment variable"
+    else:
+        source = "backend"
+    if not isinstance(name, str):
+        raise TypeError(f"backend: expected a name (str) or a Backend, got {type(name).__name__}")
+    base, _, device = name.strip().partition(":")
+    base = base.lower().replace("-", "_")
+    if base == "auto":
+        if device:
+            raise ValueError(f"{source}: 'auto' takes no device, got {name!r}")
+        cupy, _ = _cupy_status()
+        return ("cupy" if cupy is not None else "numpy"), None
+    if base not in _FACTORIES:
+        raise ValueError(
+            f"{source}: unknown backend {name!r}; expected one of {', '.join(map(repr, NAMES))} "
+            f"(available here: {', '.join(available())})"
+        )
+    return base, (device or None)
+
+
+def get(name: str | Backend | None = None, *, device=None) -> Backend:
+    """Return the :class:`Backend` for ``name`` (see module doc for the resolution order).
+
+    Parameters
+    ----------
+    name : str, Backend or None
+        ``"numpy"``, ``"array_api_strict"``, ``"cupy"``, ``"auto"``, optionally
+        with ``":device"``; a :class:`Backend` is returned unchanged.  ``None``
+        reads ``BPNET_BACKEND``, else ``"auto"``.
+    device : optional
+        Device to use; overrides a device given in ``name``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists what is available) or unknown device.
+    BackendUnavailableError
+        (a ``ValueError``) the backend exists but cannot be used here; for cupy the
+        message says whether cupy is missing or no usable GPU/driver was found.
+    """
+    if isinstance(name, Backend):
+        return name if device is None else _FACTORIES[name.name](device)
+    base, dev = _resolve_name(name)
+    if device is not None:
+        dev = device
+    if base == "array_api_strict":
+        reason = unavailable_reasons().get("array_api_strict")
+        if reason:
+            raise BackendUnavailableError(f"backend 'array_api_strict' is not available: {reason}")
+    return _FACTORIES[base](dev)
+
+
+# --------------------------------------------------------------------------- #
+# what backend an array lives on
+
+
+def _name_of_namespace(xp) -> str:
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return getattr(xp, "__name__", repr(xp))
+
+
+def describe(x) -> str:
+    """``"array_api_strict array on device 'device1', shape (3, 4), dtype float64"``."""
+    try:
+        xp = array_api_compat.array_namespace(x)
+    except TypeError:
+        return f"{type(x).__module__}.{type(x).__name__}"
+    dev = _device_str(array_api_compat.device(x))
+    return (
+        f"{_name_of_namespace(xp)} array on device {dev!r}, shape {tuple(x.shape)}, "
+        f"dtype {_dtype_str(x.dtype)}"
+    )
+
+
+def _dtype_str(dtype) -> str:
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def namespace_of(**arrays):
+    """Array API namespace shared by keyword-named arrays; clear error when they differ.
+
+    ``namespace_of(X=X, W1=W1)`` returns the namespace, or raises ``TypeError``
+    naming both arrays when they come from two backends and ``ValueError``
+    when they are on two devices of one backend.
+    """
+    first_name = first_xp = first_dev = None
+    for arg, x in arrays.items():
+        if x is None:
+            continue
+        try:
+            xp = array_api_compat.array_namespace(x)
+        except TypeError:
+            raise TypeError(
+                f"{arg}: expected an array (numpy, cupy or array_api_strict), "
+                f"got {type(x).__module__}.{type(x).__name__}"
+            ) from None
+        dev = array_api_compat.device(x)
+        if first_xp is None:
+            first_name, first_xp, first_dev = arg, xp, dev
+            continue
+        if xp is not first_xp:
+            raise TypeError(
+                f"{arg} and {first_name} come from two backends: {arg} is a "
+                f"{_name_of_namespace(xp)} array, {first_name} is a "
+                f"{_name_of_namespace(first_xp)} array; move both to one backend "
+                "(bpnet.backends.get(name).asarray)"
+            )
+        if dev != first_dev:
+            raise ValueError(
+                f"{arg} and {first_name} are on two devices of {_name_of_namespace(xp)}: "
+                f"{arg} on {_device_str(dev)!r}, {first_name} on {_device_str(first_dev)!r}"
+            )
+    if first_xp is None:
+        raise TypeError("expected at least one array")
+    return first_xp
+
+
+def to_numpy(x) -> np.ndarray:
+    """Copy an array of any bpnet backend to the host as a ``numpy.ndarray``.
+
+    This is an edge operation (printing, saving, tests); on a GPU it waits for
+    the device.
+    """
+    if array_api_compat.is_numpy_array(x):
+        return np.asarray(x)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    xp = array_api_compat.array_namespace(x)
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return np.asarray(x.to_device(xp.__array_namespace_info__().default_device()))
+    return np.from_dlpack(x)

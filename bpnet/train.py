@@ -1,0 +1,140 @@
+"""The course's full-batch training loop, ``L_layer_model``.
+
+Each iteration is one forward pass, the fused output gradient
+``dZ[L] = A[L] - Y``, one backward pass and one gradient-descent step, all on
+the backend where the data live.  The cost is computed and brought to the
+host only on logging iterations (every ``print_every``), so a GPU is never
+stalled in between.
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+
+from . import backends as _backends
+from ._checks import check_finite, check_float_matrix, check_nonempty, check_positive_int, check_positive_real, prepare_labels
+from .activations import get_activation
+from .core import _backward, _check_layer_dims, _forward, _update, initialize_parameters_deep
+from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, get_loss
+
+__all__ = ["L_layer_model", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The cost became NaN or infinite during training."""
+
+
+def _to_backend(bk, x, dtype=None):
+    """Move ``x`` onto backend ``bk`` (a no-op when it is already there)."""
+    if array_api_compat.is_array_api_obj(x):
+        xp = array_api_compat.array_namespace(x)
+        if xp is bk.xp and array_api_compat.device(x) == bk.device:
+            return x if dtype is None else xp.astype(x, bk.dtype(dtype))
+        x = _backends.to_numpy(x)
+    return bk.asarray(x, dtype=dtype)
+
+
+def _float_dtype_of(x):
+    name = str(getattr(x, "dtype", "")).rsplit(".", 1)[-1]
+    return name if name in ("float32", "float64") else None
+
+
+def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, print_cost=False, *,
+                  hidden_activation="relu", output_activation=None, loss="binary_crossentropy",
+                  init="xavier", seed=1, dtype=None, backend=None, print_every=100, callback=None):
+    """Train an L-layer network by full-batch gradient descent (the course's model).
+
+    Called as the course calls it, ``L_layer_model(X, Y, layers_dims,
+    num_iterations=2500, print_cost=True)`` trains
+    [LINEAR->RELU]*(L-1) -> LINEAR->SIGMOID with binary cross-entropy, from
+    the application notebook's initialisation (``randn / sqrt(n_{l-1})``,
+    seed 1), printing ``Cost after iteration i: J`` every 100 iterations.
+
+    Parameters
+    ----------
+    X : array, shape (n_x, m)
+        numpy on the host or an array of any backend.
+    Y : array, shape (n_L, m), or (m,) for one output unit
+        0/1 labels (binary), one-hot (categorical) or targets (mse).
+    layers_dims : list of int
+        ``[n_x, n_1, ..., n_L]``.
+    learning_rate : float > 0
+    num_iterations : int > 0
+    print_cost : bool
+        Print the cost every ``print_every`` iterations and at the last one.
+    hidden_activation : str
+    output_activation : str, optional
+        Default: the loss's natural output (sigmoid, softmax or linear).
+    loss : {"binary_crossentropy", "categorical_crossentropy", "mse"}
+    init, seed : see :func:`bpnet.initialize_parameters_deep`
+    dtype : {"float32", "float64"}, optional
+        Default: X's floating dtype, else float64.
+    backend : str or Backend, optional
+        ``None``: where X lives if X is a cupy or array_api_strict array, else
+        :func:`bpnet.backends.get` (``BPNET_BACKEND``, else auto).  Data are
+        moved to the backend once.
+    print_every : int
+    callback : callable, optional
+        ``callback(i, cost)`` on every logging iteration (cost a Python float).
+
+    Returns
+    -------
+    parameters : dict
+        Trained ``W1, b1, ..., WL, bL`` on the backend.
+    costs : list of float
+        The cost at iterations 0, print_every, 2 print_every, ... and the last.
+
+    Raises
+    ------
+    TrainingDivergedError
+        (a ``FloatingPointError``) when the cost becomes NaN or inf; the
+        message names the iteration and suggests a smaller learning rate.
+    """
+    dims = _check_layer_dims(layers_dims)
+    lr = check_positive_real(learning_rate, "learning_rate")
+    n_iter = check_positive_int(num_iterations, "num_iterations")
+    every = check_positive_int(print_every, "print_every")
+    spec = get_loss(loss)
+    hidden = get_activation(hidden_activation, "hidden_activation")
+    output = get_activation(output_activation or DEFAULT_OUTPUT[spec.name], "output_activation")
+    fused = (output.name, spec.name) in FUSED_PAIRS
+
+    if backend is None and array_api_compat.is_array_api_obj(X) and not array_api_compat.is_numpy_array(X):
+        xp0 = array_api_compat.array_namespace(X)
+        bk = _backends.get(_backends._name_of_namespace(xp0), device=array_api_compat.device(X))
+    else:
+        bk = _backends.get(backend)
+    dtype = dtype or _float_dtype_of(X) or "float64"
+    X = _to_backend(bk, X, dtype)
+    xp = check_float_matrix(X, "X")
+    check_nonempty(X, "X")
+    if X.shape[0] != dims[0]:
+        raise ValueError(f"X: expected shape ({dims[0]}, m) for layers_dims[0] = {dims[0]}, got {tuple(X.shape)}"
+                         + ("; pass X.T (examples are columns)" if X.shape[1] == dims[0] else ""))
+    check_finite(xp, X, "X")
+    AL_like = xp.empty((dims[-1], X.shape[1]), dtype=X.dtype, device=bk.device)
+    Y = prepare_labels(_to_backend(bk, Y), AL_like)
+    check_finite(xp, Y, "Y")
+
+    parameters = initialize_parameters_deep(dims, init=init, seed=seed, dtype=dtype, backend=bk)
+    L = len(dims) - 1
+    costs = []
+    for i in range(n_iter):
+        AL, caches = _forward(xp, X, parameters, L, hidden, output)
+        if i % every == 0 or i == n_iter - 1:
+            cost = float(spec.cost(xp, AL, Y))  # the only host sync of an iteration
+            if not math.isfinite(cost):
+                raise TrainingDivergedError(
+                    f"training diverged at iteration {i}: the cost is {cost}; "
+                    f"try a smaller learning_rate (now {lr:g})"
+                )
+            costs.append(cost)
+            if print_cost:
+                print(f"Cost after iteration {i}: {cost}")
+            if callback is not None:
+                callback(i, cost)
+        grads = _backward(xp, AL, Y, caches, hidden, output, spec, fused=fused, need_dA0=False)
+        parameters = _update(parameters, grads, lr, L)
+    return parameters, costs

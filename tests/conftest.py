@@ -1,0 +1,84 @@
+"""Shared fixtures: every backend-parametrised test runs once per backend.
+
+Backends: numpy and array-api-strict always (strict on its default device and
+on ``device1``, which catches forgotten ``device=`` arguments), cupy when a
+usable NVIDIA GPU is present (otherwise skipped, with the reason).  Narrow the
+list with ``BPNET_TEST_BACKENDS``, e.g. ``BPNET_TEST_BACKENDS=cupy pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import array_api_compat
+import numpy as np
+import pytest
+
+from bpnet import backends
+
+# (test id, backend name, device)
+_ALL = [
+    ("numpy", "numpy", None),
+    ("array_api_strict", "array_api_strict", None),
+    ("array_api_strict-device1", "array_api_strict", "device1"),
+    ("cupy", "cupy", None),
+]
+
+
+def _selected():
+    wanted = os.environ.get("BPNET_TEST_BACKENDS")
+    if not wanted:
+        return _ALL
+    names = {w.strip() for w in wanted.split(",") if w.strip()}
+    known = {i for i, _, _ in _ALL} | {n for _, n, _ in _ALL}
+    unknown = names - known
+    if unknown:
+        raise pytest.UsageError(f"BPNET_TEST_BACKENDS: unknown {sorted(unknown)}; expected some of {sorted(known)}")
+    return [b for b in _ALL if b[0] in names or b[1] in names]
+
+
+def _params():
+    reasons = backends.unavailable_reasons()
+    out = []
+    for test_id, name, device in _selected():
+        marks = [pytest.mark.gpu] if name == "cupy" else []
+        if name in reasons:
+            marks.append(pytest.mark.skip(reason=f"backend {name!r} not available: {reasons[name]}"))
+        out.append(pytest.param((name, device), id=test_id, marks=marks))
+    return out
+
+
+@pytest.fixture(params=_params())
+def bk(request):
+    """The :class:`bpnet.backends.Backend` under test."""
+    name, device = request.param
+    return backends.get(name, device=device)
+
+
+@pytest.fixture(params=["float64", "float32"])
+def dtype(request):
+    return request.param
+
+
+def to_np(x):
+    return backends.to_numpy(x)
+
+
+def assert_on(bk, x, dtype=None, shape=None):
+    """``x`` is an array of backend ``bk``, on its device, of ``dtype`` and ``shape``."""
+    xp = array_api_compat.array_namespace(x)
+    assert xp is bk.xp, f"expected a {bk.name} array, got namespace {xp.__name__}"
+    assert array_api_compat.device(x) == bk.device, f"expected device {bk.device}, got {array_api_compat.device(x)}"
+    if dtype is not None:
+        assert x.dtype == bk.dtype(dtype), f"expected dtype {dtype}, got {x.dtype}"
+    if shape is not None:
+        assert tuple(x.shape) == tuple(shape), f"expected shape {shape}, got {tuple(x.shape)}"
+
+
+def rtol_for(dtype):
+    return 1e-12 if dtype == "float64" else 1e-5
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
