@@ -1,0 +1,137 @@
+"""Activations: hand-worked values, kept dtype/device, derivatives, stability."""
+
+import numpy as np
+import pytest
+
+import bpnet
+from bpnet.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
+
+from conftest import assert_on, to_np
+
+# Z, shape (2, 3): columns are examples
+Z_HOST = np.array([[-2.0, 0.0, 3.0],
+                   [1.0, -0.5, 0.5]])
+
+
+def test_registry_is_complete():
+    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "tanh", "sigmoid", "linear", "softmax"}
+    for name, act in ACTIVATIONS.items():
+        assert act.name == name
+        assert bpnet.get_activation(name) is act
+
+
+def test_relu_values(bk, dtype):
+    Z = bk.asarray(Z_HOST, dtype=dtype)
+    A, cache = bpnet.relu(Z)
+    assert cache is Z  # the course's activation_cache is Z itself
+    assert_on(bk, A, dtype, (2, 3))
+    # max(0, z): [-2, 0, 3] -> [0, 0, 3]; [1, -.5, .5] -> [1, 0, .5]
+    np.testing.assert_array_equal(to_np(A), [[0, 0, 3], [1, 0, 0.5]])
+    dA = bk.asarray(np.full((2, 3), 2.0), dtype=dtype)
+    # dZ = dA * 1[z > 0]; at z = 0 the derivative is taken as 0
+    np.testing.assert_array_equal(to_np(bpnet.relu_backward(dA, Z)), [[0, 0, 2], [2, 0, 2]])
+
+
+def test_leaky_relu_values(bk, dtype):
+    Z = bk.asarray(Z_HOST, dtype=dtype)
+    A, _ = bpnet.leaky_relu(Z)
+    assert_on(bk, A, dtype, (2, 3))
+    # z < 0 -> 0.01 z: -2 -> -0.02, -0.5 -> -0.005
+    np.testing.assert_allclose(to_np(A), [[-0.02, 0, 3], [1, -0.005, 0.5]], rtol=1e-6)
+    dA = bk.asarray(np.ones((2, 3)), dtype=dtype)
+    np.testing.assert_allclose(to_np(bpnet.leaky_relu_backward(dA, Z)),
+                               [[LEAKY_RELU_SLOPE, LEAKY_RELU_SLOPE, 1], [1, LEAKY_RELU_SLOPE, 1]], rtol=1e-6)
+
+
+def test_sigmoid_values(bk, dtype):
+    Z = bk.asarray(np.array([[0.0, np.log(3.0), -np.log(3.0)]]), dtype=dtype)
+    A, _ = bpnet.sigmoid(Z)
+    assert_on(bk, A, dtype, (1, 3))
+    # sigma(0) = 1/2; sigma(ln 3) = 1/(1 + 1/3) = 3/4; sigma(-ln 3) = 1/4
+    np.testing.assert_allclose(to_np(A), [[0.5, 0.75, 0.25]], rtol=1e-6)
+    dA = bk.asarray(np.ones((1, 3)), dtype=dtype)
+    # sigma' = s(1-s): 1/4, 3/16, 3/16
+    np.testing.assert_allclose(to_np(bpnet.sigmoid_backward(dA, Z)), [[0.25, 0.1875, 0.1875]], rtol=1e-6)
+
+
+def test_tanh_values(bk, dtype):
+    Z = bk.asarray(np.array([[0.0, np.log(2.0)]]), dtype=dtype)
+    A, _ = bpnet.tanh(Z)
+    # tanh(ln 2) = (2 - 1/2) / (2 + 1/2) = 3/5
+    np.testing.assert_allclose(to_np(A), [[0.0, 0.6]], rtol=1e-6, atol=1e-7)
+    dA = bk.asarray(np.ones((1, 2)), dtype=dtype)
+    # 1 - tanh^2: 1, 1 - 9/25 = 16/25
+    np.testing.assert_allclose(to_np(bpnet.tanh_backward(dA, Z)), [[1.0, 0.64]], rtol=1e-6)
+
+
+def test_linear_values(bk, dtype):
+    Z = bk.asarray(Z_HOST, dtype=dtype)
+    A, _ = bpnet.linear(Z)
+    np.testing.assert_array_equal(to_np(A), Z_HOST)
+    dA = bk.asarray(Z_HOST * 3, dtype=dtype)
+    np.testing.assert_array_equal(to_np(bpnet.identity_backward(dA, Z)), Z_HOST * 3)
+
+
+def test_softmax_values(bk, dtype):
+    # column 0: z = (0, ln 3) -> e^z = (1, 3) -> (1/4, 3/4); column 1: equal logits -> (1/2, 1/2)
+    Z = bk.asarray(np.array([[0.0, 5.0], [np.log(3.0), 5.0]]), dtype=dtype)
+    A, _ = bpnet.softmax(Z)
+    assert_on(bk, A, dtype, (2, 2))
+    np.testing.assert_allclose(to_np(A), [[0.25, 0.5], [0.75, 0.5]], rtol=1e-6)
+    # JVP: dZ = A * (dA - sum(dA * A)); dA = (1, 0) in column 0:
+    # sum = 1/4 -> dZ = (1/4 * 3/4, 3/4 * -1/4) = (3/16, -3/16)
+    dA = bk.asarray(np.array([[1.0, 0.0], [0.0, 0.0]]), dtype=dtype)
+    np.testing.assert_allclose(to_np(bpnet.softmax_backward(dA, Z))[:, 0], [0.1875, -0.1875], rtol=1e-6)
+
+
+def _numeric_dZ(bk, act, Z_host, R_host, eps=1e-6):
+    """d/dZ sum(g(Z) * R) by central differences, one entry at a time."""
+    xp = bk.xp
+    R = bk.asarray(R_host)
+    grad = np.zeros_like(Z_host)
+    for idx in np.ndindex(*Z_host.shape):
+        E = np.zeros_like(Z_host)
+        E[idx] = eps
+        f_plus = float(xp.sum(act.forward(bk.asarray(Z_host + E))[0] * R))
+        f_minus = float(xp.sum(act.forward(bk.asarray(Z_host - E))[0] * R))
+        grad[idx] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_backward_matches_finite_differences(bk, name, rng):
+    act = ACTIVATIONS[name]
+    Z_host = rng.normal(size=(4, 5))
+    Z_host = np.where(np.abs(Z_host) < 0.05, 0.3, Z_host)  # stay off the relu kink
+    R_host = rng.normal(size=(4, 5))  # plays the role of dA
+    dZ = act.backward(bk.asarray(R_host), bk.asarray(Z_host))
+    assert_on(bk, dZ, "float64", (4, 5))
+    np.testing.assert_allclose(to_np(dZ), _numeric_dZ(bk, act, Z_host, R_host), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_kernel_backward_with_cached_A_equals_public_backward(bk, name, rng):
+    act = ACTIVATIONS[name]
+    Z = bk.asarray(rng.normal(size=(3, 4)))
+    dA = bk.asarray(rng.normal(size=(3, 4)))
+    A = act.fwd(bk.xp, Z)
+    np.testing.assert_allclose(to_np(act.bwd(bk.xp, dA, Z, A)), to_np(act.backward(dA, Z)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_stable_at_extreme_preactivations(bk, dtype, name):
+    # |z| = 1e4: no overflow, no warning (warnings are errors in this suite), finite A and dZ
+    Z = bk.asarray(np.array([[-1e4, -50.0, 0.0, 50.0, 1e4], [1e4, 1e4, -1e4, 0.0, -1e4]]), dtype=dtype)
+    act = ACTIVATIONS[name]
+    A, _ = act.forward(Z)
+    dZ = act.backward(bk.asarray(np.ones((2, 5)), dtype=dtype), Z)
+    assert np.all(np.isfinite(to_np(A))) and np.all(np.isfinite(to_np(dZ)))
+    if name == "sigmoid":
+        np.testing.assert_array_equal(to_np(A)[0, [0, 4]], [0.0, 1.0])
+    if name == "softmax":
+        np.testing.assert_allclose(to_np(A).sum(axis=0), np.ones(5), rtol=1e-6)
+
+
+def test_unknown_activation_name():
+    with pytest.raises(ValueError, match=r"activation: unknown activation 'swish'.*'relu'"):
+        bpnet.get_activation("swish")
