@@ -132,7 +132,8 @@ def prepare_labels(Y, AL, name: str = "Y", alname: str = "AL"):
     """Bring labels to the dtype and shape ``(n_L, m)`` of ``AL``.
 
     Integer and boolean labels are cast to ``AL``'s dtype; a 1-D ``Y`` of length
-    m is accepted for a single output unit.
+    m is accepted for a single output unit.  ``alname`` names ``AL`` in error
+    messages (e.g. "the network output for X").
     """
     if not is_array(Y):
         raise TypeError(
@@ -154,7 +155,7 @@ def prepare_labels(Y, AL, name: str = "Y", alname: str = "AL"):
                 f"{tuple(AL.shape)}, got shape {tuple(Y.shape)}"
             )
         raise ValueError(
-            f"{name}: expected {AL.shape[0]} rows (output units) like {alname} of shape "
+            f"{name}: expected {AL.shape[0]} row{'s' if AL.shape[0] != 1 else ''} (output units) like {alname} of shape "
             f"{tuple(AL.shape)}, got shape {tuple(Y.shape)}"
             + (" (categorical losses need one-hot Y of shape (n_classes, m))" if AL.shape[0] > 1 else "")
         )

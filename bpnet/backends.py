@@ -313,6 +313,10 @@ def _name_of_namespace(xp) -> str:
     return getattr(xp, "__name__", repr(xp))
 
 
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 def describe(x) -> str:
     """``"array_api_strict array on device 'device1', shape (3, 4), dtype float64"``."""
     try:
@@ -354,9 +358,8 @@ def namespace_of(**arrays):
             continue
         if xp is not first_xp:
             raise TypeError(
-                f"{arg} and {first_name} come from two backends: {arg} is a "
-                f"{_name_of_namespace(xp)} array, {first_name} is a "
-                f"{_name_of_namespace(first_xp)} array; move both to one backend "
+                f"{arg} and {first_name} come from two backends: {arg} is {_a(_name_of_namespace(xp))} "
+                f"array, {first_name} is {_a(_name_of_namespace(first_xp))} array; move both to one backend "
                 "(bpnet.backends.get(name).asarray)"
             )
         if dev != first_dev:

@@ -108,8 +108,10 @@ def initialize_parameters_deep(layer_dims, *, init="course", seed=3, dtype="floa
     dims = _check_layer_dims(layer_dims)
     if init not in INITS:
         raise ValueError(f"init: unknown initialisation {init!r}; expected one of {', '.join(map(repr, INITS))}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed: expected a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     try:
         dname = _backends._dtype_name(dtype)
     except TypeError:
@@ -133,7 +135,9 @@ def _check_layer_dims(layer_dims) -> list[int]:
     if len(dims) < 2:
         raise ValueError(f"layer_dims: expected at least 2 sizes (input and output), got {dims!r}")
     for i, n in enumerate(dims):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"layer_dims: expected positive integers, got {n!r} at position {i} of {dims!r}")
+        if n <= 0:
             raise ValueError(f"layer_dims: expected positive integers, got {n!r} at position {i} of {dims!r}")
     return [int(n) for n in dims]
 
@@ -142,27 +146,36 @@ def _check_layer_dims(layer_dims) -> list[int]:
 # kernels (unchecked; xp passed in)
 
 
-def _forward(xp, X, parameters, L, hidden, output):
-    """A[L] and the caches ``[((A_prev, W, b), Z), ...]`` of all L layers."""
+def _forward(xp, X, parameters, L, hidden, output, masks=None):
+    """A[L] and the caches ``[((A_prev, W, b), Z), ...]`` of all L layers.
+
+    ``masks`` (inverted dropout): ``None`` or a list of L-1 arrays of shape
+    ``(n_l, m)`` holding 0 or ``1/keep_prob``; hidden activations become
+    ``A[l] = g(Z[l]) * M[l]`` (see :func:`dropout_masks`).
+    """
     caches = []
     A = X
     for l in range(1, L + 1):
         W = parameters[f"W{l}"]
         b = parameters[f"b{l}"]
         Z = W @ A + b  # Z[l] = W[l] A[l-1] + b[l]
-        act = hidden if l < L else output
         caches.append(((A, W, b), Z))
-        A = act.fwd(xp, Z)  # A[l] = g[l](Z[l])
+        if l < L:
+            A = hidden.fwd(xp, Z)  # A[l] = g[l](Z[l])
+            if masks is not None:
+                A = A * masks[l - 1]  # inverted dropout: A[l] = A[l] * D[l] / keep_prob
+        else:
+            A = output.fwd(xp, Z)
     return A, caches
 
 
-def _backward(xp, AL, Y, caches, hidden, output, loss, *, fused, need_dA0=True):
+def _backward(xp, AL, Y, caches, hidden, output, loss, *, fused, need_dA0=True, masks=None):
     """``grads`` with keys dA0..dA{L-1}, dW1..dWL, db1..dbL.
 
     ``fused`` starts from ``dZ[L] = A[L] - Y``; otherwise from the loss's
     ``dA[L]`` through the output activation.  ``need_dA0=False`` skips
     ``dA0 = W[1]^T dZ[1]`` (the gradient w.r.t. the input), which training
-    never uses.
+    never uses.  ``masks``: the dropout masks the forward pass used.
     """
     grads = {}
     L = len(caches)
@@ -177,7 +190,11 @@ def _backward(xp, AL, Y, caches, hidden, output, loss, *, fused, need_dA0=True):
                 dA = loss.grad(xp, AL, Y)  # e.g. dA[L] = -(Y/A[L] - (1-Y)/(1-A[L]))
                 dZ = output.bwd(xp, dA, Z, AL)
         else:
-            A = caches[l][0][0]  # A[l] is the next layer's A_prev
+            if masks is None:
+                A = caches[l][0][0]  # A[l] is the next layer's A_prev
+            else:
+                dA = dA * masks[l - 1]  # dropout backward: dA[l] = dA[l] * D[l] / keep_prob
+                A = hidden.fwd(xp, Z)  # the cached A_prev was masked: recompute g(Z[l])
             dZ = hidden.bwd(xp, dA, Z, A)  # dZ[l] = dA[l] * g'(Z[l])
         grads[f"dW{l}"] = (dZ @ A_prev.T) / m  # dW = dZ A_prev^T / m
         grads[f"db{l}"] = xp.sum(dZ, axis=1, keepdims=True) / m  # db = sum_i dZ / m
@@ -448,8 +465,12 @@ def L_model_backward(
         )
     check_float_matrix(AL, "AL")
     Y = prepare_labels(Y, AL)
-    if not isinstance(caches, (list, tuple)) or len(caches) == 0:
-        raise TypeError(f"caches: expected the list of layer caches from L_model_forward, got {caches!r:.80}")
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused: expected True or False, got {type(fused).__name__} {fused!r}")
+    if not isinstance(caches, (list, tuple)):
+        raise TypeError(f"caches: expected the list of layer caches from L_model_forward, got {type(caches).__name__}")
+    if len(caches) == 0:
+        raise ValueError("caches: expected the list of layer caches from L_model_forward, got an empty list []")
     prev_rows = None
     for i, cache in enumerate(caches):
         A_prev, W, b, Z = _unpack_layer_cache(cache, f"caches[{i}]")
@@ -459,7 +480,7 @@ def L_model_backward(
     if tuple(Z.shape) != tuple(AL.shape):
         raise ValueError(f"AL: expected shape {tuple(Z.shape)} like the last cached Z, got {tuple(AL.shape)}")
     xp = namespace_of(AL=AL, Y=Y, Z=Z)
-    return _backward(xp, AL, Y, list(caches), hidden, output, spec, fused=bool(fused))
+    return _backward(xp, AL, Y, list(caches), hidden, output, spec, fused=fused)
 
 
 model_backward = L_model_backward
@@ -495,7 +516,7 @@ def update_parameters(parameters, grads, learning_rate):
             g, theta = grads[key], parameters[f"{p}{l}"]
             if not is_array(g):
                 raise TypeError(f"grads[{key!r}]: expected an array, got {type(g).__name__}")
-            namespace_of(**{f"grads[{key!r}]": g, f"parameters[{p}{l!r}]": theta})
+            namespace_of(**{f"grads[{key!r}]": g, f"parameters['{p}{l}']": theta})
             if tuple(g.shape) != tuple(theta.shape):
                 raise ValueError(f"grads[{key!r}]: expected shape {tuple(theta.shape)} like {p}{l}, got {tuple(g.shape)}")
             same_dtype([(f"grads[{key!r}]", g), (f"parameters['{p}{l}']", theta)])
@@ -519,6 +540,10 @@ def predict(X, parameters, *, hidden_activation="relu", output_activation="sigmo
         softmax output: class indices of shape ``(1, m)`` (integer dtype);
         any other output: ``AL`` itself, shape ``(n_L, m)``.
     """
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold: expected a real number in [0, 1], got {type(threshold).__name__} {threshold!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold: expected a real number in [0, 1], got {threshold!r}")
     AL, _ = L_model_forward(X, parameters, hidden_activation=hidden_activation, output_activation=output_activation)
     xp = namespace_of(X=X)
     return _decide(xp, AL, output_activation, threshold)

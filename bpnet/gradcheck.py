@@ -49,7 +49,7 @@ def numerical_gradients(parameters, X, Y, epsilon=1e-7, *, hidden_activation="re
     eps = check_positive_real(epsilon, "epsilon")
     xp, L = _check_forward_inputs(X, parameters)
     AL, _ = _forward(xp, X, parameters, L, hidden, output)
-    Y = prepare_labels(Y, AL)
+    Y = prepare_labels(Y, AL, alname="the network output for X")
 
     def J(params):
         AL, _ = _forward(xp, X, params, L, hidden, output)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import array_api_compat
+import numpy as np
 
 from . import backends as _backends
 from ._checks import check_finite, check_float_matrix, check_nonempty, check_positive_int, check_positive_real, prepare_labels
@@ -26,14 +27,27 @@ class TrainingDivergedError(FloatingPointError):
     """The cost became NaN or infinite during training."""
 
 
-def _to_backend(bk, x, dtype=None):
-    """Move ``x`` onto backend ``bk`` (a no-op when it is already there)."""
+def _to_backend(bk, x, name, dtype=None, *, labels=False):
+    """Move ``x`` onto backend ``bk`` (a no-op when it is already there).
+
+    ``x`` must hold real numbers (bool/int too when ``labels``); anything else
+    is refused here, before a cast could silently drop data.
+    """
     if array_api_compat.is_array_api_obj(x):
         xp = array_api_compat.array_namespace(x)
+        kinds = ("real floating", "integral", "bool") if labels else ("real floating", "integral")
+        if not xp.isdtype(x.dtype, kinds):
+            want = "real numbers or booleans" if labels else "a real floating dtype (float32 or float64)"
+            raise TypeError(f"{name}: expected {want}, got {_backends._dtype_str(x.dtype)}")
         if xp is bk.xp and array_api_compat.device(x) == bk.device:
             return x if dtype is None else xp.astype(x, bk.dtype(dtype))
-        x = _backends.to_numpy(x)
-    return bk.asarray(x, dtype=dtype)
+        host = _backends.to_numpy(x)
+    else:
+        host = np.asarray(x)
+        if host.dtype.kind not in ("f", "i", "u") + (("b",) if labels else ()):
+            want = "real numbers or booleans" if labels else "a real floating dtype (float32 or float64)"
+            raise TypeError(f"{name}: expected {want}, got {host.dtype} ({type(x).__name__})")
+    return bk.asarray(host, dtype=dtype)
 
 
 def _float_dtype_of(x):
@@ -107,7 +121,7 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     else:
         bk = _backends.get(backend)
     dtype = dtype or _float_dtype_of(X) or "float64"
-    X = _to_backend(bk, X, dtype)
+    X = _to_backend(bk, X, "X", dtype)
     xp = check_float_matrix(X, "X")
     check_nonempty(X, "X")
     if X.shape[0] != dims[0]:
@@ -115,7 +129,8 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
                          + ("; pass X.T (examples are columns)" if X.shape[1] == dims[0] else ""))
     check_finite(xp, X, "X")
     AL_like = xp.empty((dims[-1], X.shape[1]), dtype=X.dtype, device=bk.device)
-    Y = prepare_labels(_to_backend(bk, Y), AL_like)
+    Y = prepare_labels(_to_backend(bk, Y, "Y", labels=True), AL_like,
+                       alname="the network output (layers_dims[-1], m of X)")
     check_finite(xp, Y, "Y")
 
     parameters = initialize_parameters_deep(dims, init=init, seed=seed, dtype=dtype, backend=bk)
