@@ -46,6 +46,27 @@ from .core import (
 from .gradcheck import gradient_check, numerical_gradients
 from .losses import FUSED_PAIRS, LOSSES
 from .train import L_layer_model, TrainingDivergedError
+from . import optim
+from .optim import (
+    OPTIMIZERS,
+    Optimizer,
+    add_l2_gradients,
+    clip_gradients,
+    compute_cost_with_regularization,
+    get_optimizer,
+    initialize_adam,
+    initialize_rmsprop,
+    initialize_velocity,
+    l2_cost,
+    random_mini_batches,
+    schedule_lr_decay,
+    update_lr,
+    update_parameters_with_adam,
+    update_parameters_with_momentum,
+    update_parameters_with_rmsprop,
+)
+from .model import MLP, History, Model, dropout_masks
+from .checkpoint import Checkpoint, CheckpointError, check_architecture, load_checkpoint, read_header, save_checkpoint
 
 __all__ = [
     "__version__",
@@ -83,4 +104,31 @@ __all__ = [
     "numerical_gradients",
     "L_layer_model",
     "TrainingDivergedError",
+    "optim",
+    "OPTIMIZERS",
+    "Optimizer",
+    "get_optimizer",
+    "random_mini_batches",
+    "initialize_velocity",
+    "update_parameters_with_momentum",
+    "initialize_adam",
+    "update_parameters_with_adam",
+    "initialize_rmsprop",
+    "update_parameters_with_rmsprop",
+    "update_lr",
+    "schedule_lr_decay",
+    "l2_cost",
+    "compute_cost_with_regularization",
+    "add_l2_gradients",
+    "clip_gradients",
+    "MLP",
+    "Model",
+    "History",
+    "dropout_masks",
+    "Checkpoint",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_header",
+    "check_architecture",
 ]

@@ -287,7 +287,7 @@ def _check_forward_inputs(X, parameters, name="X"):
     return xp, L
 
 
-def L_model_forward(X, parameters, *, hidden_activation="relu", output_activation="sigmoid"):
+def L_model_forward(X, parameters, *, hidden_activation="relu", output_activation="sigmoid", masks=None):
     """Forward propagation through L layers: [LINEAR -> g]*(L-1) -> LINEAR -> g_out.
 
     Parameters
@@ -297,6 +297,10 @@ def L_model_forward(X, parameters, *, hidden_activation="relu", output_activatio
         ``W{l}`` of shape ``(n_l, n_{l-1})``, ``b{l}`` of shape ``(n_l, 1)``.
     hidden_activation, output_activation : str
         Names from :data:`bpnet.ACTIVATIONS`.
+    masks : list of L-1 arrays of shape (n_l, m), optional
+        Inverted-dropout masks (0 or ``1/keep_prob``, from :func:`bpnet.dropout_masks`)
+        applied to the hidden activations, ``A[l] = g(Z[l]) * M[l]``; pass the same
+        list to :func:`L_model_backward`.  ``None`` (inference): no dropout.
 
     Returns
     -------
@@ -306,7 +310,25 @@ def L_model_forward(X, parameters, *, hidden_activation="relu", output_activatio
     hidden = get_activation(hidden_activation, "hidden_activation")
     output = get_activation(output_activation, "output_activation")
     xp, L = _check_forward_inputs(X, parameters)
-    return _forward(xp, X, parameters, L, hidden, output)
+    _check_masks(masks, [parameters[f"W{l}"].shape[0] for l in range(1, L)], X)
+    return _forward(xp, X, parameters, L, hidden, output, masks)
+
+
+def _check_masks(masks, hidden_sizes, like, likename="X"):
+    """Dropout masks: a list of one (n_l, m) array per hidden layer, on like's backend and dtype."""
+    if masks is None:
+        return
+    if not isinstance(masks, (list, tuple)):
+        raise TypeError(f"masks: expected a list of {len(hidden_sizes)} dropout masks, got {type(masks).__name__}")
+    if len(masks) != len(hidden_sizes):
+        raise ValueError(f"masks: expected {len(hidden_sizes)} masks (one per hidden layer), got {len(masks)}")
+    m = like.shape[1]
+    for i, (M, n) in enumerate(zip(masks, hidden_sizes)):
+        check_float_matrix(M, f"masks[{i}]")
+        namespace_of(**{f"masks[{i}]": M, likename: like})
+        same_dtype([(f"masks[{i}]", M), (likename, like)])
+        if tuple(M.shape) != (n, m):
+            raise ValueError(f"masks[{i}]: expected shape ({n}, {m}) for hidden layer {i + 1}, got {tuple(M.shape)}")
 
 
 model_forward = L_model_forward
@@ -431,6 +453,7 @@ def L_model_backward(
     output_activation="sigmoid",
     loss="binary_crossentropy",
     fused=False,
+    masks=None,
 ):
     """Backward propagation through the L layers of :func:`L_model_forward`.
 
@@ -448,6 +471,8 @@ def L_model_backward(
         ``dZ[L] = AL - Y``, valid for the pairs in :data:`bpnet.FUSED_PAIRS`
         (sigmoid + binary cross-entropy, softmax + categorical
         cross-entropy, linear + mse); training uses it.
+    masks : list of arrays, optional
+        The dropout masks given to :func:`L_model_forward` (``dA[l] *= M[l]``).
 
     Returns
     -------
@@ -480,7 +505,8 @@ def L_model_backward(
     if tuple(Z.shape) != tuple(AL.shape):
         raise ValueError(f"AL: expected shape {tuple(Z.shape)} like the last cached Z, got {tuple(AL.shape)}")
     xp = namespace_of(AL=AL, Y=Y, Z=Z)
-    return _backward(xp, AL, Y, list(caches), hidden, output, spec, fused=fused)
+    _check_masks(masks, [c[0][1].shape[0] for c in caches[:-1]], AL, "AL")
+    return _backward(xp, AL, Y, list(caches), hidden, output, spec, fused=fused, masks=masks)
 
 
 model_backward = L_model_backward

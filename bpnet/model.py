@@ -1,0 +1,567 @@
+"""A small model object over the course's functions: :class:`MLP`.
+
+``MLP`` keeps the architecture, the parameters, the optimiser state and the
+training history, and trains by mini-batch epochs with any optimiser of
+:mod:`bpnet.optim`, L2 regularisation, inverted dropout, gradient clipping,
+learning-rate decay and early stopping.  Examples are columns, as everywhere
+in bpnet: ``X`` is ``(n_x, m)``.  (:mod:`bpnet.sklearn` wraps it for
+scikit-learn's ``(n_samples, n_features)`` convention.)
+
+Speed and transfers: the data are moved to the backend once per
+:meth:`MLP.fit`; each epoch permutes them with one ``take`` on the device and
+slices mini-batches from it; the step is the unchecked kernels of
+:mod:`bpnet.core` with the fused output gradient; cost and accuracy are
+accumulated on the device and brought to the host once per epoch.
+
+Reproducibility: the shuffle and the dropout masks of epoch ``e`` come from
+``numpy.random.default_rng([seed, e])``, so an interrupted run resumed from a
+checkpoint draws exactly what the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import asdict, dataclass, field
+
+import array_api_compat
+import numpy as np
+
+from . import backends as _backends
+from ._checks import check_finite, check_positive_int, check_positive_real
+from .activations import get_activation
+from .core import _backward, _check_layer_dims, _forward, INITS, initialize_parameters_deep
+from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, get_loss
+from .optim import OPTIMIZERS, _add_l2_gradients, _clip, _l2_cost, get_optimizer
+from .train import TrainingDivergedError, _to_backend
+
+__all__ = ["MLP", "Model", "History", "dropout_masks"]
+
+#: default learning rate of each optimiser (as Keras/PyTorch users expect)
+DEFAULT_LR = {"gd": 0.01, "momentum": 0.01, "rmsprop": 0.001, "adam": 0.001}
+
+
+@dataclass
+class History:
+    """Per-epoch record of a training run (host floats; ``None`` where not measured).
+
+    Attributes
+    ----------
+    epoch : list of int
+        1-based epoch numbers (continuing across resumed runs).
+    cost : list of float
+        Mean training cost over the epoch's mini-batches (plus the L2 term).
+    accuracy : list of float or None
+        Training accuracy over the epoch (with dropout active), classification only.
+    val_cost, val_accuracy : list of float or None
+        On the validation data, at the end of the epoch.
+    learning_rate : list of float
+    time_s : list of float
+        Wall-clock seconds since the start of the :meth:`MLP.fit` call.
+    stopped_early : bool
+    best_epoch : int or None
+        The epoch whose parameters early stopping restored.
+    """
+
+    epoch: list = field(default_factory=list)
+    cost: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_cost: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
+    time_s: list = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+
+def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=None):
+    """Inverted-dropout masks for the hidden layers, drawn on the host.
+
+    Parameters
+    ----------
+    layer_dims : list of int
+        ``[n_x, n_1, ..., n_L]``; masks are made for layers 1 .. L-1.
+    m : int
+        Examples in the batch.
+    keep_prob : float in (0, 1]
+    rng : int seed or numpy.random.Generator
+        The host generator the Bernoulli draws come from (reproducible, and the
+        same masks on every backend).
+    dtype, backend : where the masks are created.
+
+    Returns
+    -------
+    list of L-1 arrays, shape (n_l, m)
+        ``D / keep_prob`` with ``D ~ Bernoulli(keep_prob)``: 0 or ``1/keep_prob``,
+        so the expected activation is unchanged and inference needs no mask.
+    """
+    dims = _check_layer_dims(layer_dims)
+    m = check_positive_int(m, "m")
+    if isinstance(keep_prob, bool) or not isinstance(keep_prob, numbers.Real) or not 0.0 < keep_prob <= 1.0:
+        raise ValueError(f"keep_prob: expected a probability in (0, 1], got {keep_prob!r}")
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    bk = _backends.get(backend)
+    masks = []
+    for n in dims[1:-1]:
+        D = rng.random((n, m)) < keep_prob  # D[l] ~ Bernoulli(keep_prob)
+        masks.append(bk.asarray(D / keep_prob, dtype=dtype))  # D / keep_prob
+    return masks
+
+
+def _check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"{name}: unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+class MLP:
+    """An L-layer perceptron trained with the course's backpropagation.
+
+    Parameters
+    ----------
+    layer_dims : list of int
+        ``[n_x, n_1, ..., n_L]``.
+    hidden_activation : str
+        ``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"`` or ``"linear"``.
+    output_activation : str, optional
+        Default: the loss's natural output (sigmoid, softmax, linear).
+    loss : str, optional
+        ``"binary_crossentropy"``, ``"categorical_crossentropy"`` or ``"mse"``.
+        Default: binary for one output unit, categorical for more.
+    init : {"he", "xavier", "course"}
+    seed : int
+        Seed of the initial weights, and the default seed of :meth:`fit`.
+    dtype : {"float32", "float64"}
+        float32 by default, for speed; float64 on request.
+    backend : str or Backend, optional
+        See :func:`bpnet.backends.get` (explicit > ``BPNET_BACKEND`` > auto).
+
+    Attributes
+    ----------
+    parameters : dict
+        ``W1, b1, ..., WL, bL`` on the backend.
+    optimizer_state : dict or None
+        State of the optimiser of the last :meth:`fit` (``{"t", "v", "s"}``).
+    epoch : int
+        Epochs trained so far.
+    history : History
+    """
+
+    def __init__(self, layer_dims, *, hidden_activation="relu", output_activation=None, loss=None,
+                 init="he", seed=0, dtype="float32", backend=None):
+        self.layer_dims = _check_layer_dims(layer_dims)
+        if len(self.layer_dims) < 2:  # pragma: no cover - _check_layer_dims refuses it
+            raise ValueError("layer_dims: expected at least 2 sizes")
+        self.hidden_activation = get_activation(hidden_activation, "hidden_activation").name
+        if self.hidden_activation == "softmax":
+            raise ValueError("hidden_activation: softmax normalises over the class axis; use it as output_activation")
+        if loss is None:
+            loss = "binary_crossentropy" if self.layer_dims[-1] == 1 else "categorical_crossentropy"
+        self.loss = get_loss(loss).name
+        self.output_activation = get_activation(output_activation or DEFAULT_OUTPUT[self.loss],
+                                                "output_activation").name
+        if self.loss == "categorical_crossentropy" and self.output_activation != "softmax":
+            raise ValueError(f"output_activation: categorical_crossentropy needs 'softmax', got {self.output_activation!r}")
+        if self.loss == "categorical_crossentropy" and self.layer_dims[-1] < 2:
+            raise ValueError(f"layer_dims: categorical_crossentropy needs >= 2 output units, got {self.layer_dims[-1]}")
+        _check_choice(init, "init", tuple(INITS))
+        self.init = init
+        self.seed = seed
+        self.dtype = dtype
+        self.backend = _backends.get(backend)
+        self.parameters = initialize_parameters_deep(self.layer_dims, init=init, seed=seed, dtype=dtype,
+                                                     backend=self.backend)
+        self.optimizer_state = None
+        self.optimizer_config = None
+        self.epoch = 0
+        self.history = History()
+
+    # ------------------------------------------------------------------ #
+    @property
+    def L(self) -> int:
+        return len(self.layer_dims) - 1
+
+    @property
+    def task(self) -> str:
+        """``"binary"``, ``"multiclass"`` or ``"regression"``."""
+        if self.loss == "categorical_crossentropy":
+            return "multiclass"
+        if self.loss == "binary_crossentropy":
+            return "binary"
+        return "regression"
+
+    def config(self) -> dict:
+        """The constructor arguments (JSON-serialisable), as saved in checkpoints."""
+        return {"layer_dims": self.layer_dims, "hidden_activation": self.hidden_activation,
+                "output_activation": self.output_activation, "loss": self.loss, "init": self.init,
+                "seed": self.seed, "dtype": self.dtype}
+
+    def __repr__(self) -> str:
+        dims = "-".join(map(str, self.layer_dims))
+        return (f"MLP({dims}, hidden={self.hidden_activation}, output={self.output_activation}, "
+                f"loss={self.loss}, dtype={self.dtype}, backend={self.backend.name}, epoch={self.epoch})")
+
+    # ------------------------------------------------------------------ #
+    # data
+
+    def _prepare_X(self, X, name="X"):
+        X = _to_backend(self.backend, X, name, self.dtype)
+        xp = self.backend.xp
+        if X.ndim != 2 or X.shape[0] != self.layer_dims[0]:
+            hint = ""
+            if X.ndim == 2 and X.shape[1] == self.layer_dims[0]:
+                hint = "; it looks transposed: MLP takes examples as columns, pass X.T"
+            raise ValueError(f"{name}: expected shape ({self.layer_dims[0]}, m) for layer_dims[0] = "
+                             f"{self.layer_dims[0]}, got {tuple(X.shape)}{hint}")
+        if X.shape[1] == 0:
+            raise ValueError(f"{name}: expected at least one example (column), got shape {tuple(X.shape)}")
+        check_finite(xp, X, name)
+        return X
+
+    def _prepare_Y(self, Y, m, name="Y"):
+        """Labels on the backend, shape (n_L, m), dtype of the model; checked once."""
+        bk, xp, n_out = self.backend, self.backend.xp, self.layer_dims[-1]
+        Y = _to_backend(bk, Y, name, labels=True)
+        if Y.ndim == 1:
+            if Y.shape[0] != m:
+                raise ValueError(f"{name}: expected {m} labels like the columns of X, got shape {tuple(Y.shape)}")
+            if self.task == "multiclass":
+                if not xp.isdtype(Y.dtype, "integral"):
+                    raise TypeError(f"{name}: 1-D labels for softmax must be class indices (integers), "
+                                    f"got {_backends._dtype_str(Y.dtype)}")
+                lo, hi = int(xp.min(Y)), int(xp.max(Y))
+                if lo < 0 or hi >= n_out:
+                    raise ValueError(f"{name}: class indices must be in [0, {n_out - 1}] for {n_out} output units, "
+                                     f"got values from {lo} to {hi}")
+                classes = xp.arange(n_out, device=bk.device)
+                Y = xp.astype(xp.reshape(classes, (n_out, 1)) == xp.reshape(Y, (1, m)), bk.dtype(self.dtype))
+            else:
+                Y = xp.reshape(Y, (1, m))
+        if Y.ndim != 2 or tuple(Y.shape) != (n_out, m):
+            hint = ""
+            if self.task == "multiclass":
+                hint = " (one-hot of shape (n_classes, m), or 1-D class indices of length m)"
+            raise ValueError(f"{name}: expected shape ({n_out}, {m}) = (layer_dims[-1], m of X){hint}, "
+                             f"got {tuple(Y.shape)}")
+        Y = xp.astype(Y, bk.dtype(self.dtype))
+        check_finite(xp, Y, name)
+        if self.task != "regression":
+            if not bool(xp.all((Y == 0.0) | (Y == 1.0))):
+                raise ValueError(f"{name}: labels for {self.loss} must be 0 or 1"
+                                 + (" (one-hot)" if self.task == "multiclass" else ""))
+            if self.task == "multiclass" and not bool(xp.all(xp.sum(Y, axis=0) == 1.0)):
+                raise ValueError(f"{name}: one-hot labels must have exactly one 1 per column")
+        return Y
+
+    # ------------------------------------------------------------------ #
+    # training
+
+    def fit(self, X, Y, *, epochs=100, batch_size=64, optimizer="adam", learning_rate=None, lr_decay=0.0,
+            decay_interval=1, l2=0.0, dropout=0.0, clip_norm=None, validation_data=None, validation_split=0.0,
+            early_stopping=None, restore_best=True, shuffle=True, seed=None, callbacks=(), checkpoint=None,
+            checkpoint_every=1, **optimizer_options) -> History:
+        """Train for ``epochs`` more epochs of mini-batch optimisation.
+
+        Parameters
+        ----------
+        X : array, shape (n_x, m)
+            Host numpy or any backend; moved to the model's backend once.
+        Y : array, shape (n_L, m), or (m,)
+            0/1 labels (binary), one-hot or 1-D class indices (categorical), targets (mse).
+        epochs : int > 0
+            Epochs to train in this call (``self.epoch`` continues counting).
+        batch_size : int > 0
+            Mini-batch size; the last batch of an epoch may be smaller.
+        optimizer : {"gd", "momentum", "rmsprop", "adam"}
+        learning_rate : float > 0, optional
+            Default 0.01 (gd, momentum) or 0.001 (rmsprop, adam).
+        lr_decay : float >= 0
+            ``lr = learning_rate / (1 + lr_decay * floor(epoch / decay_interval))`` (the course's
+            ``schedule_lr_decay``; ``decay_interval=1`` is ``update_lr``).
+        decay_interval : int > 0
+        l2 : float >= 0
+            L2 strength lambda: cost ``+ lambda/(2m) sum ||W||^2``, ``dW += lambda/m W``.
+        dropout : float in [0, 1)
+            Probability of dropping a hidden unit (inverted dropout, keep_prob = 1 - dropout);
+            never applied by predict/evaluate.
+        clip_norm : float > 0, optional
+            Clip the gradients to this global L2 norm.
+        validation_data : tuple (X_val, Y_val), optional
+        validation_split : float in [0, 1)
+            Otherwise hold out this fraction of the columns (seeded) for validation.
+        early_stopping : int, optional
+            Stop when the validation cost has not improved for this many epochs
+            (needs validation data); ``restore_best`` restores the best parameters.
+        shuffle : bool
+        seed : int, optional
+            Seed of the shuffles, dropout masks and validation split (default: the model's).
+        callbacks : sequence of callables
+            ``callback(model, epoch, logs)`` after every epoch, ``logs`` a dict of host floats.
+        checkpoint : path, optional
+            Save an atomic checkpoint there every ``checkpoint_every`` epochs and at the end.
+        **optimizer_options
+            ``beta`` (momentum), ``beta1``, ``beta2``, ``epsilon`` (adam, rmsprop).
+
+        Returns
+        -------
+        History
+            ``self.history``, extended by this call.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the cost becomes NaN or inf; names the epoch, suggests a smaller
+            learning rate; the last checkpoint written stays on disk.
+        """
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        _check_choice(optimizer, "optimizer", OPTIMIZERS)
+        lr0 = check_positive_real(DEFAULT_LR[optimizer] if learning_rate is None else learning_rate, "learning_rate")
+        lr_decay = check_positive_real(lr_decay, "lr_decay", allow_zero=True)
+        decay_interval = check_positive_int(decay_interval, "decay_interval")
+        l2 = check_positive_real(l2, "l2", allow_zero=True)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if clip_norm is not None:
+            clip_norm = check_positive_real(clip_norm, "clip_norm")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
+        if early_stopping is not None:
+            early_stopping = check_positive_int(early_stopping, "early_stopping")
+        seed = self.seed if seed is None else seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+        opt = get_optimizer(optimizer, **optimizer_options)
+
+        bk, xp = self.backend, self.backend.xp
+        X = self._prepare_X(X)
+        m_all = X.shape[1]
+        Y = self._prepare_Y(Y, m_all)
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError("validation_split: give validation_data or validation_split, not both")
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise TypeError("validation_data: expected a tuple (X_val, Y_val)")
+            X_val = self._prepare_X(validation_data[0], "validation_data[0]")
+            Y_val = self._prepare_Y(validation_data[1], X_val.shape[1], "validation_data[1]")
+        elif validation_split:
+            n_val = int(round(validation_split * m_all))
+            if n_val < 1 or n_val >= m_all:
+                raise ValueError(f"validation_split: {validation_split} of m = {m_all} leaves "
+                                 f"{n_val} validation and {m_all - n_val} training examples")
+            perm = np.random.default_rng([seed, 2**31]).permutation(m_all)
+            val_idx = bk.asarray(np.sort(perm[:n_val]), dtype="int64")
+            tr_idx = bk.asarray(np.sort(perm[n_val:]), dtype="int64")
+            X_val, Y_val = xp.take(X, val_idx, axis=1), xp.take(Y, val_idx, axis=1)
+            X, Y = xp.take(X, tr_idx, axis=1), xp.take(Y, tr_idx, axis=1)
+        else:
+            X_val = Y_val = None
+        if early_stopping is not None and X_val is None:
+            raise ValueError("early_stopping: needs validation_data or validation_split > 0")
+        m = X.shape[1]
+
+        config = {"name": opt.name, "hyper": dict(opt.hyper)}
+        if self.optimizer_state is None or self.optimizer_config != config:
+            self.optimizer_state = opt.init(self.parameters)
+            self.optimizer_config = config
+
+        hidden = get_activation(self.hidden_activation)
+        output = get_activation(self.output_activation)
+        spec = get_loss(self.loss)
+        fused = (output.name, spec.name) in FUSED_PAIRS
+        keep_prob = 1.0 - dropout
+        L = self.L
+        grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
+        params, state = self.parameters, self.optimizer_state
+        best = (math.inf, None, None)  # (val cost, epoch, parameters)
+        waited = 0
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            e = self.epoch  # 0-based index of this epoch
+            lr = lr0 / (1.0 + lr_decay * (e // decay_interval))
+            rng = np.random.default_rng([seed, e])
+            if shuffle:
+                perm = bk.asarray(rng.permutation(m), dtype="int64")
+                Xs, Ys = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
+            else:
+                Xs, Ys = X, Y
+            cost_sum = None  # device accumulators: sum over batches of (batch cost * batch size)
+            hits = None
+            for start in range(0, m, batch_size):
+                stop_ = min(start + batch_size, m)
+                Xb = Xs[:, start:stop_]
+                Yb = Ys[:, start:stop_]
+                mb = Xb.shape[1]
+                masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
+                         if dropout else None)
+                AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)
+                c = spec.cost(xp, AL, Yb) * mb
+                cost_sum = c if cost_sum is None else cost_sum + c
+                if self.task != "regression":
+                    h = self._hits(xp, AL, Yb)
+                    hits = h if hits is None else hits + h
+                grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=fused, need_dA0=False,
+                                  masks=masks)
+                if l2:
+                    grads = _add_l2_gradients(grads, params, L, l2, mb)  # dW += (lambda / m) W
+                if clip_norm is not None:
+                    grads, _ = _clip(xp, grads, grad_keys, clip_norm)  # g *= min(1, c / ||g||)
+                params, state = opt.step(params, grads, state, lr)
+            # one host sync per epoch
+            cost = float(cost_sum) / m + (float(_l2_cost(xp, params, L, l2, m)) if l2 else 0.0)
+            if not math.isfinite(cost):
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {e + 1}: the cost is {cost}; try a smaller learning_rate "
+                    f"(now {lr:g})" + (f"; the last checkpoint ({checkpoint}) is intact" if checkpoint else "")
+                )
+            self.parameters, self.optimizer_state = params, state
+            self.epoch = e + 1
+            h = self.history
+            h.epoch.append(self.epoch)
+            h.cost.append(cost)
+            h.accuracy.append(float(hits) / m if hits is not None else None)
+            h.learning_rate.append(lr)
+            if X_val is not None:
+                vc, va = self._evaluate(X_val, Y_val)
+                h.val_cost.append(vc)
+                h.val_accuracy.append(va)
+            else:
+                h.val_cost.append(None)
+                h.val_accuracy.append(None)
+            h.time_s.append(time.perf_counter() - t0)
+            logs = {k: getattr(h, k)[-1] for k in ("cost", "accuracy", "val_cost", "val_accuracy", "learning_rate",
+                                                    "time_s")}
+            stop = False
+            if early_stopping is not None:
+                if h.val_cost[-1] < best[0]:
+                    best, waited = (h.val_cost[-1], self.epoch, params), 0
+                else:
+                    waited += 1
+                    stop = waited >= early_stopping
+            for cb in callbacks:
+                cb(self, self.epoch, logs)
+            if stop:
+                h.stopped_early = True
+                if restore_best and best[2] is not None:
+                    self.parameters = best[2]
+                    h.best_epoch = best[1]
+            if checkpoint is not None and (stop or self.epoch % checkpoint_every == 0):
+                self.save(checkpoint)
+            if stop:
+                break
+        if checkpoint is not None and self.epoch % checkpoint_every != 0 and not self.history.stopped_early:
+            self.save(checkpoint)
+        return self.history
+
+    def _hits(self, xp, AL, Y):
+        """Number of correct predictions in a batch, as a 0-d device array."""
+        if self.task == "multiclass":
+            right = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
+        else:
+            right = (AL > 0.5) == (Y > 0.5)
+            if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
+                right = xp.all(right, axis=0)
+        return xp.sum(xp.astype(right, AL.dtype))
+
+    def _evaluate(self, X, Y):
+        xp = self.backend.xp
+        AL, _ = _forward(xp, X, self.parameters, self.L, get_activation(self.hidden_activation),
+                         get_activation(self.output_activation))
+        cost = float(get_loss(self.loss).cost(xp, AL, Y))
+        acc = float(self._hits(xp, AL, Y)) / X.shape[1] if self.task != "regression" else None
+        return cost, acc
+
+    # ------------------------------------------------------------------ #
+    # inference
+
+    def predict_proba(self, X):
+        """Network output ``AL``, shape ``(n_L, m)``, on the backend (no dropout)."""
+        X = self._prepare_X(X)
+        AL, _ = _forward(self.backend.xp, X, self.parameters, self.L, get_activation(self.hidden_activation),
+                         get_activation(self.output_activation))
+        return AL
+
+    def predict(self, X):
+        """Predictions on the backend.
+
+        Returns
+        -------
+        array
+            Classification: class indices of shape ``(m,)`` (int64) — for one sigmoid
+            unit 1 where ``AL > 0.5``; several sigmoid units (multi-label): 0/1 of shape
+            ``(n_L, m)``.  Regression: ``AL`` of shape ``(n_L, m)``.
+        """
+        xp = self.backend.xp
+        AL = self.predict_proba(X)
+        if self.task == "multiclass":
+            return xp.argmax(AL, axis=0)
+        if self.task == "binary":
+            pred = xp.astype(AL > 0.5, xp.int64)
+            return pred[0, :] if AL.shape[0] == 1 else pred
+        return AL
+
+    def evaluate(self, X, Y) -> dict:
+        """``{"cost": float, "accuracy": float or None, "m": int}`` on ``(X, Y)`` (no dropout, no L2 term)."""
+        X = self._prepare_X(X)
+        Y = self._prepare_Y(Y, X.shape[1])
+        cost, acc = self._evaluate(X, Y)
+        return {"cost": cost, "accuracy": acc, "m": int(X.shape[1])}
+
+    # ------------------------------------------------------------------ #
+    # checkpoints
+
+    def save(self, path):
+        """Write an atomic, pickle-free checkpoint (parameters, optimiser state, architecture, history)."""
+        from .checkpoint import save_checkpoint
+
+        metadata = {"model": self.config(), "epoch": self.epoch, "history": self.history.to_dict(),
+                    "optimizer": self.optimizer_config}
+        return save_checkpoint(path, self.parameters, optimizer_state=self.optimizer_state, metadata=metadata)
+
+    @classmethod
+    def load(cls, path, *, backend=None) -> "MLP":
+        """Rebuild a model from :meth:`save`'s checkpoint on ``backend`` (any backend)."""
+        from .checkpoint import check_architecture, load_checkpoint
+
+        ck = load_checkpoint(path, backend=backend)
+        meta = ck.metadata
+        if not isinstance(meta, dict) or "model" not in meta:
+            raise ValueError(f"checkpoint {path}: not an MLP checkpoint (no 'model' entry in its metadata)")
+        cfg = dict(meta["model"])
+        model = cls(**cfg, backend=ck_backend(ck, backend))
+        check_architecture(ck.header, model.layer_dims, hidden_activation=None, output_activation=None, loss=None)
+        model.parameters = ck.parameters
+        model.optimizer_state = ck.optimizer_state
+        model.optimizer_config = meta.get("optimizer")
+        model.epoch = int(meta.get("epoch", 0))
+        model.history = History.from_dict(meta.get("history", {}))
+        return model
+
+
+def ck_backend(ck, requested):
+    """The backend the checkpoint's arrays were loaded onto."""
+    x = ck.parameters["W1"]
+    xp = array_api_compat.array_namespace(x)
+    return _backends.get(_backends._name_of_namespace(xp), device=array_api_compat.device(x)) \
+        if requested is None or isinstance(requested, str) else requested
+
+
+#: alias: ``bpnet.Model`` is ``bpnet.MLP``
+Model = MLP

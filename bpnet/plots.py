@@ -1,0 +1,108 @@
+"""PNG plots of a training run: cost/accuracy curves and the 2-D decision boundary.
+
+matplotlib is an optional dependency (``pip install 'bpnet[plot]'``); it is
+imported when a plot is drawn, with the non-interactive Agg backend, and every
+file is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ._io import atomic_write
+
+__all__ = ["plot_history", "plot_decision_boundary"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plots need matplotlib, which is not installed: pip install 'bpnet[plot]'") from None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def plot_history(history, path, *, title=None):
+    """Cost (and accuracy, when measured) per epoch, training and validation.
+
+    Parameters
+    ----------
+    history : bpnet.History or dict
+        With lists ``epoch``, ``cost``, ``accuracy``, ``val_cost``, ``val_accuracy``.
+    path : str or PathLike
+        The PNG to write.
+    """
+    h = history.to_dict() if hasattr(history, "to_dict") else dict(history)
+    epochs = h["epoch"]
+    has_acc = any(a is not None for a in h.get("accuracy", []))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, h["cost"], label="train")
+    if any(v is not None for v in h.get("val_cost", [])):
+        ax.plot(epochs, [np.nan if v is None else v for v in h["val_cost"]], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cost J")
+    ax.set_title("cost")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if has_acc:
+        ax = axes[0, 1]
+        ax.plot(epochs, h["accuracy"], label="train")
+        if any(v is not None for v in h.get("val_accuracy", [])):
+            ax.plot(epochs, [np.nan if v is None else v for v in h["val_accuracy"]], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy")
+        ax.set_title("accuracy")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_decision_boundary(predict, X, y, path, *, title=None, h=None):
+    """The course's decision-boundary plot for 2-D data.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps host points of shape ``(2, k)`` (columns) to host class labels of shape ``(k,)``.
+    X : ndarray, shape (2, m)
+    y : ndarray, shape (m,)
+    path : str or PathLike
+    h : float, optional
+        Grid step (default: 1/200 of the larger range).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y).reshape(-1)
+    if X.ndim != 2 or X.shape[0] != 2:
+        raise ValueError(f"X: the decision boundary needs 2-D data of shape (2, m), got {X.shape}")
+    if y.shape[0] != X.shape[1]:
+        raise ValueError(f"y: expected {X.shape[1]} labels, got {y.shape[0]}")
+    x_min, x_max = X[0].min() - 1, X[0].max() + 1
+    y_min, y_max = X[1].min() - 1, X[1].max() + 1
+    step = h or max(x_max - x_min, y_max - y_min) / 200
+    xx, yy = np.meshgrid(np.arange(x_min, x_max, step), np.arange(y_min, y_max, step))
+    Z = np.asarray(predict(np.stack([xx.ravel(), yy.ravel()]))).reshape(xx.shape)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.contourf(xx, yy, Z, cmap=plt.cm.Spectral, alpha=0.8)
+    ax.scatter(X[0], X[1], c=y, cmap=plt.cm.Spectral, s=12, edgecolors="k", linewidths=0.3)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title(title or "decision boundary")
+    return _save(fig, path)

@@ -1,0 +1,274 @@
+"""MLP: training, dropout, early stopping, resume, data moved once, on every backend."""
+
+import numpy as np
+import pytest
+
+import bpnet
+from bpnet import backends
+from bpnet.datasets import load_dataset
+from bpnet.model import MLP, History, dropout_masks
+
+from conftest import assert_on, to_np
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return load_dataset("breast_cancer")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+# XOR: 2 features, 4 examples as columns
+X_XOR = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
+Y_XOR = np.array([[0.0, 1.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 0.05), ("momentum", 0.5), ("rmsprop", 0.02), ("gd", 1.0)])
+def test_tiny_network_trains_to_near_zero_cost(bk, optimizer, lr):
+    model = MLP([2, 8, 1], hidden_activation="tanh", seed=1, dtype="float64", backend=bk)
+    hist = model.fit(X_XOR, Y_XOR, epochs=400, batch_size=4, optimizer=optimizer, learning_rate=lr)
+    assert hist.cost[-1] < 0.02, hist.cost[-1]
+    assert hist.accuracy[-1] == 1.0
+    pred = model.predict(X_XOR)
+    assert_on(bk, pred, shape=(4,))
+    np.testing.assert_array_equal(to_np(pred), [0, 1, 1, 0])
+
+
+def test_defaults_float32_and_float64_on_request(bk, cancer):
+    m32 = MLP([cancer.n_x, 4, 1], backend=bk)
+    assert m32.dtype == "float32" and m32.loss == "binary_crossentropy" and m32.output_activation == "sigmoid"
+    assert_on(bk, m32.parameters["W1"], "float32", (4, cancer.n_x))
+    m32.fit(cancer.X_train, cancer.Y_train, epochs=2)
+    assert_on(bk, m32.parameters["W1"], "float32")
+    assert_on(bk, m32.predict_proba(cancer.X_test), "float32", (1, cancer.X_test.shape[1]))
+    m64 = MLP([cancer.n_x, 4, 1], dtype="float64", backend=bk)
+    m64.fit(cancer.X_train, cancer.Y_train, epochs=2)
+    assert_on(bk, m64.parameters["W1"], "float64")
+
+
+def test_history_and_evaluate(bk, cancer):
+    model = MLP([cancer.n_x, 16, 1], backend=bk)
+    hist = model.fit(cancer.X_train, cancer.Y_train, epochs=8, batch_size=32, learning_rate=0.01,
+                     lr_decay=0.5, decay_interval=2, validation_split=0.2)
+    assert isinstance(hist, History) and len(hist) == 8 and hist is model.history
+    assert hist.epoch == list(range(1, 9))
+    # lr = 0.01 / (1 + 0.5 floor(e / 2)), e = 0..7
+    np.testing.assert_allclose(hist.learning_rate, [0.01 / (1 + 0.5 * (e // 2)) for e in range(8)])
+    assert hist.cost[-1] < hist.cost[0]
+    assert all(0 <= a <= 1 for a in hist.accuracy + hist.val_accuracy)
+    assert all(b >= a for a, b in zip(hist.time_s, hist.time_s[1:]))
+    ev = model.evaluate(cancer.X_test, cancer.Y_test)
+    assert set(ev) == {"cost", "accuracy", "m"} and ev["m"] == cancer.X_test.shape[1]
+    assert ev["accuracy"] > 0.9
+    # predictions agree with evaluate's accuracy
+    acc = (to_np(model.predict(cancer.X_test)) == cancer.y_test).mean()
+    assert acc == pytest.approx(ev["accuracy"])
+
+
+def test_multiclass_with_index_or_one_hot_labels(bk, digits):
+    kw = dict(epochs=3, batch_size=64, learning_rate=0.01, seed=3)
+    a = MLP([digits.n_x, 32, 10], backend=bk)
+    a.fit(digits.X_train, digits.y_train, **kw)  # 1-D class indices
+    b = MLP([digits.n_x, 32, 10], backend=bk)
+    b.fit(digits.X_train, digits.Y_train, **kw)  # one-hot (10, m)
+    for k in a.parameters:
+        np.testing.assert_array_equal(to_np(a.parameters[k]), to_np(b.parameters[k]))
+    assert a.loss == "categorical_crossentropy" and a.output_activation == "softmax"
+    assert a.evaluate(digits.X_test, digits.y_test)["accuracy"] > 0.85
+    assert tuple(a.predict(digits.X_test).shape) == (digits.X_test.shape[1],)
+
+
+def test_regression_with_mse(bk):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 200))
+    y = (X[0] - 2 * X[1] + 0.5 * X[2])[np.newaxis, :]  # a linear target
+    model = MLP([3, 16, 1], loss="mse", dtype="float64", backend=bk)
+    assert model.output_activation == "linear" and model.task == "regression"
+    hist = model.fit(X, y, epochs=60, batch_size=32, learning_rate=0.01)
+    assert hist.accuracy[-1] is None and hist.cost[-1] < 0.05 * hist.cost[0]
+    pred = model.predict(X)
+    assert_on(bk, pred, "float64", (1, 200))
+
+
+def test_same_seed_bit_identical_and_parity_with_numpy(bk, cancer):
+    kw = dict(epochs=3, batch_size=50, dropout=0.2, l2=0.1, clip_norm=1.0, learning_rate=0.01)
+    runs = []
+    for backend in (bk, bk, "numpy"):
+        model = MLP([cancer.n_x, 8, 4, 1], dtype="float64", seed=4, backend=backend)
+        model.fit(cancer.X_train, cancer.Y_train, **kw)
+        runs.append({k: to_np(v) for k, v in model.parameters.items()})
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])  # same backend: bit-identical
+        np.testing.assert_allclose(runs[0][k], runs[2][k], rtol=1e-10, atol=1e-12)  # vs numpy
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop", "gd"])
+def test_resume_from_checkpoint_equals_uninterrupted(bk, cancer, tmp_path, optimizer):
+    kw = dict(batch_size=64, optimizer=optimizer, dropout=0.1, lr_decay=0.1, learning_rate=0.01, seed=11)
+    full = MLP([cancer.n_x, 8, 1], dtype="float64", seed=2, backend=bk)
+    full.fit(cancer.X_train, cancer.Y_train, epochs=6, **kw)
+
+    part = MLP([cancer.n_x, 8, 1], dtype="float64", seed=2, backend=bk)
+    part.fit(cancer.X_train, cancer.Y_train, epochs=2, checkpoint=tmp_path / "ck.npz", **kw)
+    resumed = MLP.load(tmp_path / "ck.npz", backend=bk)
+    assert resumed.epoch == 2 and len(resumed.history) == 2
+    resumed.fit(cancer.X_train, cancer.Y_train, epochs=4, **kw)
+    assert resumed.epoch == 6
+    for k in full.parameters:
+        np.testing.assert_array_equal(to_np(resumed.parameters[k]), to_np(full.parameters[k]))
+    np.testing.assert_allclose(resumed.history.cost, full.history.cost, rtol=1e-12)
+
+
+def test_checkpoint_portable_across_backends(bk, cancer, tmp_path):
+    model = MLP([cancer.n_x, 6, 1], backend=bk)
+    model.fit(cancer.X_train, cancer.Y_train, epochs=2)
+    model.save(tmp_path / "m.npz")
+    for target in ("numpy", "array_api_strict", "array_api_strict:device1"):
+        loaded = MLP.load(tmp_path / "m.npz", backend=target)
+        assert loaded.backend.name == target.split(":")[0]
+        np.testing.assert_array_equal(to_np(loaded.predict_proba(cancer.X_test)),
+                                      to_np(model.predict_proba(cancer.X_test)))
+        assert loaded.config() == model.config()
+
+
+def test_dropout_is_reproducible_and_off_at_inference(bk, cancer):
+    a = MLP([cancer.n_x, 32, 1], backend=bk, seed=1)
+    before = to_np(a.predict_proba(cancer.X_test))
+    assert np.array_equal(before, to_np(a.predict_proba(cancer.X_test)))  # no dropout in predict
+    masks = dropout_masks([cancer.n_x, 32, 16, 1], 500, 0.8, rng=3, dtype="float32", backend=bk)
+    assert len(masks) == 2
+    M = to_np(masks[0])
+    assert_on(bk, masks[0], "float32", (32, 500))
+    assert set(np.unique(M)) == {0.0, np.float32(1 / 0.8)}
+    assert abs((M > 0).mean() - 0.8) < 0.02  # 16000 Bernoulli(0.8) draws
+    again = dropout_masks([cancer.n_x, 32, 16, 1], 500, 0.8, rng=3, dtype="float32", backend="numpy")
+    np.testing.assert_array_equal(M, again[0])  # same masks on every backend
+
+
+def test_dropout_backward_matches_finite_differences(bk):
+    rng = np.random.default_rng(5)
+    X = bk.asarray(rng.normal(size=(3, 6)))
+    Y = bk.asarray(rng.integers(0, 2, size=(1, 6)))
+    p = bpnet.initialize_parameters_deep([3, 5, 4, 1], init="xavier", seed=1, backend=bk)
+    masks = dropout_masks([3, 5, 4, 1], 6, 0.6, rng=2, backend=bk)
+    kw = dict(hidden_activation="tanh", masks=masks)
+    AL, caches = bpnet.L_model_forward(X, p, **kw)
+    grads = bpnet.L_model_backward(AL, Y, caches, **kw)
+    eps = 1e-6
+    for key in ("W1", "b2", "W3"):
+        host = to_np(p[key])
+        num = np.zeros_like(host)
+        for idx in np.ndindex(*host.shape):
+            E = np.zeros_like(host)
+            E[idx] = eps
+            Jp = float(bpnet.compute_cost(bpnet.L_model_forward(X, {**p, key: bk.asarray(host + E)}, **kw)[0], Y))
+            Jm = float(bpnet.compute_cost(bpnet.L_model_forward(X, {**p, key: bk.asarray(host - E)}, **kw)[0], Y))
+            num[idx] = (Jp - Jm) / (2 * eps)
+        np.testing.assert_allclose(to_np(grads["d" + key]), num, rtol=1e-6, atol=1e-9)
+
+
+def test_early_stopping_restores_the_best_epoch(bk, cancer, tmp_path):
+    model = MLP([cancer.n_x, 64, 1], backend=bk, dtype="float64")
+    # a learning rate far too high for a long run: validation cost stops improving
+    hist = model.fit(cancer.X_train, cancer.Y_train, epochs=200, batch_size=16, learning_rate=0.05,
+                     validation_split=0.25, early_stopping=3, checkpoint=tmp_path / "es.npz")
+    assert hist.stopped_early and len(hist) < 200
+    best = hist.best_epoch
+    assert hist.val_cost[best - 1] == min(hist.val_cost)
+    assert all(v >= hist.val_cost[best - 1] for v in hist.val_cost[best:])
+    # the restored parameters are the best epoch's, and so is the checkpoint
+    saved = MLP.load(tmp_path / "es.npz", backend=bk)
+    for k in model.parameters:
+        np.testing.assert_array_equal(to_np(saved.parameters[k]), to_np(model.parameters[k]))
+
+
+def test_data_moved_to_the_backend_once(monkeypatch, bk, cancer):
+    calls = []
+    real = backends.Backend.asarray
+
+    def counting(self, host_array, dtype=None):
+        calls.append(np.shape(host_array))
+        return real(self, host_array, dtype)
+
+    monkeypatch.setattr(backends.Backend, "asarray", counting)
+    model = MLP([cancer.n_x, 8, 1], backend=bk)
+    calls.clear()
+    model.fit(cancer.X_train, cancer.Y_train, epochs=4, batch_size=16)  # 29 batches an epoch
+    m = cancer.X_train.shape[1]
+    # X and Y at most once (not at all when numpy data already are numpy-backend arrays),
+    # then one permutation index of length m per epoch; nothing per batch
+    assert calls.count((cancer.n_x, m)) <= 1 and calls.count((1, m)) <= 1
+    assert calls.count((m,)) == 4
+    assert set(calls) <= {(cancer.n_x, m), (1, m), (m,)}
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_divergence_stops_with_the_epoch_and_keeps_the_last_checkpoint(cancer, tmp_path):
+    model = MLP([cancer.n_x, 64, 1], loss="mse", backend="numpy", dtype="float64")
+    path = tmp_path / "good.npz"
+    model.fit(cancer.X_train, cancer.Y_train, epochs=1, learning_rate=1e-3, optimizer="gd", checkpoint=path)
+    good = path.read_bytes()
+    with pytest.raises(bpnet.TrainingDivergedError, match=r"diverged in epoch \d+.*smaller learning_rate"):
+        model.fit(cancer.X_train * 1e3, cancer.Y_train, epochs=20, learning_rate=1e3, optimizer="gd",
+                  checkpoint=path, checkpoint_every=5)
+    assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize("kwargs, exc, pattern", [
+    (dict(epochs=0), ValueError, r"epochs: expected an integer > 0, got 0"),
+    (dict(batch_size=-4), ValueError, r"batch_size: expected an integer > 0"),
+    (dict(optimizer="adamw"), ValueError, r"optimizer: unknown optimizer 'adamw'.*'adam'"),
+    (dict(learning_rate=0.0), ValueError, r"learning_rate: expected a finite number > 0, got 0.0"),
+    (dict(dropout=1.0), ValueError, r"dropout: expected a probability in \[0, 1\), got 1.0"),
+    (dict(dropout=-0.1), ValueError, r"dropout: expected a probability in \[0, 1\)"),
+    (dict(l2=-1.0), ValueError, r"l2: expected a finite number >= 0"),
+    (dict(early_stopping=3), ValueError, r"early_stopping: needs validation_data or validation_split"),
+    (dict(validation_split=1.5), ValueError, r"validation_split: expected a fraction in \[0, 1\)"),
+    (dict(clip_norm=0), ValueError, r"clip_norm: expected a finite number > 0"),
+])
+def test_bad_fit_arguments(cancer, kwargs, exc, pattern):
+    model = MLP([cancer.n_x, 4, 1], backend="numpy")
+    before = {k: v.copy() for k, v in model.parameters.items()}
+    with pytest.raises(exc, match=pattern):
+        model.fit(cancer.X_train, cancer.Y_train, **kwargs)
+    for k in before:  # nothing was trained
+        np.testing.assert_array_equal(model.parameters[k], before[k])
+    assert model.epoch == 0
+
+
+@pytest.mark.parametrize("make, exc, pattern", [
+    (lambda X, Y: (X.T, Y), ValueError, r"X: expected shape \(30, m\).*transposed"),
+    (lambda X, Y: (X, Y * 2), ValueError, r"Y: labels for binary_crossentropy must be 0 or 1"),
+    (lambda X, Y: (X, Y[:, :10]), ValueError, r"Y: expected shape \(1, \d+\)"),
+    (lambda X, Y: (np.where(X > 2, np.nan, X), Y), ValueError, r"X: expected finite values, got \d+ NaN"),
+    (lambda X, Y: (X.astype(np.complex128), Y), TypeError, r"X: expected a real floating dtype"),
+    (lambda X, Y: (X[:, :0], Y[:, :0]), ValueError, r"X: expected at least one example"),
+])
+def test_bad_data(cancer, make, exc, pattern):
+    X, Y = make(cancer.X_train, cancer.Y_train)
+    with pytest.raises(exc, match=pattern):
+        MLP([cancer.n_x, 4, 1], backend="numpy").fit(X, Y, epochs=1)
+
+
+def test_bad_softmax_labels(digits):
+    model = MLP([digits.n_x, 4, 10], backend="numpy")
+    with pytest.raises(ValueError, match=r"Y: class indices must be in \[0, 9\].*from 0 to 10"):
+        model.fit(digits.X_train, np.where(digits.y_train == 9, 10, digits.y_train), epochs=1)
+    with pytest.raises(ValueError, match=r"Y: expected shape \(10, \d+\).*one-hot"):
+        model.fit(digits.X_train, digits.Y_train[:9], epochs=1)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(layer_dims=[4, 0, 1]), r"layer_dims: expected positive integers"),
+    (dict(layer_dims=[4, 3, 1], hidden_activation="softmax"), r"hidden_activation: softmax"),
+    (dict(layer_dims=[4, 3, 1], loss="hinge"), r"loss: unknown loss 'hinge'"),
+    (dict(layer_dims=[4, 3, 1], loss="categorical_crossentropy"), r"needs >= 2 output units"),
+    (dict(layer_dims=[4, 3, 2], init="zeros"), r"init: unknown init 'zeros'"),
+    (dict(layer_dims=[4, 3, 2], backend="tpu"), r"unknown backend 'tpu'"),
+])
+def test_bad_model_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        MLP(**kwargs)
