@@ -1,4 +1,4 @@
-"""Command line: ``bpnet train`` and ``bpnet backends`` (also ``python -m bpnet``)."""
+"""Command line: ``bpnet train``, ``bpnet explain`` and ``bpnet backends`` (also ``python -m bpnet``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from . import backends as _backends
 from .activations import ACTIVATIONS
 from .core import INITS, _decide, _forward
 from .datasets import DATASETS
+from .losses import LOSSES
 
 __all__ = ["main"]
 
@@ -83,6 +84,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--print-every", type=_positive(int), default=100, help="print the cost every N iterations")
     t.set_defaults(func=cmd_train)
 
+    e = sub.add_parser(
+        "explain",
+        help="print every forward/backward equation of a network with its shapes, FLOPs and memory",
+        description="For the architecture --layers n_x,n_1,...,n_L and a batch of m examples, print every "
+        "forward, cost, backward and update equation in the order bpnet runs them, with the concrete "
+        "shape of each operand and result, the cache each layer keeps and its memory, and the parameter "
+        "count and FLOPs of a training step.  --check also runs the real forward/backward pass on random "
+        "data and prints, per layer, the gradient-check relative error beside the equation it verifies.  "
+        "The derivations are in docs/backprop.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    e.add_argument("--layers", type=_layer_dims, required=True, metavar="N_X,N_1,...,N_L",
+                   help="all layer sizes, input first, e.g. 12288,20,7,5,1")
+    e.add_argument("--batch", type=_positive(int), default=64, help="m, the number of examples (columns)")
+    e.add_argument("--hidden-activation", default="relu", choices=[a for a in ACTIVATIONS if a != "softmax"])
+    e.add_argument("--output", default=None, choices=["sigmoid", "softmax", "linear"],
+                   help="output activation (default: the loss's natural output, else sigmoid)")
+    e.add_argument("--loss", default=None, choices=list(LOSSES),
+                   help="default: binary_crossentropy for sigmoid, categorical_crossentropy for softmax, "
+                   "mse for linear")
+    e.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="for the memory figures and the --check pass")
+    e.add_argument("--backend", default=None,
+                   help=f"where --check runs: numpy, array_api_strict, cupy or auto "
+                   f"(default: ${_backends.ENV_VAR}, else auto)")
+    e.add_argument("--check", action="store_true",
+                   help="run the real pass and gradient-check every layer (exit 1 if it fails)")
+    e.add_argument("--check-entries", type=_positive(int), default=20,
+                   help="entries per parameter compared with central differences")
+    e.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the random data, weights and entries")
+    e.set_defaults(func=cmd_explain)
+
     b = sub.add_parser("backends", help="list the backends usable here, and why the others are not")
     b.set_defaults(func=cmd_backends)
     return p
@@ -127,6 +160,41 @@ def cmd_train(args) -> int:
     print(f"train accuracy: {100 * train_acc:.2f}%")
     print(f"test accuracy: {100 * test_acc:.2f}%")
     return 0
+
+
+def _layer_dims(text: str) -> list[int]:
+    sizes = _layers(text)
+    if len(sizes) < 2:
+        raise argparse.ArgumentTypeError(
+            f"expected at least two sizes n_x,...,n_L (input and output), like 12288,20,7,5,1, got {text!r}"
+        )
+    return sizes
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def cmd_explain(args) -> int:
+    from . import explain
+
+    bk = _backends.get(args.backend)
+    plan = explain.build_plan(
+        args.layers, args.batch, hidden_activation=args.hidden_activation, output_activation=args.output,
+        loss=args.loss, dtype=args.dtype,
+    )
+    print(explain.render_plan(plan, backend=bk), flush=True)
+    if not args.check:
+        return 0
+    result = explain.check_plan(plan, backend=bk, entries=args.check_entries, seed=args.seed)
+    print(explain.render_check(result))
+    return 0 if result.ok else 1
 
 
 def cmd_backends(args) -> int:

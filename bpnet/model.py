@@ -158,6 +158,9 @@ class MLP:
     epoch : int
         Epochs trained so far.
     history : History
+    metadata : dict
+        Free JSON-serialisable notes saved with the checkpoint (the CLI keeps the data
+        set's standardisation statistics and class names there).
     """
 
     def __init__(self, layer_dims, *, hidden_activation="relu", output_activation=None, loss=None,
@@ -188,6 +191,7 @@ class MLP:
         self.optimizer_config = None
         self.epoch = 0
         self.history = History()
+        self.metadata = {}
 
     # ------------------------------------------------------------------ #
     @property
@@ -532,7 +536,7 @@ class MLP:
         from .checkpoint import save_checkpoint
 
         metadata = {"model": self.config(), "epoch": self.epoch, "history": self.history.to_dict(),
-                    "optimizer": self.optimizer_config}
+                    "optimizer": self.optimizer_config, "user": self.metadata}
         return save_checkpoint(path, self.parameters, optimizer_state=self.optimizer_state, metadata=metadata)
 
     @classmethod
@@ -545,22 +549,18 @@ class MLP:
         if not isinstance(meta, dict) or "model" not in meta:
             raise ValueError(f"checkpoint {path}: not an MLP checkpoint (no 'model' entry in its metadata)")
         cfg = dict(meta["model"])
-        model = cls(**cfg, backend=ck_backend(ck, backend))
+        W1 = ck.parameters["W1"]
+        bk = _backends.get(_backends._name_of_namespace(array_api_compat.array_namespace(W1)),
+                           device=array_api_compat.device(W1))
+        model = cls(**cfg, backend=bk)
         check_architecture(ck.header, model.layer_dims, hidden_activation=None, output_activation=None, loss=None)
         model.parameters = ck.parameters
         model.optimizer_state = ck.optimizer_state
         model.optimizer_config = meta.get("optimizer")
         model.epoch = int(meta.get("epoch", 0))
         model.history = History.from_dict(meta.get("history", {}))
+        model.metadata = dict(meta.get("user") or {})
         return model
-
-
-def ck_backend(ck, requested):
-    """The backend the checkpoint's arrays were loaded onto."""
-    x = ck.parameters["W1"]
-    xp = array_api_compat.array_namespace(x)
-    return _backends.get(_backends._name_of_namespace(xp), device=array_api_compat.device(x)) \
-        if requested is None or isinstance(requested, str) else requested
 
 
 #: alias: ``bpnet.Model`` is ``bpnet.MLP``

@@ -1,0 +1,376 @@
+"""``bpnet explain``: the plan's shapes are the real pass's, its counts are right, the CLI works."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import numpy as np
+import pytest
+
+import bpnet
+from bpnet import cli, explain
+from bpnet.backends import _device_str
+from bpnet.explain import build_plan, check_plan, compare_shapes, render_check, render_plan, trace_shapes
+
+from conftest import to_np
+
+# (layer_dims, batch, hidden, output, loss): fused and unfused starts, every output, several depths
+ARCHS = [
+    ([12288, 20, 7, 5, 1], 209, "relu", "sigmoid", None),
+    ([3, 2, 1], 1, "relu", "sigmoid", None),
+    ([4, 6, 3], 5, "tanh", "softmax", None),
+    ([5, 4, 4, 2], 7, "leaky_relu", "linear", None),
+    ([4, 3, 2], 3, "sigmoid", "sigmoid", "mse"),  # not fused: dA[L] from the loss, then sigmoid'
+    ([2, 3, 3], 4, "linear", "softmax", "binary_crossentropy"),  # not fused: softmax JVP
+    ([6, 1], 2, "relu", "sigmoid", None),  # L = 1
+]
+ARCH_IDS = ["course-12288", "tiny", "softmax", "linear-mse", "sigmoid-mse", "softmax-bce", "one-layer"]
+
+
+def _plan(dims, m, hidden, output, loss, dtype="float64"):
+    return build_plan(dims, m, hidden_activation=hidden, output_activation=output, loss=loss, dtype=dtype)
+
+
+def _backend_arg(bk) -> str:
+    """The ``--backend`` string of a fixture backend (``array_api_strict:device1``)."""
+    default = bpnet.backends.get(bk.name).device
+    return bk.name if bk.device == default else f"{bk.name}:{_device_str(bk.device)}"
+
+
+# --------------------------------------------------------------------------- #
+# shapes: the plan against the real pass
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+def test_plan_shapes_are_those_of_the_real_pass(bk, arch):
+    plan = _plan(*arch)
+    traced = trace_shapes(plan, bk)
+    assert compare_shapes(plan, traced) == []
+    L = plan.L
+    names = ["A0"] + [f"{p}{l}" for l in range(1, L + 1) for p in ("W", "b", "Z", "A", "dZ", "dW", "db")]
+    names += [f"dA{l}" for l in range(L)]
+    for name in names:  # every layer's Z, A, dZ, dW, db, dA is explained, and agrees
+        assert plan.shapes()[name] == traced[name], name
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+def test_plan_shapes_match_the_public_api(bk, arch, rng):
+    """Independently of the tracer: the course's public functions, on this backend."""
+    dims, m, hidden, output, loss = arch
+    plan = _plan(*arch)
+    shapes = plan.shapes()
+    params = bpnet.initialize_parameters_deep(dims, init="xavier", backend=bk)
+    X = bk.asarray(rng.standard_normal((dims[0], m)))
+    if plan.loss == "categorical_crossentropy":
+        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
+    else:
+        Y = rng.integers(0, 2, (dims[-1], m)).astype(float)
+    Y = bk.asarray(Y)
+    AL, caches = bpnet.L_model_forward(X, params, hidden_activation=hidden, output_activation=plan.output)
+    grads = bpnet.L_model_backward(AL, Y, caches, hidden_activation=hidden, output_activation=plan.output,
+                                   loss=plan.loss, fused=plan.fused)
+    assert shapes[f"A{plan.L}"] == tuple(AL.shape)
+    for l, ((A_prev, W, b), Z) in enumerate(caches, start=1):
+        assert shapes[f"A{l - 1}"] == tuple(A_prev.shape)
+        assert shapes[f"W{l}"] == tuple(W.shape) and shapes[f"b{l}"] == tuple(b.shape)
+        assert shapes[f"Z{l}"] == tuple(Z.shape)
+        assert shapes[f"dW{l}"] == tuple(grads[f"dW{l}"].shape)
+        assert shapes[f"db{l}"] == tuple(grads[f"db{l}"].shape)
+        assert shapes[f"dA{l - 1}"] == tuple(grads[f"dA{l - 1}"].shape)
+        # dZ[l] is not returned; db[l] = sum(dZ[l], axis=1) / m pins its row count, and
+        # linear_backward rejects any dZ that is not (rows of W, columns of A_prev)
+        dZ = bk.xp.ones(shapes[f"dZ{l}"], dtype=W.dtype, device=bk.device)
+        bpnet.linear_backward(dZ, (A_prev, W, b))
+
+
+def test_dZ_and_dA_shapes_are_observed_not_assumed(bk):
+    """The tracer records dZ[l] and dA[l] as the real backward kernels see them."""
+    plan = _plan([4, 5, 3, 2], 6, "relu", "sigmoid", "mse")  # unfused: every dZ goes through a kernel
+    traced = trace_shapes(plan, bk)
+    for l in range(1, 4):
+        assert traced[f"dZ{l}"] == (plan.layer_dims[l], 6)
+    assert traced["dA3"] == (2, 6)  # the loss's dA[L]
+
+
+def test_compare_shapes_reports_disagreement():
+    plan = build_plan([3, 2, 1], 4)
+    traced = dict(plan.shapes())
+    traced["dW1"] = (3, 2)
+    del traced["Z2"]
+    assert compare_shapes(plan, traced) == [("Z2", (1, 4), None), ("dW1", (2, 3), (3, 2))]
+
+
+def test_plan_steps_in_execution_order():
+    plan = build_plan([3, 2, 1], 4)
+    order = [s.result.name for s in plan.steps]
+    assert order == [
+        "Z1", "A1", "Z2", "A2", "J",
+        "dZ2", "dW2", "db2", "dA1", "dZ1", "dW1", "db1", "dA0",
+        "W1", "b1", "W2", "b2",
+    ]
+    assert [s.phase for s in plan.steps][:5] == ["forward"] * 4 + ["cost"]
+    unfused = build_plan([3, 2, 1], 4, loss="mse", output_activation="sigmoid")
+    assert not unfused.fused
+    assert [s.result.name for s in unfused.steps][5:7] == ["dA2", "dZ2"]
+    assert unfused.step("dA2").equation == "dA2 = A2 - Y"
+    assert unfused.step("dZ2").equation == "dZ2 = dA2 * A2 (1 - A2)"
+
+
+def test_every_step_names_a_real_function():
+    plan = build_plan([4, 3, 2], 5, output_activation="softmax", loss="categorical_crossentropy")
+    for s in plan.steps:
+        module, _, name = s.implemented_by.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), s.implemented_by
+
+
+# --------------------------------------------------------------------------- #
+# counts
+
+
+def test_flops_params_and_memory_of_a_tiny_net():
+    # [3, 2, 1], m = 4, relu hidden, sigmoid output, binary cross-entropy (fused)
+    plan = build_plan([3, 2, 1], 4)
+    f = {(s.phase, s.result.name): s.flops for s in plan.steps}
+    # forward
+    assert f["forward", "Z1"] == 2 * 2 * 3 * 4 + 2 * 4 == 56  # W1 (2,3) @ A0 (3,4): 2nkm; + b1: n m
+    assert f["forward", "A1"] == 1 * 2 * 4 == 8  # relu: 1 per element
+    assert f["forward", "Z2"] == 2 * 1 * 2 * 4 + 1 * 4 == 20
+    assert f["forward", "A2"] == 3 * 1 * 4 == 12  # sigmoid: exp, add, divide
+    assert plan.flops("forward") == 56 + 8 + 20 + 12 == 96
+    # cost (not in a training step): 8 per element of A2
+    assert f["cost", "J"] == 8 * 4 == 32
+    # backward
+    assert f["backward", "dZ2"] == 1 * 4 == 4  # A2 - Y
+    assert f["backward", "dW2"] == 2 * 1 * 4 * 2 + 1 * 2 == 18  # dZ2 (1,4) @ A1^T (4,2) + the 1/m
+    assert f["backward", "db2"] == 1 * 4 + 1 == 5  # sum of 4, then 1/m
+    assert f["backward", "dA1"] == 2 * 2 * 1 * 4 == 16  # W2^T (2,1) @ dZ2 (1,4)
+    assert f["backward", "dZ1"] == 1 * 2 * 4 == 8  # relu': 1 per element
+    assert f["backward", "dW1"] == 2 * 2 * 4 * 3 + 2 * 3 == 54
+    assert f["backward", "db1"] == 2 * 4 + 2 == 10
+    assert f["backward", "dA0"] == 2 * 3 * 2 * 4 == 48  # not in a training step
+    assert plan.flops("backward") == 4 + 18 + 5 + 16 + 8 + 54 + 10 == 115
+    # update: multiply and subtract per parameter, 11 parameters
+    assert plan.n_params == (2 * 3 + 2) + (1 * 2 + 1) == 11
+    assert plan.flops("update") == 2 * 11 == 22
+    assert plan.step_flops == 96 + 115 + 22 == 233
+    assert plan.flops(training_only=False) == 233 + 32 + 48
+    # caches (float64): layer 1 keeps A0 (3,4) and Z1 (2,4), layer 2 A1 (2,4) and Z2 (1,4)
+    assert [c.kept_bytes for c in plan.caches] == [(12 + 8) * 8, (8 + 4) * 8]
+    assert plan.cache_bytes == 256
+    assert build_plan([3, 2, 1], 4, dtype="float32").cache_bytes == 128
+
+
+def test_course_network_counts():
+    plan = build_plan([12288, 20, 7, 5, 1], 209)
+    assert plan.n_params == 12288 * 20 + 20 + 20 * 7 + 7 + 7 * 5 + 5 + 5 + 1 == 245_973
+    assert plan.step("Z1").flops == 2 * 20 * 12288 * 209 + 20 * 209
+    assert plan.step("dW1").flops == 2 * 20 * 209 * 12288 + 20 * 12288
+    assert plan.caches[0].A_prev_bytes == 12288 * 209 * 8
+
+
+def test_human_units():
+    assert explain.human_bytes(512) == "512 B"
+    assert explain.human_bytes(1536) == "1.5 KiB"
+    assert explain.human_bytes(12288 * 209 * 8) == "19.6 MiB"
+    assert explain.human_flops(999) == "999 FLOP"
+    assert explain.human_flops(206_447_005) == "206.4 MFLOP"
+
+
+# --------------------------------------------------------------------------- #
+# text and CLI
+
+
+def test_cli_prints_the_concrete_shapes(capsys):
+    rc = cli.main(["explain", "--layers", "12288,20,7,5,1", "--batch", "209", "--backend", "numpy"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for text in [
+        "W1 (20, 12288)",
+        "(12288, 209)",
+        "Z1 = W1 A0 + b1",
+        "W1 (20, 12288) @ A0 (12288, 209) + b1 (20, 1) -> (20, 209)",
+        "dZ4 = A4 - Y",
+        "dW1 = (1/m) dZ1 A0^T",
+        "(1/m) dZ1 (20, 209) @ A0^T (209, 12288) -> (20, 12288)",
+        "dA3 = W4^T dZ4",
+        "W4^T (5, 1) @ dZ4 (1, 209) -> (5, 209)",
+        "dZ3 = dA3 * relu'(Z3)",
+        "db1 = (1/m) sum(dZ1, axis=1)",
+        "245,973 parameters",
+        "counts 2nkm",
+        "cache 1 = ((A0, W1, b1), Z1) keeps 19.6 MiB: A0 = X (12288, 209) 19.6 MiB",
+        "19.6 MiB",
+        "KiB",
+        f"{build_plan([12288, 20, 7, 5, 1], 209).step_flops:,} FLOP",
+    ]:
+        assert text in out, text
+
+
+def test_render_plan_is_the_cli_text(capsys):
+    plan = build_plan([4, 6, 3], 5, output_activation="softmax", hidden_activation="tanh")
+    text = render_plan(plan, backend=bpnet.backends.get("numpy"))
+    assert "loss categorical_crossentropy" in text and "backend numpy (device: cpu)" in text
+    assert "dZ1 = dA1 * (1 - A1^2)" in text
+    assert "A2 = softmax(Z2)" in text
+    assert cli.main(["explain", "--layers", "4,6,3", "--batch", "5", "--output", "softmax",
+                     "--hidden-activation", "tanh", "--backend", "numpy"]) == 0
+    assert text in capsys.readouterr().out
+
+
+def test_cli_default_loss_follows_the_output(capsys):
+    for output, loss in [("sigmoid", "binary_crossentropy"), ("softmax", "categorical_crossentropy"),
+                         ("linear", "mse")]:
+        assert cli.main(["explain", "--layers", "3,4,2", "--output", output, "--backend", "numpy"]) == 0
+        assert f"loss {loss};" in capsys.readouterr().out
+    assert cli.main(["explain", "--layers", "3,4,2", "--loss", "mse", "--backend", "numpy"]) == 0
+    assert "output linear" in capsys.readouterr().out
+
+
+def _rel_errors(text):
+    return [float(x) for x in re.findall(r"rel\. error (\S+)", text)]
+
+
+def test_cli_check_small_net(bk, capsys):
+    rc = cli.main(["explain", "--layers", "5,4,3,1", "--batch", "6", "--check", "--backend", _backend_arg(bk)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    errors = _rel_errors(out)
+    assert len(errors) == 2 * 3 + 1  # dW, db per layer, and dA0
+    assert max(errors) < 1e-6
+    assert "dW1 = (1/m) dZ1 A0^T" in out and "PASSED" in out
+    assert "all" in out and "shapes above agree" in out
+    # the relative error is printed on the line of the equation it verifies
+    for l in (1, 2, 3):
+        assert re.search(rf"layer {l}\s+dW{l} = \(1/m\) dZ{l} A{l - 1}\^T .* rel\. error \S+\s+ok", out)
+
+
+@pytest.mark.parametrize("arch", ARCHS[1:], ids=ARCH_IDS[1:])
+def test_check_plan_passes(bk, arch):
+    result = check_plan(_plan(*arch), backend=bk, entries=6)
+    assert result.shape_mismatches == ()
+    assert result.max_rel_error < 1e-6, render_check(result)
+    assert result.ok
+    assert result.fused_vs_course is None or result.fused_vs_course < 1e-12
+
+
+def test_check_course_network_subsamples_and_caps_the_batch(bk):
+    plan = build_plan([12288, 20, 7, 5, 1], 209)
+    result = check_plan(plan, backend=bk, entries=5)
+    assert result.ok, render_check(result)
+    assert result.check_batch == 16 and result.shape_batch == 209
+    rows = {r.name: r for r in result.rows}
+    assert rows["dW1"].entries == 5 and rows["dW1"].shape == (20, 12288)
+    assert rows["db4"].entries == 1  # all entries when there are fewer
+    text = render_check(result)
+    assert "capped at 16" in text and "5 seeded random entries per array" in text
+    assert "5 of 245,760" in text
+
+
+def test_check_float32(bk):
+    result = check_plan(build_plan([5, 4, 1], 8, dtype="float32"), backend=bk)
+    assert result.ok, render_check(result)
+    assert "float32" in render_check(result)
+
+
+def test_check_traces_a_small_batch_when_the_caches_are_large(monkeypatch):
+    monkeypatch.setattr(explain, "_SHAPE_TRACE_LIMIT", 1000)
+    result = check_plan(build_plan([30, 8, 1], 100), backend="numpy")
+    assert result.ok and result.shape_batch == 16
+    assert "exceed" in render_check(result)
+
+
+def test_check_catches_a_wrong_backward(monkeypatch, capsys):
+    """A backward pass that forgets the 1/m in db fails the check, and the CLI exits 1."""
+    real = explain._backward
+
+    def no_one_over_m(xp, AL, Y, caches, *args, **kwargs):
+        grads = real(xp, AL, Y, caches, *args, **kwargs)
+        return {k: (v * AL.shape[1] if k.startswith("db") else v) for k, v in grads.items()}
+
+    monkeypatch.setattr(explain, "_backward", no_one_over_m)
+    rc = cli.main(["explain", "--layers", "3,4,1", "--batch", "8", "--check", "--backend", "numpy"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FAILED" in out and re.search(r"db1 = .* FAIL", out)
+    assert re.search(r"dW1 = .* ok", out)
+
+
+def test_check_values_come_from_the_backend(bk):
+    """The random problem lives on the selected backend and is the host draw, moved."""
+    plan = build_plan([3, 2, 1], 4)
+    X, Y, params = explain._random_problem(plan, bk, 4, 0)
+    for a in (X, Y, *params.values()):
+        assert bk.xp is __import__("array_api_compat").array_namespace(a)
+    assert to_np(X).shape == (3, 4) and set(np.unique(to_np(Y))) <= {0.0, 1.0}
+
+
+# --------------------------------------------------------------------------- #
+# bad input
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # --layers is required
+        ["--layers", "5"],
+        ["--layers", "3,x"],
+        ["--layers", "3,0,1"],
+        ["--layers", ""],
+        ["--layers", "3,2,1", "--batch", "0"],
+        ["--layers", "3,2,1", "--batch", "two"],
+        ["--layers", "3,2,1", "--hidden-activation", "swish"],
+        ["--layers", "3,2,1", "--output", "tanh"],
+        ["--layers", "3,2,1", "--loss", "hinge"],
+        ["--layers", "3,2,1", "--dtype", "float16"],
+        ["--layers", "3,2,1", "--check-entries", "0"],
+        ["--layers", "3,2,1", "--seed", "-1"],
+    ],
+    ids=["no-layers", "one-size", "not-int", "zero-size", "empty", "batch0", "batch-text", "activation",
+         "output", "loss", "dtype", "entries0", "seed"],
+)
+def test_bad_options_argparse(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["explain", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and err.splitlines()[-1] == errors[0]
+    assert errors[0].startswith("bpnet explain: error:")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--layers", "3,1", "--output", "softmax"], "softmax"),
+        (["--layers", "3,2", "--output", "linear", "--loss", "binary_crossentropy"], "probabilities"),
+        (["--layers", "3,2,1", "--backend", "tpu"], "unknown backend"),
+    ],
+)
+def test_bad_combinations_give_one_line(argv, message, capsys):
+    assert cli.main(["explain", *argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bpnet explain: error:") and message in lines[0]
+    assert captured.out == ""
+
+
+def test_build_plan_validates():
+    with pytest.raises(ValueError, match="layer_dims"):
+        build_plan([3], 4)
+    with pytest.raises(TypeError, match="layer_dims"):
+        build_plan("3,2,1", 4)
+    with pytest.raises(ValueError, match="batch"):
+        build_plan([3, 2, 1], 0)
+    with pytest.raises(TypeError, match="batch"):
+        build_plan([3, 2, 1], 2.5)
+    with pytest.raises(ValueError, match="dtype"):
+        build_plan([3, 2, 1], 4, dtype="float16")
+    with pytest.raises(ValueError, match="hidden_activation"):
+        build_plan([3, 2, 1], 4, hidden_activation="swish")
+    with pytest.raises(ValueError, match="fused"):
+        build_plan([3, 2, 1], 4, loss="mse", output_activation="sigmoid", fused=True)
+    with pytest.raises(ValueError, match="seed"):
+        check_plan(build_plan([3, 2, 1], 4), backend="numpy", seed=-1)
+    with pytest.raises(ValueError, match="check_entries"):
+        check_plan(build_plan([3, 2, 1], 4), backend="numpy", entries=0)
