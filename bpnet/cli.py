@@ -1,19 +1,34 @@
-"""Command line: ``bpnet train``, ``bpnet explain`` and ``bpnet backends`` (also ``python -m bpnet``)."""
+"""Command line: ``bpnet train | evaluate | predict | gradcheck | explain | backends``.
+
+Also ``python -m bpnet``.  Every option has a default and is documented in
+``--help``; a bad option or bad data gets one ``bpnet CMD: error: ...`` line on
+stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import pathlib
 import sys
 import time
 
 from . import __version__
 from . import backends as _backends
 from .activations import ACTIVATIONS
-from .core import INITS, _decide, _forward
+from .core import INITS
 from .datasets import DATASETS
 from .losses import LOSSES
+from .optim import OPTIMIZERS
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+HIDDEN_CHOICES = [a for a in ACTIVATIONS if a != "softmax"]
+
+
+# --------------------------------------------------------------------------- #
+# argument types: each turns a bad value into one clear argparse error line
 
 
 def _layers(text: str) -> list[int]:
@@ -26,140 +41,10 @@ def _layers(text: str) -> list[int]:
     return sizes
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return v
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
-    return v
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bpnet",
-        description="Train L-layer neural networks with the course's hand-written backpropagation, "
-        "on numpy (CPU) or cupy (NVIDIA GPU).",
-    )
-    p.add_argument("--version", action="version", version=f"bpnet {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    t = sub.add_parser(
-        "train",
-        help="train a network on an embedded data set and report its accuracy",
-        description="Train [LINEAR->g]*(L-1) -> LINEAR->sigmoid/softmax by full-batch gradient descent "
-        "on a data set shipped with scikit-learn (nothing is downloaded), printing the course's "
-        "'Cost after iteration N' lines, then train and test accuracy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    t.add_argument("--data", default="breast_cancer", choices=sorted(DATASETS),
-                   help="embedded data set (binary ones get a sigmoid output, others softmax)")
-    t.add_argument("--layers", type=_layers, default=[20, 7, 5], metavar="N,N,...",
-                   help="hidden layer sizes; input and output sizes come from the data")
-    t.add_argument("--hidden-activation", default="relu", choices=[a for a in ACTIVATIONS if a != "softmax"])
-    t.add_argument("--lr", type=_positive(float), default=0.01, help="learning rate")
-    t.add_argument("--iterations", type=_positive(int), default=2500, help="gradient-descent iterations")
-    t.add_argument("--init", default="he", choices=list(INITS), help="weight initialisation")
-    t.add_argument("--seed", type=int, default=1, help="seed of the weight initialisation")
-    t.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
-    t.add_argument("--test-size", type=_fraction, default=0.2, help="fraction of examples held out")
-    t.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    t.add_argument("--backend", default=None,
-                   help=f"numpy, array_api_strict, cupy or auto (default: ${_backends.ENV_VAR}, else auto)")
-    t.add_argument("--print-every", type=_positive(int), default=100, help="print the cost every N iterations")
-    t.set_defaults(func=cmd_train)
-
-    e = sub.add_parser(
-        "explain",
-        help="print every forward/backward equation of a network with its shapes, FLOPs and memory",
-        description="For the architecture --layers n_x,n_1,...,n_L and a batch of m examples, print every "
-        "forward, cost, backward and update equation in the order bpnet runs them, with the concrete "
-        "shape of each operand and result, the cache each layer keeps and its memory, and the parameter "
-        "count and FLOPs of a training step.  --check also runs the real forward/backward pass on random "
-        "data and prints, per layer, the gradient-check relative error beside the equation it verifies.  "
-        "The derivations are in docs/backprop.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    e.add_argument("--layers", type=_layer_dims, required=True, metavar="N_X,N_1,...,N_L",
-                   help="all layer sizes, input first, e.g. 12288,20,7,5,1")
-    e.add_argument("--batch", type=_positive(int), default=64, help="m, the number of examples (columns)")
-    e.add_argument("--hidden-activation", default="relu", choices=[a for a in ACTIVATIONS if a != "softmax"])
-    e.add_argument("--output", default=None, choices=["sigmoid", "softmax", "linear"],
-                   help="output activation (default: the loss's natural output, else sigmoid)")
-    e.add_argument("--loss", default=None, choices=list(LOSSES),
-                   help="default: binary_crossentropy for sigmoid, categorical_crossentropy for softmax, "
-                   "mse for linear")
-    e.add_argument("--dtype", default="float64", choices=["float32", "float64"],
-                   help="for the memory figures and the --check pass")
-    e.add_argument("--backend", default=None,
-                   help=f"where --check runs: numpy, array_api_strict, cupy or auto "
-                   f"(default: ${_backends.ENV_VAR}, else auto)")
-    e.add_argument("--check", action="store_true",
-                   help="run the real pass and gradient-check every layer (exit 1 if it fails)")
-    e.add_argument("--check-entries", type=_positive(int), default=20,
-                   help="entries per parameter compared with central differences")
-    e.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the random data, weights and entries")
-    e.set_defaults(func=cmd_explain)
-
-    b = sub.add_parser("backends", help="list the backends usable here, and why the others are not")
-    b.set_defaults(func=cmd_backends)
-    return p
-
-
-def _accuracy(xp, X, y_true, parameters, L, hidden, output, bk) -> float:
-    AL, _ = _forward(xp, X, parameters, L, hidden, output)
-    pred = _backends.to_numpy(_decide(xp, AL, output.name)).reshape(-1)
-    return float((pred.astype(int) == y_true).mean())
-
-
-def cmd_train(args) -> int:
-    from .activations import get_activation
-    from .datasets import load_dataset
-    from .train import L_layer_model
-
-    bk = _backends.get(args.backend)
-    print(f"backend: {bk}")
-    ds = load_dataset(args.data, test_size=args.test_size, seed=args.split_seed)
-    dims = [ds.n_x, *args.layers, ds.n_y]
-    output = "sigmoid" if ds.loss == "binary_crossentropy" else "softmax"
-    print(f"data: {args.data} ({DATASETS[args.data][1]}); train m = {ds.X_train.shape[1]}, "
-          f"test m = {ds.X_test.shape[1]}")
-    print(f"network: {'-'.join(map(str, dims))}, {args.hidden_activation} hidden, {output} output, "
-          f"{ds.loss}, {args.dtype}")
-    X_train = bk.asarray(ds.X_train, dtype=args.dtype)
-    Y_train = bk.asarray(ds.Y_train, dtype=args.dtype)
-    t0 = time.perf_counter()
-    parameters, costs = L_layer_model(
-        X_train, Y_train, dims, learning_rate=args.lr, num_iterations=args.iterations, print_cost=True,
-        hidden_activation=args.hidden_activation, output_activation=output, loss=ds.loss,
-        init=args.init, seed=args.seed, dtype=args.dtype, backend=bk, print_every=args.print_every,
-    )
-    bk.synchronize()
-    seconds = time.perf_counter() - t0
-    hidden, out = get_activation(args.hidden_activation), get_activation(output)
-    L = len(dims) - 1
-    X_test = bk.asarray(ds.X_test, dtype=args.dtype)
-    train_acc = _accuracy(bk.xp, X_train, ds.y_train, parameters, L, hidden, out, bk)
-    test_acc = _accuracy(bk.xp, X_test, ds.y_test, parameters, L, hidden, out, bk)
-    print(f"trained {args.iterations} iterations in {seconds:.2f} s")
-    print(f"train accuracy: {100 * train_acc:.2f}%")
-    print(f"test accuracy: {100 * test_acc:.2f}%")
-    return 0
+def _hidden_layers(text: str) -> list[int]:
+    if text.strip() in ("", "none"):
+        return []  # no hidden layer: logistic / softmax regression
+    return _layers(text)
 
 
 def _layer_dims(text: str) -> list[int]:
@@ -171,14 +56,510 @@ def _layer_dims(text: str) -> list[int]:
     return sizes
 
 
-def _nonnegative_int(text: str) -> int:
+def _positive(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        if not v > 0 or (kind is float and not math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return v
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _nonnegative(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            v = -1
+        if not v >= 0 or (kind is float and not math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"expected a non-negative {kind.__name__}, got {text!r}")
+        return v
+
+    return parse
+
+
+_nonnegative_int = _nonnegative(int)
+
+
+def _fraction(low_open: bool):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = -1.0
+        ok = (0.0 < v < 1.0) if low_open else (0.0 <= v < 1.0)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected a fraction in {'(0, 1)' if low_open else '[0, 1)'}, got {text!r}")
+        return v
+
+    return parse
+
+
+# --------------------------------------------------------------------------- #
+# the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bpnet",
+        description="Train L-layer neural networks with the course's hand-written backpropagation, "
+        "on numpy (CPU) or cupy (NVIDIA GPU).",
+    )
+    p.add_argument("--version", action="version", version=f"bpnet {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    backend_help = f"numpy, array_api_strict[:device], cupy[:N] or auto (default: ${_backends.ENV_VAR}, else auto)"
+
+    t = sub.add_parser(
+        "train", formatter_class=fmt,
+        help="train a network, save its checkpoint, history and plots",
+        description="Train [LINEAR->g]*(L-1) -> LINEAR->output on an embedded data set (shipped with "
+        "scikit-learn, or the course's flower data generated by code: nothing is downloaded) or on your "
+        ".csv/.npz file, printing the course's 'Cost after iteration N' lines (or 'Cost after epoch N' "
+        "with mini-batches), then the train and test accuracy.  Writes OUT/model.npz (checkpoint), "
+        "OUT/history.json, OUT/cost.png and, for 2-D data, OUT/decision_boundary.png.  Ctrl-C saves a "
+        "checkpoint; --resume continues from it.",
+    )
+    g = t.add_argument_group("data")
+    g.add_argument("--data", default="breast_cancer",
+                   help=f"embedded data set ({', '.join(sorted(DATASETS))}) or a .csv/.npz file")
+    g.add_argument("--label", default=None,
+                   help="label column of a CSV file (default: label/target/y/class, else the last column)")
+    g.add_argument("--test-size", type=_fraction(True), default=0.2, help="fraction held out for testing")
+    g.add_argument("--val-size", type=_fraction(False), default=0.0,
+                   help="fraction held out for validation (needed by --early-stopping)")
+    g.add_argument("--split-seed", type=_nonnegative_int, default=0, help="seed of the train/validation/test split")
+    g = t.add_argument_group("network")
+    g.add_argument("--layers", type=_hidden_layers, default=[20, 7, 5], metavar="N,N,...",
+                   help="hidden layer sizes ('none' for no hidden layer); input and output sizes come from the data")
+    g.add_argument("--hidden-activation", default="relu", choices=HIDDEN_CHOICES)
+    g.add_argument("--output", default="auto", choices=["auto", "sigmoid", "softmax", "linear"],
+                   help="output activation; auto: sigmoid (2 classes), softmax (more), linear (regression)")
+    g.add_argument("--loss", default="auto", choices=["auto", *LOSSES],
+                   help="auto: binary_crossentropy, categorical_crossentropy or mse, as the data call for")
+    g.add_argument("--init", default="he", choices=list(INITS), help="weight initialisation")
+    g.add_argument("--seed", type=_nonnegative_int, default=1, help="seed of the weights, shuffles and dropout")
+    g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    g.add_argument("--backend", default=None, help=backend_help)
+    g = t.add_argument_group("optimisation")
+    g.add_argument("--optimizer", default="gd", choices=list(OPTIMIZERS),
+                   help="gd is the course's plain gradient descent")
+    g.add_argument("--lr", type=_positive(float), default=0.01, help="learning rate")
+    g.add_argument("--lr-decay", type=_nonnegative(float), default=0.0,
+                   help="lr = lr0 / (1 + decay * floor(epoch / decay-interval))")
+    g.add_argument("--decay-interval", type=_positive(int), default=1, help="epochs between learning-rate decays")
+    g.add_argument("--epochs", type=_positive(int), default=2500, help="passes over the training data")
+    g.add_argument("--batch-size", type=_nonnegative_int, default=0,
+                   help="mini-batch size; 0 = the whole training set (one iteration per epoch, as the course)")
+    g.add_argument("--l2", type=_nonnegative(float), default=0.0, help="L2 regularisation strength lambda")
+    g.add_argument("--dropout", type=_fraction(False), default=0.0, help="probability of dropping a hidden unit")
+    g.add_argument("--clip-norm", type=_positive(float), default=None, help="clip gradients to this global norm")
+    g.add_argument("--early-stopping", type=_positive(int), default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation cost (needs --val-size)")
+    g = t.add_argument_group("output")
+    g.add_argument("--out", default="bpnet-run", help="directory for model.npz, history.json and the plots")
+    g.add_argument("--resume", action="store_true", help="continue training from OUT/model.npz")
+    g.add_argument("--print-every", type=_positive(int), default=100, help="print the cost every N epochs")
+    g.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no cost lines")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser(
+        "evaluate", formatter_class=fmt, help="cost and accuracy of a saved model on a data split",
+        description="Load a checkpoint written by 'bpnet train' and report its cost and accuracy (RMSE for "
+        "regression) on the same data split it was trained with, or on another data set or file "
+        "(standardised with the training statistics saved in the checkpoint).",
+    )
+    e.add_argument("--model", default="bpnet-run/model.npz", help="checkpoint file")
+    e.add_argument("--data", default=None, help="data set or file (default: the one the model was trained on)")
+    e.add_argument("--label", default=None, help="label column of a CSV file")
+    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    e.add_argument("--backend", default=None, help=backend_help)
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser(
+        "predict", formatter_class=fmt, help="predict new examples from a CSV/.npz file into a CSV file",
+        description="Standardise the rows of INPUT with the training statistics saved in the checkpoint, "
+        "run the network and write one row per example: the predicted class (or value) and, for "
+        "classification, the probability of each class.  Feature columns are matched by name.",
+    )
+    pr.add_argument("--model", default="bpnet-run/model.npz", help="checkpoint file")
+    pr.add_argument("--input", required=True, help=".csv (with a header) or .npz (array X) of raw features")
+    pr.add_argument("--output", default="predictions.csv", help="CSV file to write (atomically)")
+    pr.add_argument("--backend", default=None, help=backend_help)
+    pr.set_defaults(func=cmd_predict)
+
+    gc = sub.add_parser(
+        "gradcheck", formatter_class=fmt, help="gradient-check an architecture on the selected backend",
+        description="Compare L_model_backward's gradients with central differences, the course's "
+        "||g - g_approx|| / (||g|| + ||g_approx||), on random data for the given architecture.  "
+        "Exit status 1 when the difference exceeds --threshold.",
+    )
+    gc.add_argument("--layers", type=_layer_dims, default=[4, 5, 3, 1], metavar="N_X,N_1,...,N_L",
+                    help="all layer sizes, input first")
+    gc.add_argument("--batch", type=_positive(int), default=8, help="m, examples of random data")
+    gc.add_argument("--hidden-activation", default="relu", choices=HIDDEN_CHOICES)
+    gc.add_argument("--output", default="auto", choices=["auto", "sigmoid", "softmax", "linear"],
+                    help="auto: sigmoid for one output unit, softmax for more")
+    gc.add_argument("--loss", default="auto", choices=["auto", *LOSSES])
+    gc.add_argument("--fused", action="store_true", help="start the backward pass from dZ[L] = AL - Y")
+    gc.add_argument("--epsilon", type=_positive(float), default=1e-7)
+    gc.add_argument("--threshold", type=_positive(float), default=2e-7, help="largest acceptable difference")
+    gc.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    gc.add_argument("--seed", type=_nonnegative_int, default=0)
+    gc.add_argument("--backend", default=None, help=backend_help)
+    gc.set_defaults(func=cmd_gradcheck)
+
+    x = sub.add_parser(
+        "explain", formatter_class=fmt,
+        help="print every forward/backward equation of a network with its shapes, FLOPs and memory",
+        description="For the architecture --layers n_x,n_1,...,n_L and a batch of m examples, print every "
+        "forward, cost, backward and update equation in the order bpnet runs them, with the concrete "
+        "shape of each operand and result, the cache each layer keeps and its memory, and the parameter "
+        "count and FLOPs of a training step.  --check also runs the real forward/backward pass on random "
+        "data and prints, per layer, the gradient-check relative error beside the equation it verifies.  "
+        "The derivations are in docs/backprop.md.",
+    )
+    x.add_argument("--layers", type=_layer_dims, required=True, metavar="N_X,N_1,...,N_L",
+                   help="all layer sizes, input first, e.g. 12288,20,7,5,1")
+    x.add_argument("--batch", type=_positive(int), default=64, help="m, the number of examples (columns)")
+    x.add_argument("--hidden-activation", default="relu", choices=HIDDEN_CHOICES)
+    x.add_argument("--output", default=None, choices=["sigmoid", "softmax", "linear"],
+                   help="output activation (default: the loss's natural output, else sigmoid)")
+    x.add_argument("--loss", default=None, choices=list(LOSSES),
+                   help="default: binary_crossentropy for sigmoid, categorical_crossentropy for softmax, "
+                   "mse for linear")
+    x.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="for the memory figures and the --check pass")
+    x.add_argument("--backend", default=None, help="where --check runs: " + backend_help)
+    x.add_argument("--check", action="store_true",
+                   help="run the real pass and gradient-check every layer (exit 1 if it fails)")
+    x.add_argument("--check-entries", type=_positive(int), default=20,
+                   help="entries per parameter compared with central differences")
+    x.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the random data, weights and entries")
+    x.set_defaults(func=cmd_explain)
+
+    b = sub.add_parser("backends", help="list the backends usable here, and why the others are not")
+    b.set_defaults(func=cmd_backends)
+    return p
+
+
+# --------------------------------------------------------------------------- #
+# train
+
+
+def _data_metadata(ds, args) -> dict:
+    """What evaluate/predict need to treat new data exactly as the training data."""
+    return {
+        "name": ds.name, "source": ds.source, "label": ds.label_name, "label_arg": args.label,
+        "task": ds.task, "class_names": list(ds.class_names), "feature_names": list(ds.feature_names),
+        "mean": ds.mean.ravel().tolist(), "std": ds.std.ravel().tolist(),
+        "y_mean": float(ds.y_mean), "y_std": float(ds.y_std),
+        "test_size": args.test_size, "val_size": args.val_size, "split_seed": args.split_seed,
+    }
+
+
+def _dataset_from_metadata(meta: dict):
+    """An empty :class:`Dataset` carrying the saved statistics: for transform/encode/decode."""
+    import numpy as np
+
+    from .datasets import TASKS, Dataset
+
+    n_x = len(meta["feature_names"])
+    n_y = 1 if meta["task"] in ("binary", "regression") else len(meta["class_names"])
+    empty_x, empty_y = np.zeros((n_x, 0)), np.zeros((n_y, 0))
+    return Dataset(
+        name=meta["name"], X_train=empty_x, Y_train=empty_y, y_train=np.zeros(0), X_test=empty_x,
+        Y_test=empty_y, y_test=np.zeros(0), class_names=list(meta["class_names"]), loss=TASKS[meta["task"]],
+        mean=np.asarray(meta["mean"], dtype=np.float64).reshape(n_x, 1),
+        std=np.asarray(meta["std"], dtype=np.float64).reshape(n_x, 1), task=meta["task"],
+        feature_names=list(meta["feature_names"]), source=meta["source"], label_name=meta["label"],
+        y_mean=meta["y_mean"], y_std=meta["y_std"],
+    )
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar on stderr when it is a terminal (and tqdm is installed), else None."""
+    if not enabled or not sys.stderr.isatty():
+        return None
     try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False)
+
+
+def _report(model, ds, X, y, which: str) -> str:
+    """'train accuracy: 98.90%' or 'test RMSE: 54.1 (in target units)'."""
+    from .backends import to_numpy
+
+    if ds.task == "regression":
+        pred = ds.decode(to_numpy(model.predict(X)).ravel())
+        rmse = float(((pred - y) ** 2).mean() ** 0.5)
+        return f"{which} RMSE: {rmse:.4g}"
+    pred = to_numpy(model.predict(X))
+    acc = float((pred.reshape(-1) == y).mean()) if pred.ndim == 1 else float((pred == y).mean())
+    return f"{which} accuracy: {100 * acc:.2f}%"
+
+
+def cmd_train(args) -> int:
+    from .datasets import load_dataset
+    from .model import MLP
+
+    if args.early_stopping and args.val_size == 0:
+        raise ValueError("--early-stopping: needs a validation split; give --val-size, e.g. --val-size 0.1")
+    out = pathlib.Path(args.out)
+    ckpt = out / "model.npz"
+    if args.resume and not ckpt.exists():
+        raise ValueError(f"--resume: no checkpoint at {ckpt} (train without --resume first)")
+    bk = _backends.get(args.backend)
+    print(f"backend: {bk}", flush=True)
+    ds = load_dataset(args.data, test_size=args.test_size, val_size=args.val_size, seed=args.split_seed,
+                      label=args.label)
+    output = ds.output_activation if args.output == "auto" else args.output
+    loss = ds.loss if args.loss == "auto" else args.loss
+    dims = [ds.n_x, *args.layers, ds.n_y]
+    if args.resume:
+        model = MLP.load(ckpt, backend=bk)
+        if model.layer_dims != dims:
+            raise ValueError(f"--resume: {ckpt} holds a {'-'.join(map(str, model.layer_dims))} network, but "
+                             f"--layers and the data give {'-'.join(map(str, dims))}")
+    else:
+        model = MLP(dims, hidden_activation=args.hidden_activation, output_activation=output, loss=loss,
+                    init=args.init, seed=args.seed, dtype=args.dtype, backend=bk)
+    model.metadata["data"] = _data_metadata(ds, args)
+    print(f"data: {ds.description}; train m = {ds.m_train}, validation m = {ds.m_val}, test m = {ds.m_test}")
+    print(f"network: {'-'.join(map(str, dims))}, {model.hidden_activation} hidden, {model.output_activation} "
+          f"output, {model.loss}, {model.dtype}; {args.optimizer}, lr {args.lr:g}, "
+          + (f"batch {args.batch_size}" if args.batch_size else "full batch"), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    full_batch = args.batch_size == 0 or args.batch_size >= ds.m_train
+    word = "iteration" if full_batch else "epoch"
+    first_epoch, last_epoch = model.epoch, model.epoch + args.epochs
+    bar = _progress(args.epochs, not args.quiet)
+
+    def log(m, epoch, logs):
+        e = epoch - 1  # the course counts from 0: the cost printed is the one before that update
+        if bar is not None:
+            post = {"cost": f"{logs['cost']:.4g}"}
+            if logs["accuracy"] is not None:
+                post["acc"] = f"{logs['accuracy']:.3f}"
+            if logs["val_cost"] is not None:
+                post["val_cost"] = f"{logs['val_cost']:.4g}"
+            bar.set_postfix(post, refresh=False)
+            bar.update(1)
+        if not args.quiet and ((e - first_epoch) % args.print_every == 0 or epoch == last_epoch):
+            line = f"Cost after {word} {e}: {logs['cost']}"
+            (bar.write if bar is not None else print)(line)
+
+    t0 = time.perf_counter()
+    try:
+        model.fit(ds.X_train, ds.Y_train, epochs=args.epochs,
+                  batch_size=ds.m_train if full_batch else args.batch_size, optimizer=args.optimizer,
+                  learning_rate=args.lr, lr_decay=args.lr_decay, decay_interval=args.decay_interval, l2=args.l2,
+                  dropout=args.dropout, clip_norm=args.clip_norm,
+                  validation_data=(ds.X_val, ds.Y_val) if ds.m_val else None,
+                  early_stopping=args.early_stopping, seed=args.seed, callbacks=[log], checkpoint=ckpt,
+                  checkpoint_every=args.print_every)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        model.save(ckpt)  # the state of the last completed epoch
+        print(f"bpnet train: interrupted after epoch {model.epoch}; checkpoint saved to {ckpt} "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    bk.synchronize()
+    seconds = time.perf_counter() - t0
+    h = model.history
+    if h.stopped_early:
+        print(f"early stopping after epoch {model.epoch}: restored epoch {h.best_epoch} "
+              f"(best validation cost {h.val_cost[h.best_epoch - 1]:.4g})")
+    print(f"trained {model.epoch - first_epoch} epochs in {seconds:.2f} s")
+    _write_json(out / "history.json", {"history": h.to_dict(), "config": model.config(),
+                                       "args": {k: v for k, v in vars(args).items() if k != "func"}})
+    print(_report(model, ds, ds.X_train, ds.y_train, "train"))
+    if ds.m_val:
+        print(_report(model, ds, ds.X_val, ds.y_val, "validation"))
+    print(_report(model, ds, ds.X_test, ds.y_test, "test"))
+    written = [ckpt, out / "history.json"]
+    if not args.no_plots:
+        written += _plots(model, ds, out)
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
+def _write_json(path, obj) -> None:
+    from ._io import atomic_write
+
+    atomic_write(path, lambda f: json.dump(obj, f, indent=1, allow_nan=False), binary=False)
+
+
+def _plots(model, ds, out: pathlib.Path) -> list:
+    try:
+        from .plots import plot_decision_boundary, plot_history
+
+        written = [plot_history(model.history, out / "cost.png",
+                                title=f"{ds.name}: {'-'.join(map(str, model.layer_dims))}")]
+        if ds.n_x == 2 and ds.task != "regression":
+            import numpy as np
+
+            from .backends import to_numpy
+
+            X = np.concatenate([ds.X_train, ds.X_val, ds.X_test], axis=1)
+            y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+
+            def predict(points):
+                p = to_numpy(model.predict(points))
+                return p.reshape(-1) if p.ndim == 1 else p[0]
+
+            written.append(plot_decision_boundary(predict, X, y, out / "decision_boundary.png",
+                                                  title=f"{ds.name}: decision boundary"))
+        return written
+    except ImportError as exc:
+        print(f"plots skipped: {exc}", file=sys.stderr)
+        return []
+
+
+# --------------------------------------------------------------------------- #
+# evaluate, predict
+
+
+def _load_model(path, backend):
+    from .model import MLP
+
+    model = MLP.load(path, backend=_backends.get(backend))
+    meta = model.metadata.get("data")
+    if not meta:
+        raise ValueError(f"--model: {path} was not written by 'bpnet train' (it records no data statistics)")
+    return model, meta
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .datasets import load_dataset
+
+    model, meta = _load_model(args.model, args.backend)
+    saved = _dataset_from_metadata(meta)
+    source = args.data or meta["source"]
+    if args.split == "val" and meta["val_size"] == 0 and args.data is None:
+        raise ValueError("--split: the model was trained without a validation split (use test, train or all)")
+    ds = load_dataset(source, test_size=meta["test_size"], val_size=meta["val_size"], seed=meta["split_seed"],
+                      label=args.label or meta.get("label_arg"))
+    parts = {"train": [("train", ds.X_train, ds.y_train)], "val": [("val", ds.X_val, ds.y_val)],
+             "test": [("test", ds.X_test, ds.y_test)]}
+    parts["all"] = parts["train"] + parts["val"] + parts["test"]
+    # back to raw rows, then standardised with the statistics the model was trained with
+    raw = np.concatenate([(X * ds.std + ds.mean).T for _, X, _ in parts[args.split]], axis=0)
+    y = np.concatenate([yy for _, _, yy in parts[args.split]])
+    if raw.shape[1] != saved.n_x:
+        raise ValueError(f"--data: {source} has {raw.shape[1]} features, the model expects {saved.n_x}")
+    X = saved.transform(raw)
+    if saved.task == "regression":
+        Y = saved.encode(y)[np.newaxis, :]
+    else:
+        idx = saved.encode(ds.decode(y))  # the data's class indices -> the model's
+        Y = idx if saved.task == "multiclass" else idx[np.newaxis, :]
+    res = model.evaluate(X, Y)
+    print(f"model: {args.model} ({'-'.join(map(str, model.layer_dims))}, epoch {model.epoch}); "
+          f"backend: {model.backend}")
+    print(f"data: {source}, split {args.split}, m = {res['m']}")
+    print(f"cost: {res['cost']:.6g}")
+    print(_report(model, saved, X, y, args.split))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import csv
+    import io
+
+    from ._io import atomic_write
+    from .backends import to_numpy
+    from .datasets import read_features
+
+    model, meta = _load_model(args.model, args.backend)
+    saved = _dataset_from_metadata(meta)
+    raw = read_features(args.input, saved.feature_names)
+    X = saved.transform(raw)
+    proba = to_numpy(model.predict_proba(X))  # (n_L, m)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if saved.task == "regression":
+        w.writerow(["prediction"])
+        for v in saved.decode(proba[0]):
+            w.writerow([repr(float(v))])
+    else:
+        classes = saved.class_names
+        if saved.task == "binary":
+            p1 = proba[0]
+            probs = [[1.0 - float(p), float(p)] for p in p1]
+            pred = (p1 > 0.5).astype(int)
+        else:
+            probs = proba.T.tolist()
+            pred = proba.argmax(axis=0)
+        w.writerow(["prediction", *[f"p_{c}" for c in classes]])
+        for k, row in zip(saved.decode(pred), probs):
+            w.writerow([k, *[f"{p:.6g}" for p in row]])
+    atomic_write(args.output, lambda f: f.write(buf.getvalue()), binary=False, argname="--output")
+    print(f"wrote {proba.shape[1]} predictions to {args.output}")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# gradcheck, explain, backends
+
+
+def cmd_gradcheck(args) -> int:
+    import numpy as np
+
+    from . import L_model_backward, L_model_forward, gradient_check, initialize_parameters_deep
+    from .losses import DEFAULT_OUTPUT
+
+    dims = args.layers
+    n_params = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+    if n_params > 20_000:
+        raise ValueError(f"--layers: {n_params} parameters need {2 * n_params} forward passes; use at most "
+                         "20000 here, or 'bpnet explain --check', which samples entries")
+    output = args.output if args.output != "auto" else ("sigmoid" if dims[-1] == 1 else "softmax")
+    loss = args.loss if args.loss != "auto" else {v: k for k, v in DEFAULT_OUTPUT.items()}[output]
+    bk = _backends.get(args.backend)
+    rng = np.random.default_rng(args.seed)
+    m = args.batch
+    if output == "softmax":
+        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], size=m)]
+    elif loss == "binary_crossentropy":
+        Y = rng.integers(0, 2, size=(dims[-1], m)).astype(float)
+    else:
+        Y = rng.normal(size=(dims[-1], m))
+    X = bk.asarray(rng.normal(size=(dims[0], m)), dtype=args.dtype)
+    Y = bk.asarray(Y, dtype=args.dtype)
+    params = initialize_parameters_deep(dims, init="xavier", seed=args.seed, dtype=args.dtype, backend=bk)
+    # nonzero biases keep relu pre-activations off the kink at exactly 0
+    params = {k: (bk.asarray(rng.normal(scale=0.1, size=tuple(v.shape)), dtype=args.dtype) if k[0] == "b" else v)
+              for k, v in params.items()}
+    kw = dict(hidden_activation=args.hidden_activation, output_activation=output)
+    AL, caches = L_model_forward(X, params, **kw)
+    grads = L_model_backward(AL, Y, caches, loss=loss, fused=args.fused, **kw)
+    t0 = time.perf_counter()
+    diff = gradient_check(params, grads, X, Y, args.epsilon, loss=loss, **kw)
+    ok = diff <= args.threshold
+    print(f"backend: {bk}")
+    print(f"network: {'-'.join(map(str, dims))}, {args.hidden_activation} hidden, {output} output, {loss}, "
+          f"{args.dtype}, m = {m}, {n_params} parameters, "
+          f"{'fused dZ[L] = AL - Y' if args.fused else 'course dAL'}")
+    print(f"difference = {diff:.3e} (||g - g_approx|| / (||g|| + ||g_approx||), epsilon {args.epsilon:g}) "
+          f"in {time.perf_counter() - t0:.2f} s: {'OK' if ok else 'FAILED'} (threshold {args.threshold:g})")
+    return 0 if ok else 1
 
 
 def cmd_explain(args) -> int:
@@ -217,8 +598,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, ImportError, FloatingPointError) as exc:
-        print(f"bpnet {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, ImportError, FloatingPointError, OSError) as exc:
+        msg = str(exc).replace("\n", " ")
+        if isinstance(exc, OSError) and exc.strerror:
+            msg = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+        print(f"bpnet {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"bpnet {args.command}: interrupted", file=sys.stderr)

@@ -1,52 +1,179 @@
-"""The command line: bpnet train / backends, python -m bpnet, and its errors."""
+"""The command line end to end, in temporary directories: train, evaluate, predict,
+gradcheck, backends, python -m bpnet, Ctrl-C, --resume, and one-line errors."""
 
+import csv
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from bpnet.cli import main
+from bpnet.model import MLP
+
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(*args, env=None):
+def _run(*args, env=None, cwd=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "bpnet", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
 
 
-def test_train_default_main_job(capsys):
-    # the README's main job, in process: breast cancer, 30-20-7-5-1
+def _acc(text, which="test"):
+    return float(re.search(rf"{which} accuracy: ([\d.]+)%", text).group(1))
+
+
+def test_train_default_main_job(capsys, tmp_path, monkeypatch):
+    # the README's main job, in process: breast cancer, 30-20-7-5-1, full-batch gradient descent
+    monkeypatch.chdir(tmp_path)
     assert main(["train"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("backend: ")  # backend and device first
-    assert any(line.startswith("Cost after iteration 0: ") for line in out)
-    assert any(line.startswith("Cost after iteration 2499: ") for line in out)
-    test_acc = float(re.search(r"test accuracy: ([\d.]+)%", "\n".join(out)).group(1))
-    assert test_acc >= 95.0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "backend: numpy (device: cpu)"  # backend and device first
+    costs = re.findall(r"^Cost after iteration (\d+): (\S+)$", out, re.M)
+    assert [int(i) for i, _ in costs] == [*range(0, 2500, 100), 2499]
+    assert float(costs[-1][1]) < 0.1 * float(costs[0][1])
+    assert _acc(out) >= 95.0 and _acc(out, "train") >= 95.0
+    run = tmp_path / "bpnet-run"
+    assert (run / "cost.png").read_bytes().startswith(PNG)
+    hist = json.loads((run / "history.json").read_text())
+    assert len(hist["history"]["cost"]) == 2500 and hist["config"]["layer_dims"] == [30, 20, 7, 5, 1]
+    model = MLP.load(run / "model.npz")
+    assert model.epoch == 2500 and model.metadata["data"]["name"] == "breast_cancer"
 
 
 @pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "array_api_strict:device1"])
-def test_train_on_each_backend(capsys, backend):
-    assert main(["train", "--backend", backend, "--iterations", "300", "--print-every", "100",
-                 "--dtype", "float32"]) == 0
+def test_train_on_each_backend(capsys, tmp_path, backend):
+    assert main(["train", "--backend", backend, "--epochs", "300", "--out", str(tmp_path), "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith(f"backend: {backend.split(':')[0]} (device: ")
     costs = [float(c) for c in re.findall(r"Cost after iteration \d+: (\S+)", out)]
     assert len(costs) == 4 and costs[-1] < costs[0]
+    assert not (tmp_path / "cost.png").exists()
 
 
-def test_train_backend_from_environment():
-    r = _run("train", "--iterations", "5", env={"BPNET_BACKEND": "array_api_strict"})
+def test_train_backend_from_environment(tmp_path):
+    r = _run("train", "--epochs", "5", "--out", str(tmp_path), "--no-plots",
+             env={"BPNET_BACKEND": "array_api_strict"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("backend: array_api_strict (device: CPU_DEVICE)")
 
 
-def test_train_softmax_data_set(capsys):
-    assert main(["train", "--data", "iris", "--layers", "8", "--lr", "0.1", "--iterations", "500"]) == 0
+def test_train_flower_draws_the_decision_boundary(capsys, tmp_path):
+    assert main(["train", "--data", "flower", "--layers", "4", "--hidden-activation", "tanh", "--lr", "1.2",
+                 "--epochs", "1000", "--out", str(tmp_path)]) == 0
+    assert _acc(capsys.readouterr().out) > 75
+    assert (tmp_path / "decision_boundary.png").read_bytes().startswith(PNG)
+
+
+def test_mini_batches_validation_early_stopping_evaluate(capsys, tmp_path):
+    run = tmp_path / "digits"
+    assert main(["train", "--data", "digits", "--layers", "32", "--optimizer", "adam", "--lr", "0.003",
+                 "--batch-size", "64", "--epochs", "40", "--val-size", "0.1", "--early-stopping", "3",
+                 "--dropout", "0.1", "--l2", "0.01", "--lr-decay", "0.01", "--clip-norm", "5",
+                 "--print-every", "5", "--out", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "softmax output, categorical_crossentropy" in out
-    assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) > 85
+    assert "Cost after epoch 0: " in out and "Cost after epoch 5: " in out
+    assert "validation accuracy: " in out and _acc(out) > 90
+    hist = json.loads((run / "history.json").read_text())["history"]
+    assert all(v is not None for v in hist["val_cost"])
+    assert main(["evaluate", "--model", str(run / "model.npz"), "--split", "test"]) == 0
+    ev = capsys.readouterr().out
+    assert "split test, m = 360" in ev
+    assert _acc(ev) == pytest.approx(_acc(out), abs=0.01)
+
+
+def test_regression_reports_rmse(capsys, tmp_path):
+    assert main(["train", "--data", "diabetes", "--layers", "8", "--optimizer", "adam", "--lr", "0.01",
+                 "--batch-size", "32", "--epochs", "40", "--out", str(tmp_path), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "linear output, mse" in out
+    rmse = float(re.search(r"test RMSE: ([\d.]+)", out).group(1))
+    assert 40 < rmse < 80  # diabetes targets span 25..346; predicting the mean gives ~77
+
+
+def _iris_csv(path, rows=None, label="species"):
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(d.feature_names) + ([label] if label else []))
+        for x, t in list(zip(d.data, d.target))[:rows]:
+            w.writerow(list(x) + ([d.target_names[t]] if label else []))
+    return d
+
+
+def test_csv_train_predict_evaluate(capsys, tmp_path):
+    _iris_csv(tmp_path / "iris.csv")
+    d = _iris_csv(tmp_path / "new.csv", label=None)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "iris.csv"), "--layers", "8", "--optimizer", "adam",
+                 "--lr", "0.01", "--batch-size", "16", "--epochs", "150", "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Cost after" not in out and _acc(out) > 85  # --quiet: no cost lines
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(run / "model.npz"), "--input", str(tmp_path / "new.csv"),
+                 "--output", str(pred)]) == 0
+    with pred.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 150 and set(rows[0]) == {"prediction", "p_setosa", "p_versicolor", "p_virginica"}
+    names = np.array([r["prediction"] for r in rows])
+    assert (names == d.target_names[d.target]).mean() > 0.9
+    probs = np.array([[float(r[f"p_{c}"]) for c in d.target_names] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert main(["evaluate", "--model", str(run / "model.npz"), "--split", "all"]) == 0
+    assert "m = 150" in capsys.readouterr().out
+
+
+def test_resume_continues_the_same_run(capsys, tmp_path):
+    common = ["--data", "breast_cancer", "--layers", "8", "--optimizer", "adam", "--lr", "0.01",
+              "--batch-size", "64", "--dtype", "float64", "--no-plots", "--quiet"]
+    assert main(["train", *common, "--epochs", "6", "--out", str(tmp_path / "full")]) == 0
+    assert main(["train", *common, "--epochs", "2", "--out", str(tmp_path / "part")]) == 0
+    assert main(["train", *common, "--epochs", "4", "--out", str(tmp_path / "part"), "--resume"]) == 0
+    full, part = MLP.load(tmp_path / "full" / "model.npz"), MLP.load(tmp_path / "part" / "model.npz")
+    assert part.epoch == full.epoch == 6
+    for k in full.parameters:
+        np.testing.assert_array_equal(part.parameters[k], full.parameters[k])
+    capsys.readouterr()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "bpnet", "train", "--epochs", "1000000", "--print-every", "50",
+                             "--out", str(tmp_path), "--no-plots"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # wait until training has started (a few cost lines), then press Ctrl-C
+        for _ in range(3):
+            line = proc.stdout.readline()
+            while line and not line.startswith("Cost after"):
+                line = proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert re.search(r"interrupted after epoch \d+; checkpoint saved to .*model.npz", err)
+    assert "Traceback" not in err
+    model = MLP.load(tmp_path / "model.npz")
+    assert model.epoch >= 100
+
+
+def test_gradcheck_command(capsys):
+    assert main(["gradcheck", "--layers", "4,5,3,1", "--hidden-activation", "tanh"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"difference = [\d.e-]+ .*: OK", out)
+    assert main(["gradcheck", "--layers", "3,4,3", "--fused", "--backend", "array_api_strict:device1"]) == 0
+    assert "softmax output, categorical_crossentropy" in capsys.readouterr().out
+    # a threshold nothing can meet: the command reports the failure with exit status 1
+    assert main(["gradcheck", "--layers", "3,2,1", "--threshold", "1e-30"]) == 1
+    assert "FAILED" in capsys.readouterr().out
 
 
 def test_backends_command(capsys):
@@ -58,27 +185,46 @@ def test_backends_command(capsys):
 
 def test_python_dash_m_help_and_version():
     r = _run("--help")
-    assert r.returncode == 0 and "train" in r.stdout and "backends" in r.stdout
+    assert r.returncode == 0
+    for cmd in ("train", "evaluate", "predict", "gradcheck", "explain", "backends"):
+        assert cmd in r.stdout
     r = _run("train", "--help")
-    assert r.returncode == 0 and "--backend" in r.stdout and "BPNET_BACKEND" in r.stdout
+    assert r.returncode == 0
+    for opt in ("--data", "--layers", "--hidden-activation", "--output", "--loss", "--optimizer", "--lr",
+                "--lr-decay", "--epochs", "--batch-size", "--l2", "--dropout", "--seed", "--dtype", "--backend",
+                "--out", "--quiet", "BPNET_BACKEND"):
+        assert opt in r.stdout, opt
     r = _run("--version")
     assert r.returncode == 0 and r.stdout.startswith("bpnet ")
 
 
 @pytest.mark.parametrize("args, pattern", [
     (["train", "--lr", "-1"], r"--lr: expected a positive float"),
-    (["train", "--iterations", "0"], r"--iterations: expected a positive int"),
+    (["train", "--lr", "nan"], r"--lr: expected a positive float"),
+    (["train", "--epochs", "0"], r"--epochs: expected a positive int"),
+    (["train", "--batch-size", "-5"], r"--batch-size: expected a non-negative int"),
     (["train", "--layers", "20,x"], r"--layers: expected comma-separated positive integers"),
     (["train", "--layers", "0"], r"--layers: expected positive layer sizes"),
-    (["train", "--data", "mnist"], r"--data: invalid choice: 'mnist'"),
+    (["train", "--dropout", "1"], r"--dropout: expected a fraction in \[0, 1\)"),
+    (["train", "--l2", "-0.1"], r"--l2: expected a non-negative float"),
+    (["train", "--optimizer", "sgd"], r"--optimizer: invalid choice: 'sgd'"),
+    (["train", "--data", "mnist"], r"data: unknown data set 'mnist'"),
+    (["train", "--data", "missing.csv"], r"data: no such file: 'missing.csv'"),
     (["train", "--test-size", "1.5"], r"--test-size: expected a fraction in \(0, 1\)"),
     (["train", "--backend", "tpu"], r"unknown backend 'tpu'.*available here: numpy"),
     (["train", "--backend", "array_api_strict:device9"], r"device: array_api_strict has devices"),
     (["train", "--hidden-activation", "swish"], r"--hidden-activation: invalid choice"),
+    (["train", "--early-stopping", "3"], r"--early-stopping: needs a validation split"),
+    (["train", "--resume", "--out", "no-such-run"], r"--resume: no checkpoint at no-such-run"),
+    (["evaluate", "--model", "missing.npz"], r"checkpoint file not found: missing.npz"),
+    (["predict", "--model", "missing.npz", "--input", "x.csv"], r"checkpoint file not found"),
+    (["predict"], r"the following arguments are required: --input"),
+    (["gradcheck", "--layers", "5"], r"--layers: expected at least two sizes"),
+    (["gradcheck", "--layers", "784,512,10"], r"--layers: 407050 parameters"),
     ([], r"the following arguments are required: COMMAND"),
 ])
-def test_bad_options_get_one_line_and_nonzero_exit(args, pattern):
-    r = _run(*args)
+def test_bad_options_get_one_line_and_nonzero_exit(args, pattern, tmp_path):
+    r = _run(*args, cwd=tmp_path)
     assert r.returncode == 2
     err_lines = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(err_lines) == 1, r.stderr
@@ -86,7 +232,15 @@ def test_bad_options_get_one_line_and_nonzero_exit(args, pattern):
     assert "Traceback" not in r.stderr
 
 
-def test_bad_backend_environment_variable():
-    r = _run("train", "--iterations", "1", env={"BPNET_BACKEND": "nope"})
+def test_bad_backend_environment_variable(tmp_path):
+    r = _run("train", "--epochs", "1", env={"BPNET_BACKEND": "nope"}, cwd=tmp_path)
     assert r.returncode == 2
     assert "BPNET_BACKEND environment variable: unknown backend 'nope'" in r.stderr
+
+
+def test_corrupt_checkpoint_is_refused_and_kept(tmp_path):
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"not a checkpoint at all")
+    r = _run("evaluate", "--model", str(bad))
+    assert r.returncode == 2 and "checkpoint" in r.stderr and "Traceback" not in r.stderr
+    assert bad.read_bytes() == b"not a checkpoint at all"

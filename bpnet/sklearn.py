@@ -1,0 +1,598 @@
+"""scikit-learn estimators over :class:`bpnet.model.MLP`: :class:`MLPClassifier`, :class:`MLPRegressor`.
+
+They take ``X`` as ``(n_samples, n_features)``, like every scikit-learn
+estimator (bpnet's own functions take examples as columns; the transpose
+happens here), return host ``numpy`` arrays, and train on any bpnet backend
+(``backend="numpy"``, ``"array_api_strict"``, ``"array_api_strict:device1"``,
+``"cupy"``, ``"cupy:1"``; ``None`` = ``BPNET_BACKEND``, else cupy when a GPU
+is usable, else numpy).  They clone, pickle (the weights are stored as host
+arrays and moved back to the backend on unpickling), and sit in a
+:class:`~sklearn.pipeline.Pipeline` or :class:`~sklearn.model_selection.GridSearchCV`:
+
+>>> from sklearn.datasets import load_breast_cancer
+>>> from sklearn.pipeline import make_pipeline
+>>> from sklearn.preprocessing import StandardScaler
+>>> from bpnet.sklearn import MLPClassifier
+>>> X, y = load_breast_cancer(return_X_y=True)
+>>> clf = make_pipeline(StandardScaler(), MLPClassifier(max_iter=50, random_state=0, backend="numpy"))
+>>> clf.fit(X, y).score(X, y) > 0.95
+True
+
+Both pass :func:`sklearn.utils.estimator_checks.check_estimator` in full with
+their defaults (on numpy, and on ``array_api_strict:device1``): no check is
+skipped or expected to fail; ``tests/test_sklearn.py`` runs them all with
+``parametrize_with_checks``.  (Where pandas is not installed, scikit-learn
+skips its ``check_*_data_not_an_array`` checks itself; ``check_array_api_input``
+runs only with ``SCIPY_ARRAY_API=1``, and passes then.)  In the opt-in
+``dtype="float32"`` mode two checks cannot apply and are marked expected to fail:
+
+* ``check_methods_subset_invariance`` and ``check_methods_sample_order_invariance``:
+  a float32 matrix product may round a sample's result differently (1-2 ulp,
+  ~1e-7 relative) with its position in the batch, while these checks demand
+  agreement to 1e-7 and 1e-9.  With float64 (``dtype=None`` and float64 ``X``,
+  the default) they pass.
+
+Differences from :class:`sklearn.neural_network.MLPClassifier` /
+``MLPRegressor``, whose parameter names are kept where they mean the same:
+
+* ``optimizer`` (bpnet's names ``"gd"``, ``"momentum"``, ``"rmsprop"``,
+  ``"adam"``) replaces ``solver``, and ``learning_rate`` is the (constant)
+  step size, sklearn's ``learning_rate_init``; ``None`` takes bpnet's default
+  for the optimiser (0.01 for gd and momentum, 0.001 for rmsprop and adam).
+* ``alpha`` is bpnet's ``l2``: cost ``+ alpha/(2 m) sum ||W||^2`` per
+  mini-batch of ``m`` examples -- the same scaling as sklearn's ``alpha``.
+* ``dropout`` (inverted dropout on the hidden layers), ``init``, ``dtype``
+  (None: follow ``X``, float32 or float64, like scikit-learn; bpnet's own
+  default is float32) and ``backend`` are new; there is no ``tol``: training
+  runs ``max_iter`` epochs, or stops early on the validation cost when
+  ``early_stopping=True`` (the best epoch's weights are restored).  No
+  ``ConvergenceWarning`` is emitted.
+* ``activation`` also accepts bpnet's ``"leaky_relu"``; sklearn's
+  ``"logistic"`` and ``"identity"`` mean ``"sigmoid"`` and ``"linear"``.
+* The regressor fits the targets as given (no scaling); for targets far from
+  unit scale wrap it in
+  ``TransformedTargetRegressor(regressor, transformer=StandardScaler())``.
+* ``partial_fit`` trains one epoch over the data it is given and ignores
+  ``early_stopping``.  ``coefs_`` and ``intercepts_`` are host *copies* of the
+  weights (``W[l].T`` and ``b[l].ravel()``, sklearn's layout).
+* Predictions and probabilities are returned as float64 numpy arrays whatever
+  the training ``dtype``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+except ImportError as _exc:  # pragma: no cover - scikit-learn is an optional extra
+    raise ImportError("bpnet.sklearn needs scikit-learn: pip install 'bpnet[sklearn]'") from _exc
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+from . import backends as _backends
+from .activations import ACTIVATIONS
+from .core import INITS
+from .model import DEFAULT_LR, MLP, History
+from .optim import OPTIMIZERS
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sk_validate_data = None
+
+__all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
+
+#: hidden activations accepted, with sklearn's names as aliases
+_ACTIVATION_ALIASES = {"logistic": "sigmoid", "identity": "linear"}
+_HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor parameter has a wrong value or type (raised by ``fit``, as in scikit-learn)."""
+
+
+def _validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
+    if _sk_validate_data is not None:
+        return _sk_validate_data(estimator, X, y, **kwargs)
+    return estimator._validate_data(X, y, **kwargs)  # pragma: no cover - scikit-learn < 1.6
+
+
+def _bad(name, expected, value):
+    return InvalidParameterError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _int(value, name, low=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise _bad(name, f"an integer >= {low}", value)
+    return int(value)
+
+
+def _real(value, name, low=0.0, high=None, *, low_open=False, high_open=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise _bad(name, "a real number", value)
+    v = float(value)
+    if v < low or (low_open and v == low) or (high is not None and (v > high or (high_open and v == high))):
+        lo = "(" if low_open else "["
+        hi = "" if high is None else (f"{high})" if high_open else f"{high}]")
+        raise _bad(name, f"a real number in {lo}{low}, {hi or 'inf)'}", value)
+    return v
+
+
+def _choice(value, name, choices, aliases=None):
+    aliases = aliases or {}
+    if not isinstance(value, str) or (value not in choices and value not in aliases):
+        known = ", ".join(map(repr, tuple(choices) + tuple(aliases)))
+        raise InvalidParameterError(f"{name}: unknown {name} {value!r}; expected one of {known}")
+    return aliases.get(value, value)
+
+
+def _bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise _bad(name, "a bool", value)
+    return bool(value)
+
+
+def _verbose(value):
+    if not isinstance(value, numbers.Integral) or value < 0:
+        raise _bad("verbose", "a bool or an integer >= 0", value)
+    return int(value)
+
+
+def _backend_spec(bk) -> str:
+    """A name ``bpnet.backends.get`` resolves back to ``bk`` (``"array_api_strict:device1"``, ``"cupy:0"``)."""
+    if bk.name == "numpy":
+        return "numpy"
+    if bk.name == "cupy":
+        return f"cupy:{getattr(bk.device, 'id', 0)}"
+    return f"{bk.name}:{_backends._device_str(bk.device)}"
+
+
+def _tree(x, fn):
+    """Apply ``fn`` to every array in a nest of dicts (optimiser state); other leaves unchanged."""
+    if isinstance(x, dict):
+        return {k: _tree(v, fn) for k, v in x.items()}
+    if isinstance(x, (numbers.Number, str, type(None))):
+        return x
+    return fn(x)
+
+
+def _export_model(model: MLP) -> dict:
+    """Everything of a fitted :class:`MLP` as host data (picklable, no module references)."""
+    return {
+        "config": model.config(),
+        "backend": _backend_spec(model.backend),
+        "parameters": {k: _backends.to_numpy(v).copy() for k, v in model.parameters.items()},
+        "optimizer_state": _tree(model.optimizer_state, lambda a: _backends.to_numpy(a).copy()),
+        "optimizer_config": model.optimizer_config,
+        "epoch": model.epoch,
+        "history": model.history.to_dict(),
+    }
+
+
+def _import_model(state: dict) -> MLP:
+    """Rebuild an :class:`MLP` from :func:`_export_model`; numpy (with a warning) if its backend is gone."""
+    try:
+        bk = _backends.get(state["backend"])
+    except _backends.BackendUnavailableError as exc:
+        warnings.warn(f"bpnet.sklearn: the estimator was fitted on backend {state['backend']!r}, which is not "
+                      f"available here ({exc}); its weights are loaded onto numpy", UserWarning, stacklevel=3)
+        bk = _backends.get("numpy")
+    model = MLP(**state["config"], backend=bk)
+    model.parameters = {k: bk.asarray(v) for k, v in state["parameters"].items()}
+    model.optimizer_state = _tree(state["optimizer_state"], bk.asarray)
+    model.optimizer_config = state["optimizer_config"]
+    model.epoch = state["epoch"]
+    model.history = History.from_dict(state["history"])
+    return model
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared parameters, validation, training loop hand-off, pickling and weights of both estimators."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam", learning_rate=None,
+                 alpha=0.0001, batch_size="auto", max_iter=200, dropout=0.0, shuffle=True, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, momentum=0.9, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, init="he", dtype=None, backend=None, random_state=None, verbose=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.dropout = dropout
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.momentum = momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.init = init
+        self.dtype = dtype
+        self.backend = backend
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ #
+    # parameters
+
+    def _checked_params(self) -> dict:
+        """All constructor parameters validated (called by fit / partial_fit, never by __init__)."""
+        hls = self.hidden_layer_sizes
+        if isinstance(hls, numbers.Integral) and not isinstance(hls, bool):
+            hls = (hls,)
+        try:
+            hidden = tuple(hls)
+        except TypeError:
+            raise _bad("hidden_layer_sizes", "a sequence of positive integers (or one integer)", hls) from None
+        for n in hidden:
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+                raise _bad("hidden_layer_sizes", "a sequence of positive integers (or one integer)",
+                           self.hidden_layer_sizes)
+        optimizer = _choice(self.optimizer, "optimizer", OPTIMIZERS)
+        lr = DEFAULT_LR[optimizer] if self.learning_rate is None else \
+            _real(self.learning_rate, "learning_rate", low_open=True, high=None)
+        if isinstance(self.batch_size, str) and self.batch_size == "auto":
+            batch_size = "auto"
+        elif isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool) \
+                and self.batch_size >= 1:
+            batch_size = int(self.batch_size)
+        else:
+            raise _bad("batch_size", "an integer >= 1 or 'auto'", self.batch_size)
+        if optimizer == "momentum":
+            opt = {"beta": _real(self.momentum, "momentum", 0.0, 1.0)}
+        elif optimizer == "adam":
+            opt = {"beta1": _real(self.beta_1, "beta_1", 0.0, 1.0), "beta2": _real(self.beta_2, "beta_2", 0.0, 1.0),
+                   "epsilon": _real(self.epsilon, "epsilon", low_open=True)}
+        elif optimizer == "rmsprop":
+            opt = {"epsilon": _real(self.epsilon, "epsilon", low_open=True)}
+        else:
+            opt = {}
+        dtype = self.dtype
+        if dtype is not None and not isinstance(dtype, str):
+            try:
+                dtype = np.dtype(dtype).name
+            except TypeError:
+                pass
+        if dtype not in (None, "float32", "float64"):
+            raise InvalidParameterError(f"dtype: expected None, 'float32' or 'float64', got {self.dtype!r}")
+        if self.backend is not None and not isinstance(self.backend, str):
+            hint = ""
+            if isinstance(self.backend, _backends.Backend):
+                hint = f" (pass the name, e.g. {_backend_spec(self.backend)!r}, so that the estimator can be cloned)"
+            raise _bad("backend", f"a backend name (str) or None{hint}", self.backend)
+        try:
+            bk = _backends.get(self.backend)
+        except _backends.BackendUnavailableError:
+            raise
+        except ValueError as exc:
+            msg = str(exc)
+            raise InvalidParameterError(msg if msg.startswith("backend") else f"backend: {msg}") from None
+        try:
+            rng = check_random_state(self.random_state)
+        except ValueError as exc:
+            raise InvalidParameterError(f"random_state: {exc}") from None
+        return {
+            "hidden": hidden,
+            "activation": _choice(self.activation, "activation", _HIDDEN_ACTIVATIONS, _ACTIVATION_ALIASES),
+            "optimizer": optimizer,
+            "learning_rate": lr,
+            "alpha": _real(self.alpha, "alpha"),
+            "batch_size": batch_size,
+            "max_iter": _int(self.max_iter, "max_iter"),
+            "dropout": _real(self.dropout, "dropout", 0.0, 1.0),
+            "shuffle": _bool(self.shuffle, "shuffle"),
+            "early_stopping": _bool(self.early_stopping, "early_stopping"),
+            "validation_fraction": _real(self.validation_fraction, "validation_fraction", 0.0, 1.0, low_open=True),
+            "n_iter_no_change": _int(self.n_iter_no_change, "n_iter_no_change"),
+            "optimizer_options": opt,
+            "init": _choice(self.init, "init", tuple(INITS)),
+            "dtype": dtype,
+            "backend": bk,
+            "rng": rng,
+            "verbose": _verbose(self.verbose),
+        }
+
+    # ------------------------------------------------------------------ #
+    # training
+
+    def _X_dtype(self, p, first):
+        """The dtype X is validated to: the model's; on a first fit with ``dtype=None``, X's (float32 or float64)."""
+        if not first:
+            return np.dtype(self.model_.dtype)
+        if p["dtype"] is None:
+            return [np.float64, np.float32]
+        return np.dtype(p["dtype"])
+
+    def _new_model(self, p, X, n_outputs, loss):
+        seed = int(p["rng"].randint(np.iinfo(np.int32).max))
+        return MLP([X.shape[1], *p["hidden"], n_outputs], hidden_activation=p["activation"], loss=loss,
+                   init=p["init"], seed=seed, dtype=X.dtype.name, backend=p["backend"])
+
+    def _train(self, p, X, Y, *, incremental):
+        """``X`` (n_samples, n_features) host; ``Y`` labels in bpnet's layout; one epoch if incremental."""
+        model = self.model_
+        m = X.shape[0]
+        batch_size = min(200, m) if p["batch_size"] == "auto" else p["batch_size"]
+        early = p["early_stopping"] and not incremental
+        if early:
+            n_val = int(round(p["validation_fraction"] * m))
+            if n_val < 1 or n_val >= m:
+                raise ValueError(f"validation_fraction: {p['validation_fraction']} of {m} samples leaves {n_val} "
+                                 f"for validation and {m - n_val} for training (early_stopping=True)")
+        callbacks = (self._print_progress,) if p["verbose"] else ()
+        model.fit(X.T, Y, epochs=1 if incremental else p["max_iter"], batch_size=batch_size,
+                  optimizer=p["optimizer"], learning_rate=p["learning_rate"], l2=p["alpha"], dropout=p["dropout"],
+                  shuffle=p["shuffle"], validation_split=p["validation_fraction"] if early else 0.0,
+                  early_stopping=p["n_iter_no_change"] if early else None, restore_best=True,
+                  callbacks=callbacks, **p["optimizer_options"])
+        h = model.history
+        self.n_iter_ = model.epoch
+        self.loss_ = h.cost[-1]
+        self.loss_curve_ = list(h.cost)
+        self.validation_loss_curve_ = list(h.val_cost) if early else None
+        self.history_ = h
+        return self
+
+    @staticmethod
+    def _print_progress(model, epoch, logs):
+        line = f"Iteration {epoch}, loss = {logs['cost']:.8f}"
+        if logs.get("val_cost") is not None:
+            line += f", validation loss = {logs['val_cost']:.8f}"
+        print(line)
+
+    def _forward(self, X):
+        """Validated host ``X`` -> network output as float64 numpy, shape (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False, dtype=np.dtype(self.model_.dtype))
+        AL = self.model_.predict_proba(X.T)
+        return np.asarray(_backends.to_numpy(AL), dtype=np.float64).T
+
+    # ------------------------------------------------------------------ #
+    # sklearn's layout of the weights
+
+    @property
+    def coefs_(self):
+        """Host copies of the weights, ``coefs_[i]`` of shape (n_units[i], n_units[i+1]) (sklearn's layout)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise AttributeError("coefs_: the estimator is not fitted yet")
+        return [np.asarray(_backends.to_numpy(model.parameters[f"W{l}"])).T.copy() for l in range(1, model.L + 1)]
+
+    @property
+    def intercepts_(self):
+        """Host copies of the biases, ``intercepts_[i]`` of shape (n_units[i+1],)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise AttributeError("intercepts_: the estimator is not fitted yet")
+        return [np.asarray(_backends.to_numpy(model.parameters[f"b{l}"])).ravel().copy()
+                for l in range(1, model.L + 1)]
+
+    @property
+    def n_layers_(self):
+        """Number of layers, input and output included (sklearn's count)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise AttributeError("n_layers_: the estimator is not fitted yet")
+        return len(model.layer_dims)
+
+    # ------------------------------------------------------------------ #
+    # pickling: the MLP holds module references (its backend); store host arrays instead
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        model = state.pop("model_", None)
+        if model is not None:
+            state["_bpnet_model_state"] = _export_model(model)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        exported = state.pop("_bpnet_model_state", None)
+        if exported is not None:
+            state["model_"] = _import_model(exported)
+            if "history_" in state:
+                state["history_"] = state["model_"].history
+        super().__setstate__(state)
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier trained by bpnet's hand-written backprop.
+
+    Two classes: one sigmoid output unit and binary cross-entropy; more: a
+    softmax layer and categorical cross-entropy.  ``X`` is
+    ``(n_samples, n_features)``; labels may be of any type (strings too).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default (100,)
+        Units of each hidden layer (``()`` is logistic / softmax regression).
+    activation : {"relu", "leaky_relu", "tanh", "sigmoid", "linear", "logistic", "identity"}, default "relu"
+        Hidden-layer activation.
+    optimizer : {"gd", "momentum", "rmsprop", "adam"}, default "adam"
+        Mini-batch gradient descent, with momentum, RMSprop or Adam.
+    learning_rate : float > 0 or None, default None
+        Constant step size; None: 0.01 for gd and momentum, 0.001 for rmsprop and adam.
+    alpha : float >= 0, default 1e-4
+        L2 strength: cost ``+ alpha/(2 m) sum ||W||^2`` per mini-batch of m examples.
+    batch_size : int or "auto", default "auto"
+        ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default 200
+        Epochs (passes over the data) of :meth:`fit`.
+    dropout : float in [0, 1), default 0
+        Probability of dropping a hidden unit during training (inverted dropout).
+    shuffle : bool, default True
+        Reshuffle the examples every epoch.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the data and stop when the validation
+        cost has not improved for ``n_iter_no_change`` epochs; the best epoch's
+        weights are restored.
+    validation_fraction : float in (0, 1), default 0.1
+    n_iter_no_change : int, default 10
+    momentum : float in [0, 1), default 0.9
+        Decay of the velocity (optimizer "momentum" only).
+    beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
+        Adam's moment decays (optimizer "adam" only).
+    epsilon : float > 0, default 1e-8
+        Adam's and RMSprop's stabiliser.
+    init : {"he", "xavier", "course"}, default "he"
+        Initial weight scale: ``sqrt(2/n_prev)``, ``sqrt(1/n_prev)`` or 0.01.
+    dtype : {None, "float32", "float64"}, default None
+        Precision of the weights and of the computation; None follows ``X`` as
+        scikit-learn does (float32 for float32 ``X``, float64 otherwise).  Pass
+        ``"float32"`` for speed on a GPU: predictions are then float32-accurate
+        (a sample's result may change in the last bits with its position in the batch).
+    backend : str or None, default None
+        A bpnet backend name with an optional device, e.g. ``"numpy"``,
+        ``"array_api_strict:device1"``, ``"cupy:0"``; None: ``BPNET_BACKEND``, else auto.
+    random_state : int, RandomState or None, default None
+        Seeds the initial weights, the shuffles, the dropout masks and the
+        validation split; an int makes :meth:`fit` reproducible.
+    verbose : bool or int, default False
+        Print the cost after every epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When ``X`` had string column names.
+    n_outputs_ : int
+        Output units (1 for two classes, else n_classes).
+    model_ : bpnet.model.MLP
+        The trained network (on the backend).
+    n_iter_ : int
+        Epochs trained (across ``partial_fit`` calls).
+    loss_ : float
+        Training cost of the last epoch (L2 term included).
+    loss_curve_ : list of float
+        Training cost of every epoch.
+    validation_loss_curve_ : list of float or None
+        Validation cost of every epoch when ``early_stopping``.
+    history_ : bpnet.model.History
+        The full per-epoch record (accuracy, validation, time, best epoch).
+    coefs_, intercepts_ : list of ndarray
+        Host copies of the weights in sklearn's layout.
+    n_layers_ : int
+    """
+
+    def fit(self, X, y):
+        """Train from scratch for ``max_iter`` epochs; returns ``self``."""
+        return self._fit(X, y, incremental=False, classes=None)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``(X, y)``, continuing the previous weights and optimiser state.
+
+        ``classes`` (all the labels that will ever be seen) is required on the first call.
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def _fit(self, X, y, *, incremental, classes):
+        p = self._checked_params()
+        first = not (incremental and hasattr(self, "model_"))
+        X, y = _validate_data(self, X, y, reset=first, dtype=self._X_dtype(p, first))
+        check_classification_targets(y)
+        if first:
+            if incremental:
+                if classes is None:
+                    raise ValueError("classes: must be given on the first call to partial_fit "
+                                     "(all the labels that y may contain)")
+                all_classes = unique_labels(classes)
+            else:
+                all_classes = np.unique(y)
+            if len(all_classes) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
+                                 f"data contain only one class: {all_classes.tolist()[0]!r}")
+        else:
+            all_classes = self.classes_
+            if classes is not None and not np.array_equal(unique_labels(classes), all_classes):
+                raise ValueError(f"classes: {classes!r} differs from the classes of the first partial_fit call, "
+                                 f"{all_classes.tolist()!r}")
+        unseen = ~np.isin(y, all_classes)
+        if np.any(unseen):
+            raise ValueError(f"y: labels {np.unique(y[unseen]).tolist()!r} are not in classes {all_classes.tolist()!r}")
+        if first:
+            self.classes_ = all_classes
+            self.n_outputs_ = 1 if len(all_classes) == 2 else len(all_classes)
+            loss = "binary_crossentropy" if self.n_outputs_ == 1 else "categorical_crossentropy"
+            self.model_ = self._new_model(p, X, self.n_outputs_, loss)
+        y_idx = np.searchsorted(self.classes_, y).astype(np.int64)
+        return self._train(p, X, y_idx, incremental=incremental)
+
+    def predict_proba(self, X):
+        """Class probabilities, float64 of shape (n_samples, n_classes), columns in ``classes_`` order."""
+        out = self._forward(X)
+        if out.shape[1] == 1:
+            p = out[:, 0]
+            return np.column_stack([1.0 - p, p])
+        return out / out.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))`` (``-inf`` where a probability is 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Labels (elements of ``classes_``) of shape (n_samples,): the most probable class."""
+        proba = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor (linear output, mean squared error) trained by bpnet.
+
+    ``y`` of shape (n_samples,) or (n_samples, n_outputs) (multi-output);
+    :meth:`predict` returns the same shape.  The parameters are those of
+    :class:`MLPClassifier`; the targets are fitted as given, so scale them
+    (e.g. with :class:`~sklearn.compose.TransformedTargetRegressor`) when
+    they are far from unit scale.
+
+    Attributes
+    ----------
+    n_features_in_, feature_names_in_, n_outputs_, model_, n_iter_, loss_, loss_curve_,
+    validation_loss_curve_, history_, coefs_, intercepts_, n_layers_
+        As for :class:`MLPClassifier`.
+    """
+
+    def fit(self, X, y):
+        """Train from scratch for ``max_iter`` epochs; returns ``self``."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over ``(X, y)``, continuing the previous weights and optimiser state."""
+        return self._fit(X, y, incremental=True)
+
+    def _fit(self, X, y, *, incremental):
+        p = self._checked_params()
+        first = not (incremental and hasattr(self, "model_"))
+        X, y = _validate_data(self, X, y, reset=first, dtype=self._X_dtype(p, first), multi_output=True,
+                              y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        Y = y.reshape(1, -1) if y.ndim == 1 else y.T
+        if first:
+            self.n_outputs_ = Y.shape[0]
+            self._y_ndim = y.ndim
+            self.model_ = self._new_model(p, X, self.n_outputs_, "mse")
+        elif Y.shape[0] != self.n_outputs_:
+            raise ValueError(f"y: {Y.shape[0]} targets, but the estimator was fitted with {self.n_outputs_}")
+        return self._train(p, X, Y, incremental=incremental)
+
+    def predict(self, X):
+        """Predictions, float64 of shape (n_samples,) or (n_samples, n_outputs) like the fitted ``y``."""
+        out = self._forward(X)
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # pragma: no cover - scikit-learn < 1.6
+        return {"multioutput": True}
