@@ -69,7 +69,8 @@ def test_backprop_snippet_runs(line, code):
     _run(code, BACKPROP, line, {"__name__": "backprop_md"})
 
 
-def test_readme_snippets_run():
+def test_readme_snippets_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # snippets may write files (e.g. a checkpoint)
     blocks = _python_blocks(README)
     if not blocks:
         pytest.skip("README.md has no python blocks" if README.exists() else "no README.md")
