@@ -598,7 +598,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, ImportError, FloatingPointError, OSError) as exc:
+    except (ValueError, TypeError, ImportError, FloatingPointError, OSError, MemoryError) as exc:
         msg = str(exc).replace("\n", " ")
         if isinstance(exc, OSError) and exc.strerror:
             msg = exc.strerror + (f": {exc.filename}" if exc.filename else "")

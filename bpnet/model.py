@@ -121,6 +121,12 @@ def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=N
     return masks
 
 
+def _is_out_of_memory(exc) -> bool:
+    """numpy's MemoryError or cupy's OutOfMemoryError (matched by name: cupy is optional)."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ in ("OutOfMemoryError", "CUDARuntimeError") \
+        and "memory" in str(exc).lower()
+
+
 def _check_choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"{name}: unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
@@ -386,13 +392,8 @@ class MLP:
             self.optimizer_state = opt.init(self.parameters)
             self.optimizer_config = config
 
-        hidden = get_activation(self.hidden_activation)
-        output = get_activation(self.output_activation)
-        spec = get_loss(self.loss)
-        fused = (output.name, spec.name) in FUSED_PAIRS
+        fused = (self.output_activation, self.loss) in FUSED_PAIRS
         keep_prob = 1.0 - dropout
-        L = self.L
-        grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
         params, state = self.parameters, self.optimizer_state
         best = (math.inf, None, None)  # (val cost, epoch, parameters)
         waited = 0
@@ -406,30 +407,20 @@ class MLP:
                 Xs, Ys = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
             else:
                 Xs, Ys = X, Y
-            cost_sum = None  # device accumulators: sum over batches of (batch cost * batch size)
-            hits = None
-            for start in range(0, m, batch_size):
-                stop_ = min(start + batch_size, m)
-                Xb = Xs[:, start:stop_]
-                Yb = Ys[:, start:stop_]
-                mb = Xb.shape[1]
-                masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
-                         if dropout else None)
-                AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)
-                c = spec.cost(xp, AL, Yb) * mb
-                cost_sum = c if cost_sum is None else cost_sum + c
-                if self.task != "regression":
-                    h = self._hits(xp, AL, Yb)
-                    hits = h if hits is None else hits + h
-                grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=fused, need_dA0=False,
-                                  masks=masks)
-                if l2:
-                    grads = _add_l2_gradients(grads, params, L, l2, mb)  # dW += (lambda / m) W
-                if clip_norm is not None:
-                    grads, _ = _clip(xp, grads, grad_keys, clip_norm)  # g *= min(1, c / ||g||)
-                params, state = opt.step(params, grads, state, lr)
+            try:
+                params, state, cost_sum, hits = self._run_epoch(
+                    xp, Xs, Ys, params, state, opt, lr, batch_size, keep_prob if dropout else None, rng,
+                    l2, clip_norm, fused)
+            except Exception as exc:
+                if _is_out_of_memory(exc):
+                    raise MemoryError(
+                        f"out of memory on {bk} in epoch {e + 1} with batch_size={batch_size} "
+                        f"({'-'.join(map(str, self.layer_dims))} network, {self.dtype}): try a smaller "
+                        "batch_size (--batch-size), float32, or a smaller network"
+                    ) from exc
+                raise
             # one host sync per epoch
-            cost = float(cost_sum) / m + (float(_l2_cost(xp, params, L, l2, m)) if l2 else 0.0)
+            cost = float(cost_sum) / m + (float(_l2_cost(xp, params, self.L, l2, m)) if l2 else 0.0)
             if not math.isfinite(cost):
                 raise TrainingDivergedError(
                     f"training diverged in epoch {e + 1}: the cost is {cost}; try a smaller learning_rate "
@@ -473,6 +464,40 @@ class MLP:
         if checkpoint is not None and self.epoch % checkpoint_every != 0 and not self.history.stopped_early:
             self.save(checkpoint)
         return self.history
+
+    def _run_epoch(self, xp, Xs, Ys, params, state, opt, lr, batch_size, keep_prob, rng, l2, clip_norm, fused):
+        """One pass over the (shuffled) columns of ``Xs`` in mini-batches.
+
+        Returns the new parameters and optimiser state and two 0-d device
+        accumulators: the sum over batches of ``batch cost * batch size`` and the
+        number of correct predictions (``None`` for regression).  No host sync.
+        """
+        bk, L, m = self.backend, self.L, Xs.shape[1]
+        hidden = get_activation(self.hidden_activation)
+        output = get_activation(self.output_activation)
+        spec = get_loss(self.loss)
+        grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
+        cost_sum = hits = None
+        for start in range(0, m, batch_size):
+            stop = min(start + batch_size, m)
+            Xb = Xs[:, start:stop]
+            Yb = Ys[:, start:stop]
+            mb = stop - start
+            masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
+                     if keep_prob is not None else None)
+            AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)
+            c = spec.cost(xp, AL, Yb) * mb
+            cost_sum = c if cost_sum is None else cost_sum + c
+            if self.task != "regression":
+                h = self._hits(xp, AL, Yb)
+                hits = h if hits is None else hits + h
+            grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=fused, need_dA0=False, masks=masks)
+            if l2:
+                grads = _add_l2_gradients(grads, params, L, l2, mb)  # dW += (lambda / m) W
+            if clip_norm is not None:
+                grads, _ = _clip(xp, grads, grad_keys, clip_norm)  # g *= min(1, c / ||g||)
+            params, state = opt.step(params, grads, state, lr)
+        return params, state, cost_sum, hits
 
     def _hits(self, xp, AL, Y):
         """Number of correct predictions in a batch, as a 0-d device array."""

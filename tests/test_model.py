@@ -272,3 +272,17 @@ def test_bad_softmax_labels(digits):
 def test_bad_model_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         MLP(**kwargs)
+
+
+def test_out_of_memory_becomes_a_clear_error(monkeypatch, cancer):
+    class OutOfMemoryError(Exception):  # what cupy raises, matched by name
+        pass
+
+    def boom(*args, **kwargs):
+        raise OutOfMemoryError("Out of memory allocating 8,589,934,592 bytes")
+
+    model = MLP([cancer.n_x, 4, 1], backend="numpy")
+    monkeypatch.setattr(model, "_run_epoch", boom)
+    with pytest.raises(MemoryError, match=r"out of memory on numpy .* batch_size=64.*try a smaller batch_size"):
+        model.fit(cancer.X_train, cancer.Y_train, epochs=1)
+    assert model.epoch == 0
