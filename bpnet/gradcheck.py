@@ -12,6 +12,14 @@ Below ~1e-7 (float64) the backward pass is right.  The perturbed forward
 passes run on the backend of the inputs; only the scalar costs and the final
 vectors come to the host.  Use float64: in float32 the differences drown in
 rounding (expect ~1e-3 at best).
+
+ReLU has a kink at 0, where a central difference measures neither side's
+slope.  With the zero biases of a fresh initialisation, an example whose
+previous layer is all zero has ``Z`` exactly 0 and the check can report a
+large, spurious difference; check with nonzero biases (or a smooth
+activation), as ``bpnet gradcheck`` does.  With the course's 0.01 weights the
+gradients of deep layers are tiny and the check's rounding floor (~1e-6)
+dominates; He or Xavier weights avoid that.
 """
 
 from __future__ import annotations
