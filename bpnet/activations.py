@@ -111,6 +111,55 @@ def _softmax_bwd(xp, dA, Z, A):
 
 
 # --------------------------------------------------------------------------- #
+# training-step kernels: bwd_a(xp, dA, A) -> dZ from the forward output A alone
+# (every activation's derivative is a function of A: relu/leaky_relu through
+# the sign of A, tanh 1 - A^2, sigmoid A (1 - A)), so the training step keeps
+# no Z.  They may overwrite ``dA``, which the caller must own (a fresh
+# ``W^T dZ``).  The 0/1 factor of relu is ``astype(A > 0)``: on numpy a
+# multiply is ~20x faster than ``where`` over an unpredictable mask.
+
+
+def _relu_bwd_a(xp, dA, A):
+    dA *= xp.astype(A > 0, dA.dtype)  # g'(z) = 1[z > 0] = 1[A > 0]
+    return dA
+
+
+def _leaky_bwd_a(xp, dA, A):
+    # g'(z) = 1 if A > 0 else 0.01  ==  0.01 + 0.99 * 1[A > 0]
+    g = xp.astype(A > 0, dA.dtype)
+    g *= 1.0 - LEAKY_RELU_SLOPE
+    g += LEAKY_RELU_SLOPE
+    dA *= g
+    return dA
+
+
+def _tanh_bwd_a(xp, dA, A):
+    dA *= 1.0 - A * A
+    return dA
+
+
+def _sigmoid_bwd_a(xp, dA, A):
+    dA *= A * (1.0 - A)
+    return dA
+
+
+def _linear_bwd_a(xp, dA, A):
+    return dA
+
+
+def _softmax_fwd_ip(xp, Z):
+    # softmax overwriting Z (owned by the caller): two (n, m) arrays fewer
+    Z -= xp.max(Z, axis=0, keepdims=True)
+    E = xp.exp(Z)
+    E /= xp.sum(E, axis=0, keepdims=True)
+    return E
+
+
+def _softmax_bwd_a(xp, dA, A):
+    return _softmax_bwd(xp, dA, None, A)
+
+
+# --------------------------------------------------------------------------- #
 # the course's public functions
 
 
@@ -193,7 +242,9 @@ class Activation(NamedTuple):
 
     ``forward(Z) -> (A, Z)`` and ``backward(dA, Z) -> dZ`` are the course's
     public functions; ``fwd(xp, Z) -> A`` and ``bwd(xp, dA, Z, A) -> dZ`` the
-    kernels the L-layer passes call.
+    kernels the L-layer passes call; ``bwd_a(xp, dA, A) -> dZ`` the training
+    step's backward from ``A`` alone (may overwrite ``dA``) and ``fwd_ip(xp, Z)``
+    its forward, which may overwrite ``Z`` (``None``: use ``fwd``).
     """
 
     name: str
@@ -201,17 +252,20 @@ class Activation(NamedTuple):
     backward: Callable
     fwd: Callable
     bwd: Callable
+    bwd_a: Callable | None = None
+    fwd_ip: Callable | None = None
 
 
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("relu", relu, relu_backward, _relu_fwd, _relu_bwd),
-        Activation("leaky_relu", leaky_relu, leaky_relu_backward, _leaky_fwd, _leaky_bwd),
-        Activation("tanh", tanh, tanh_backward, _tanh_fwd, _tanh_bwd),
-        Activation("sigmoid", sigmoid, sigmoid_backward, _sigmoid_fwd, _sigmoid_bwd),
-        Activation("linear", linear, identity_backward, _linear_fwd, _linear_bwd),
-        Activation("softmax", softmax, softmax_backward, _softmax_fwd, _softmax_bwd),
+        Activation("relu", relu, relu_backward, _relu_fwd, _relu_bwd, _relu_bwd_a),
+        Activation("leaky_relu", leaky_relu, leaky_relu_backward, _leaky_fwd, _leaky_bwd, _leaky_bwd_a),
+        Activation("tanh", tanh, tanh_backward, _tanh_fwd, _tanh_bwd, _tanh_bwd_a),
+        Activation("sigmoid", sigmoid, sigmoid_backward, _sigmoid_fwd, _sigmoid_bwd, _sigmoid_bwd_a),
+        Activation("linear", linear, identity_backward, _linear_fwd, _linear_bwd, _linear_bwd_a),
+        Activation("softmax", softmax, softmax_backward, _softmax_fwd, _softmax_bwd, _softmax_bwd_a,
+                   _softmax_fwd_ip),
     )
 }
 

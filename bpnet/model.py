@@ -9,9 +9,20 @@ scikit-learn's ``(n_samples, n_features)`` convention.)
 
 Speed and transfers: the data are moved to the backend once per
 :meth:`MLP.fit`; each epoch permutes them with one ``take`` on the device and
-slices mini-batches from it; the step is the unchecked kernels of
-:mod:`bpnet.core` with the fused output gradient; cost and accuracy are
-accumulated on the device and brought to the host once per epoch.
+slices mini-batches from it; the step is :mod:`bpnet.step` (forward, fused
+backward, in-place update; the unchecked kernels of :mod:`bpnet.core` for an
+output/loss pair that does not fuse); cost and accuracy are accumulated on the
+device and brought to the host once per epoch.
+
+In-place updates: each :meth:`MLP.fit` call copies ``model.parameters`` and
+``model.optimizer_state`` once at its start and updates those copies in place
+every mini-batch, so arrays you hold from before the call (the dict you
+assigned to ``model.parameters``, a checkpoint's arrays, a previous
+``model.parameters``) are never modified, and the arrays you pass as ``X``/``Y``
+are only read.  During the call ``model.parameters`` (as seen by a callback)
+holds the live arrays, which the next mini-batch overwrites: copy them to keep
+a snapshot.  After a :class:`TrainingDivergedError` the model holds the
+diverged epoch's (non-finite) parameters; the last checkpoint is intact.
 
 Reproducibility: the shuffle and the dropout masks of epoch ``e`` come from
 ``numpy.random.default_rng([seed, e])``, so an interrupted run resumed from a
@@ -34,6 +45,7 @@ from .activations import get_activation
 from .core import _backward, _check_layer_dims, _forward, INITS, initialize_parameters_deep
 from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, get_loss
 from .optim import OPTIMIZERS, _add_l2_gradients, _clip, _l2_cost, get_optimizer
+from .step import TrainState, backward_update, forward_train
 from .train import TrainingDivergedError, _to_backend
 
 __all__ = ["MLP", "Model", "History", "dropout_masks"]
@@ -119,6 +131,15 @@ def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=N
         D = rng.random((n, m)) < keep_prob  # D[l] ~ Bernoulli(keep_prob)
         masks.append(bk.asarray(D / keep_prob, dtype=dtype))  # D / keep_prob
     return masks
+
+
+def _owned_copy(xp, d):
+    """A copy of a dict of arrays (nested dicts and the optimiser's ``t`` kept), or None."""
+    if d is None:
+        return None
+    return {k: (_owned_copy(xp, v) if isinstance(v, dict) else
+                xp.asarray(v, copy=True) if array_api_compat.is_array_api_obj(v) else v)
+            for k, v in d.items()}
 
 
 def _is_out_of_memory(exc) -> bool:
@@ -394,7 +415,9 @@ class MLP:
 
         fused = (self.output_activation, self.loss) in FUSED_PAIRS
         keep_prob = 1.0 - dropout
-        params, state = self.parameters, self.optimizer_state
+        # the step updates in place: work on copies made once per fit call, so arrays
+        # held from before the call (the user's, a previous model.parameters) never change
+        params, state = _owned_copy(xp, self.parameters), _owned_copy(xp, self.optimizer_state)
         best = (math.inf, None, None)  # (val cost, epoch, parameters)
         waited = 0
         t0 = time.perf_counter()
@@ -446,7 +469,7 @@ class MLP:
             stop = False
             if early_stopping is not None:
                 if h.val_cost[-1] < best[0]:
-                    best, waited = (h.val_cost[-1], self.epoch, params), 0
+                    best, waited = (h.val_cost[-1], self.epoch, _owned_copy(xp, params)), 0  # a snapshot
                 else:
                     waited += 1
                     stop = waited >= early_stopping
@@ -478,6 +501,7 @@ class MLP:
         spec = get_loss(self.loss)
         grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
         cost_sum = hits = None
+        ts = TrainState(params, opt, state) if fused else None  # in place: fit owns params and state
         for start in range(0, m, batch_size):
             stop = min(start + batch_size, m)
             Xb = Xs[:, start:stop]
@@ -485,12 +509,19 @@ class MLP:
             mb = stop - start
             masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
                      if keep_prob is not None else None)
-            AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)
+            if ts is not None:
+                acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks)
+                AL = acts[-1]
+            else:
+                AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)
             c = spec.cost(xp, AL, Yb) * mb
             cost_sum = c if cost_sum is None else cost_sum + c
             if self.task != "regression":
                 h = self._hits(xp, AL, Yb)
                 hits = h if hits is None else hits + h
+            if ts is not None:  # fused backward + in-place update (bpnet.step); AL is overwritten
+                backward_update(xp, acts, Yb, ts, hidden, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm)
+                continue
             grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=fused, need_dA0=False, masks=masks)
             if l2:
                 grads = _add_l2_gradients(grads, params, L, l2, mb)  # dW += (lambda / m) W

@@ -1,0 +1,655 @@
+"""Side-by-side benchmark of a bpnet training step.
+
+One command::
+
+    python benchmarks/bench.py [--quick] [--json PATH] [--threads N] [--nets a,b,c,d]
+                               [--dtypes float32,float64] [--backends numpy,array_api_strict,cupy]
+
+Reference networks, each a full training step (forward, backward, plain
+gradient-descent update of every parameter) on a fixed batch:
+
+    a  784-512-256-10      batch 256   ReLU + softmax / cross-entropy
+    b  12288-20-7-5-1      batch 209   ReLU + sigmoid / binary cross-entropy (the course's cat net)
+    c  1024-4096-4096-1024 batch 512   ReLU + softmax / cross-entropy
+    d  64-32-10            batch 64    ReLU + softmax / cross-entropy
+
+Implementations, measured in one process, interleaved (A B C A B C ...), the
+median of many steps after warm-up, all with the same BLAS/torch thread count
+(pinned with threadpoolctl and ``torch.set_num_threads``):
+
+* ``bpnet`` on each backend asked for (the kernel ``bpnet.step.train_step``
+  that ``MLP.fit`` runs);
+* ``plain-numpy``: the same equations written directly in numpy in this file,
+  in place where sensible (``Z += b``, ``np.maximum(Z, 0, out=Z)``, an
+  in-place softmax, ``dA *= A > 0``, ``W -= dW``), products with ``@``, the
+  same algorithm as bpnet's step (1/m and lr on the smaller of dZ and dW,
+  ``db = dZ @ ones`` as a GEMV, no dA[0]);
+* ``torch`` eager (CPU; ``torch-cuda`` too on a GPU), when importable:
+  ``nn.Linear``/``nn.ReLU``, ``CrossEntropyLoss``/``BCEWithLogitsLoss``, SGD;
+* ``sklearn``: ``MLPClassifier(solver="sgd", momentum=0, alpha=0,
+  batch_size=m, shuffle=False).partial_fit`` on the same shapes and weights
+  (samples as rows; each call also validates its input and checks its labels);
+* ``gemm-bound``: the step's FLOPs over the measured throughput of its exact
+  matrix products (each timed alone with ``@``, numpy, or cupy on the GPU;
+  medians summed): the time the products alone take.
+
+On a GPU every timed region is bracketed by a device synchronisation.  Memory:
+``peak_mem_bytes`` is tracemalloc's peak over building the implementation's
+copy of the parameters and batch and two steps (numpy-based implementations),
+cupy's memory pool (``total_bytes`` after two steps) or
+``torch.cuda.max_memory_allocated``; ``theoretical_mem_bytes`` = parameters +
+gradients + activations A[0..L] + labels + optimiser state (none for SGD).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bpnet  # noqa: E402
+from bpnet import backends  # noqa: E402
+from bpnet.activations import get_activation  # noqa: E402
+from bpnet.optim import get_optimizer  # noqa: E402
+from bpnet.step import TrainState, train_step  # noqa: E402
+
+NETS = {
+    "a": dict(dims=[784, 512, 256, 10], m=256, out="softmax"),
+    "b": dict(dims=[12288, 20, 7, 5, 1], m=209, out="sigmoid"),
+    "c": dict(dims=[1024, 4096, 4096, 1024], m=512, out="softmax"),
+    "d": dict(dims=[64, 32, 10], m=64, out="softmax"),
+}
+LR = 0.01
+
+
+# --------------------------------------------------------------------------- #
+# problem
+
+
+def make_problem(dims, m, out, dtype, seed=0):
+    """Host arrays: X (n_x, m), Y (n_L, m) one-hot or 0/1, He-initialised parameters."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((dims[0], m)).astype(dtype)
+    if out == "softmax":
+        labels = rng.integers(0, dims[-1], size=m)
+        Y = np.zeros((dims[-1], m), dtype=dtype)
+        Y[labels, np.arange(m)] = 1
+    else:
+        labels = rng.integers(0, 2, size=m)
+        Y = labels[np.newaxis, :].astype(dtype)
+    params = {}
+    for l in range(1, len(dims)):
+        params[f"W{l}"] = (rng.standard_normal((dims[l], dims[l - 1])) * np.sqrt(2.0 / dims[l - 1])).astype(dtype)
+        params[f"b{l}"] = np.zeros((dims[l], 1), dtype=dtype)
+    return X, Y, labels, params
+
+
+def theoretical_mem(dims, m, dtype):
+    """Bytes: parameters + gradients + activations A[0..L] + labels (+ no optimiser state for SGD)."""
+    item = np.dtype(dtype).itemsize
+    n_params = sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims)))
+    n_acts = sum(dims) * m
+    return item * (2 * n_params + n_acts + dims[-1] * m)
+
+
+def step_flops(dims, m):
+    """Forward W A, backward dZ A^T and W^T dZ (no dA[0])."""
+    f = 0
+    for l in range(1, len(dims)):
+        k = 2 * m * dims[l] * dims[l - 1]
+        f += 3 * k if l > 1 else 2 * k
+    return f
+
+
+# --------------------------------------------------------------------------- #
+# implementations: .step() runs one training step, .sync() waits for the device
+
+
+class Bpnet:
+    def __init__(self, backend, X, Y, params, out, **_):
+        self.bk = bk = backends.get(backend)
+        self.name, self.backend, self.gpu = "bpnet", bk.name, bk.name == "cupy"
+        self.xp = bk.xp
+        self.X, self.Y = bk.asarray(X.copy()), bk.asarray(Y.copy())  # moved to the device once
+        p = {k: bk.asarray(np.array(v, copy=True)) for k, v in params.items()}  # owned: updated in place
+        opt = get_optimizer("gd")
+        self.ts = TrainState(p, opt, opt.init(p))
+        self.hidden, self.output = get_activation("relu"), get_activation(out)
+
+    def step(self):
+        train_step(self.xp, self.X, self.Y, self.ts, self.hidden, self.output, LR)
+
+    def sync(self):
+        self.bk.synchronize()
+
+
+class PlainNumpy:
+    """The same equations, hand-written in numpy (no Array API layer)."""
+
+    name, backend, gpu = "plain-numpy", "numpy", False
+
+    def __init__(self, X, Y, params, out, **_):
+        self.X, self.Y, self.out = X.copy(), Y.copy(), out
+        L = len(params) // 2
+        self.Ws = [params[f"W{l}"].copy() for l in range(1, L + 1)]
+        self.bs = [params[f"b{l}"].copy() for l in range(1, L + 1)]
+        self.ones = {}
+
+    def step(self):
+        Ws, bs, Y = self.Ws, self.bs, self.Y
+        L, m = len(Ws), Y.shape[1]
+        acts = [self.X]
+        A = self.X
+        for l in range(L):
+            Z = Ws[l] @ A
+            Z += bs[l]
+            if l < L - 1:
+                np.maximum(Z, 0, out=Z)
+            elif self.out == "softmax":
+                Z -= Z.max(axis=0, keepdims=True)
+                np.exp(Z, out=Z)
+                Z /= Z.sum(axis=0, keepdims=True)
+            else:  # stable sigmoid
+                e = np.exp(-np.abs(Z))
+                Z = np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+            acts.append(Z)
+            A = Z
+        ones = self.ones.get(m)
+        if ones is None:
+            ones = self.ones[m] = np.ones((m, 1), dtype=Y.dtype)
+        dZ = acts[L]
+        dZ -= Y  # dZ = A - Y
+        c = LR / m
+        for l in range(L - 1, -1, -1):
+            W, A_prev = Ws[l], acts[l]
+            dA = W.T @ dZ if l > 0 else None
+            if m <= W.shape[1]:
+                dZ *= c
+                dW = dZ @ A_prev.T
+                db = dZ @ ones  # GEMV: faster than .sum(axis=1)
+            else:
+                dW = dZ @ A_prev.T
+                dW *= c
+                db = dZ @ ones  # GEMV: faster than .sum(axis=1)
+                db *= c
+            W -= dW
+            bs[l] -= db
+            if l > 0:
+                dA *= A_prev > 0
+                dZ = dA
+
+    def sync(self):
+        pass
+
+
+class Torch:
+    def __init__(self, X, Y, labels, params, out, device="cpu", **_):
+        import torch
+
+        self.torch, self.device = torch, device
+        self.name = "torch" if device == "cpu" else "torch-cuda"
+        self.backend, self.gpu = ("cpu", False) if device == "cpu" else ("cuda", True)
+        L = len(params) // 2
+        layers = []
+        for l in range(1, L + 1):
+            W = params[f"W{l}"]
+            lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=torch.from_numpy(W).dtype, device=device)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(W))
+                lin.bias.copy_(torch.from_numpy(params[f"b{l}"][:, 0]))
+            layers.append(lin)
+            if l < L:
+                layers.append(torch.nn.ReLU())
+        self.model = torch.nn.Sequential(*layers)
+        self.x = torch.from_numpy(np.ascontiguousarray(X.T)).to(device)
+        if out == "softmax":
+            self.y = torch.from_numpy(labels.astype(np.int64)).to(device)
+            self.loss = torch.nn.CrossEntropyLoss()
+        else:
+            self.y = torch.from_numpy(np.ascontiguousarray(Y.T)).to(device)
+            self.loss = torch.nn.BCEWithLogitsLoss()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
+
+    def step(self):
+        self.opt.zero_grad(set_to_none=True)
+        self.loss(self.model(self.x), self.y).backward()
+        self.opt.step()
+
+    def sync(self):
+        if self.device != "cpu":
+            self.torch.cuda.synchronize()
+
+
+class Sklearn:
+    name, backend, gpu = "sklearn", "numpy", False
+
+    def __init__(self, X, Y, labels, params, out, dims, **_):
+        import warnings
+
+        from sklearn.neural_network import MLPClassifier
+
+        self.Xr = np.ascontiguousarray(X.T)
+        self.y = labels
+        m = X.shape[1]
+        self.clf = MLPClassifier(hidden_layer_sizes=tuple(dims[1:-1]), activation="relu", solver="sgd",
+                                 alpha=0.0, batch_size=m, learning_rate_init=LR, momentum=0.0,
+                                 nesterovs_momentum=False, shuffle=False, random_state=0)
+        classes = np.arange(dims[-1] if out == "softmax" else 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.clf.partial_fit(self.Xr, self.y, classes=classes)
+        L = len(params) // 2
+        self.clf.coefs_ = [np.ascontiguousarray(params[f"W{l}"].T) for l in range(1, L + 1)]
+        self.clf.intercepts_ = [params[f"b{l}"][:, 0].copy() for l in range(1, L + 1)]
+
+    def step(self):
+        self.clf.partial_fit(self.Xr, self.y)
+
+    def sync(self):
+        pass
+
+
+# --------------------------------------------------------------------------- #
+# measurement
+
+
+def interleaved(impls, budget_s, min_rounds, max_rounds, warmup=2, block_s=0.02, seed=0):
+    """Median step time (s) of each implementation, timed in interleaved blocks.
+
+    Each round runs every implementation once, in a shuffled order (so none
+    always follows the same neighbour), as a block of ``k`` steps (k such that
+    a block lasts about ``block_s``, at least 2): the first step of a block,
+    which pays for the previous implementation's still-spinning BLAS/OpenMP
+    threads and cold caches, is discarded; the others are kept.  The result is
+    the median over all kept steps of all rounds.
+    """
+    est = []
+    for im in impls:
+        for _ in range(warmup):
+            im.step()
+        im.sync()
+        t = time.perf_counter()
+        im.step()
+        im.sync()
+        est.append(time.perf_counter() - t)
+    ks = [max(2, min(50, int(block_s / max(e, 1e-9)))) for e in est]
+    per_round = sum(k * e for k, e in zip(ks, est))
+    rounds = int(min(max_rounds, max(min_rounds, budget_s / max(per_round, 1e-9))))
+    samples = [[] for _ in impls]
+    order = list(range(len(impls)))
+    rng = np.random.default_rng(seed)
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            rng.shuffle(order)
+            for i in order:
+                im = impls[i]
+                im.sync()
+                for j in range(ks[i]):
+                    t = time.perf_counter()
+                    im.step()
+                    im.sync()
+                    if j:
+                        samples[i].append(time.perf_counter() - t)
+    finally:
+        if gc_was:
+            gc.enable()
+    return [statistics.median(s) for s in samples], rounds
+
+
+def gemm_time(dims, m, dtype, gpu=False, reps=7):
+    """Seconds the step's matrix products alone take (median per product, summed)."""
+    if gpu:
+        import cupy as xp
+
+        sync = xp.cuda.get_current_stream().synchronize
+    else:
+        xp, sync = np, (lambda: None)
+    rng = np.random.default_rng(1)
+
+    def arr(*shape):
+        return xp.asarray(rng.standard_normal(shape).astype(dtype))
+
+    total = 0.0
+    for l in range(1, len(dims)):
+        n, p = dims[l], dims[l - 1]
+        W, A, dZ = arr(n, p), arr(p, m), arr(n, m)
+        shapes = [(W, A), (dZ, A.T)]
+        if l > 1:
+            shapes.append((W.T, dZ))
+        for a, b in shapes:
+            a @ b
+            ts = []
+            for _ in range(reps):
+                sync()
+                t = time.perf_counter()
+                a @ b
+                sync()
+                ts.append(time.perf_counter() - t)
+            total += statistics.median(ts)
+    return total
+
+
+def peak_memory(make, steps=2):
+    """Peak bytes of building an implementation and running ``steps`` steps."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        im = make()
+        if im.gpu:
+            tracemalloc.stop()
+            return _gpu_peak(make)
+        for _ in range(steps):
+            im.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+    if im.name == "torch":
+        return None  # torch's CPU allocator is not traced by tracemalloc
+    return peak
+
+
+def _gpu_peak(make, steps=2):
+    gc.collect()
+    try:
+        import cupy
+
+        pool = cupy.get_default_memory_pool()
+        pool.free_all_blocks()
+    except ImportError:
+        pool = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+    except ImportError:
+        torch = None
+    im = make()
+    for _ in range(steps):
+        im.step()
+    im.sync()
+    if im.name.startswith("torch"):
+        return int(torch.cuda.max_memory_allocated())
+    return int(pool.total_bytes()) if pool is not None else None
+
+
+def build_makers(net, dtype, bpnet_backends, include_torch, include_sklearn):
+    spec = NETS[net] if isinstance(net, str) else net
+    dims, m, out = spec["dims"], spec["m"], spec["out"]
+    X, Y, labels, params = make_problem(dims, m, out, dtype)
+    kw = dict(X=X, Y=Y, labels=labels, params=params, out=out, dims=dims)
+    makers = []
+    for b in bpnet_backends:
+        makers.append(lambda b=b: Bpnet(b, **kw))
+    makers.append(lambda: PlainNumpy(**kw))
+    if include_torch:
+        import torch
+
+        makers.append(lambda: Torch(**kw))
+        if torch.cuda.is_available():
+            makers.append(lambda: Torch(device="cuda", **kw))
+    if include_sklearn:
+        makers.append(lambda: Sklearn(**kw))
+    return makers
+
+
+def run_net(net, dtype, args, bpnet_backends, include_torch, include_sklearn):
+    spec = NETS[net]
+    dims, m = spec["dims"], spec["m"]
+    makers = build_makers(net, dtype, bpnet_backends, include_torch, include_sklearn)
+    impls = [mk() for mk in makers]
+    times, rounds = interleaved(impls, args.budget, args.min_rounds, args.max_rounds)
+    impls_meta = [(im.name, im.backend, im.gpu) for im in impls]
+    t_gemm_cpu = gemm_time(dims, m, dtype)
+    t_gemm_gpu = gemm_time(dims, m, dtype, gpu=True) if "cupy" in bpnet_backends else None
+    del impls
+    gc.collect()
+    mems = [peak_memory(mk) for mk in makers] if not args.no_memory else [None] * len(makers)
+    by = {(n, b): t for (n, b, _), t in zip(impls_meta, times)}
+    t_plain = by.get(("plain-numpy", "numpy"))
+    t_torch_cpu = by.get(("torch", "cpu"))
+    t_torch_gpu = by.get(("torch-cuda", "cuda"))
+    flops = step_flops(dims, m)
+    theo = theoretical_mem(dims, m, dtype)
+    records = []
+    for (name, backend, gpu), t, mem in zip(impls_meta, times, mems):
+        t_torch = t_torch_gpu if gpu else t_torch_cpu
+        t_gemm = t_gemm_gpu if gpu else t_gemm_cpu
+        records.append(dict(
+            net=net, layers="-".join(map(str, dims)), batch=m, implementation=name, backend=backend, dtype=dtype,
+            step_ms_median=t * 1e3, samples_per_s=m / t,
+            ratio_vs_plain_numpy=(t / t_plain) if t_plain else None,
+            ratio_vs_torch=(t / t_torch) if t_torch else None,
+            gemm_bound_fraction=(t_gemm / t) if t_gemm else None,
+            peak_mem_bytes=mem, theoretical_mem_bytes=theo,
+            peak_over_theoretical=(mem / theo) if mem else None, rounds=rounds))
+    for gpu, t_gemm in ((False, t_gemm_cpu), (True, t_gemm_gpu)):
+        if t_gemm is None:
+            continue
+        t_plain_ref = t_plain if not gpu else None
+        t_torch = t_torch_gpu if gpu else t_torch_cpu
+        records.append(dict(
+            net=net, layers="-".join(map(str, dims)), batch=m, implementation="gemm-bound",
+            backend="cupy" if gpu else "numpy", dtype=dtype, step_ms_median=t_gemm * 1e3, samples_per_s=m / t_gemm,
+            ratio_vs_plain_numpy=(t_gemm / t_plain_ref) if t_plain_ref else None,
+            ratio_vs_torch=(t_gemm / t_torch) if t_torch else None, gemm_bound_fraction=1.0,
+            gflops=flops / t_gemm / 1e9, peak_mem_bytes=None, theoretical_mem_bytes=theo,
+            peak_over_theoretical=None, rounds=5))
+    return records
+
+
+def batch_scaling(args, bpnet_backends, dtype="float32", net="a"):
+    """Step time and peak memory of bpnet vs plain numpy on net (a) for batch 64 .. 8192."""
+    sizes = [64, 256, 1024, 8192] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    rows = []
+    for m in sizes:
+        spec = dict(NETS[net], m=m)
+        X, Y, labels, params = make_problem(spec["dims"], m, spec["out"], dtype)
+        kw = dict(X=X, Y=Y, labels=labels, params=params, out=spec["out"], dims=spec["dims"])
+        makers = [lambda: Bpnet(bpnet_backends[0], **kw), lambda: PlainNumpy(**kw)]
+        impls = [mk() for mk in makers]
+        times, _ = interleaved(impls, args.budget / 2, 3, args.max_rounds)
+        del impls
+        mems = [peak_memory(mk) for mk in makers] if not args.no_memory else [None, None]
+        rows.append(dict(net=net, batch=m, dtype=dtype, bpnet_ms=times[0] * 1e3, plain_numpy_ms=times[1] * 1e3,
+                         ratio=times[0] / times[1], bpnet_peak_mem_bytes=mems[0], plain_peak_mem_bytes=mems[1],
+                         theoretical_mem_bytes=theoretical_mem(spec["dims"], m, dtype)))
+    return rows
+
+
+def end_to_end(args, backend, target=0.95):
+    """digits (embedded): MLP 64-64-10, Adam, batch 64, until test accuracy >= target; then epoch time vs size."""
+    from bpnet.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    out = {}
+    model = bpnet.MLP([ds.n_x, 64, 10], backend=backend, seed=0)
+    reached = {}
+
+    def cb(mdl, epoch, logs):
+        if "epoch" not in reached and mdl.evaluate(ds.X_test, ds.y_test)["accuracy"] >= target:
+            reached["epoch"] = epoch
+            reached["time_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for _ in range(100):
+        model.fit(ds.X_train, ds.y_train, epochs=1, batch_size=64, learning_rate=0.003, callbacks=[cb])
+        if "epoch" in reached:
+            break
+    out["digits_to_accuracy"] = dict(backend=backend, layers="64-64-10", optimizer="adam", lr=0.003, batch_size=64,
+                                     target_test_accuracy=target, epochs=reached.get("epoch"),
+                                     time_s=reached.get("time_s"))
+    rows = []
+    for k in ([1, 4] if args.quick else [1, 2, 4, 8, 16]):
+        Xk = np.tile(ds.X_train, (1, k))
+        yk = np.tile(ds.y_train, k)
+        mdl = bpnet.MLP([ds.n_x, 64, 10], backend=backend, seed=0)
+        mdl.fit(Xk, yk, epochs=1, batch_size=64)  # warm-up
+        ts = []
+        for _ in range(3):
+            t = time.perf_counter()
+            mdl.fit(Xk, yk, epochs=1, batch_size=64)
+            ts.append(time.perf_counter() - t)
+        rows.append(dict(m=int(Xk.shape[1]), epoch_s=statistics.median(ts),
+                         us_per_sample=statistics.median(ts) / Xk.shape[1] * 1e6))
+    out["epoch_time_vs_size"] = rows
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# report
+
+
+def fmt_mem(b):
+    return "-" if b is None else f"{b / 2**20:.1f}"
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def print_table(records, out=sys.stdout):
+    head = (f"{'net':<4}{'dtype':<9}{'implementation':<16}{'backend':<18}{'ms/step':>10}{'samples/s':>12}"
+            f"{'/plain':>8}{'/torch':>8}{'gemm%':>7}{'peakMiB':>9}{'theoMiB':>9}")
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in records:
+        print(f"{r['net']:<4}{r['dtype']:<9}{r['implementation']:<16}{r['backend']:<18}"
+              f"{r['step_ms_median']:>10.3f}{r['samples_per_s']:>12.0f}"
+              f"{fmt(r['ratio_vs_plain_numpy'], '.3f'):>8}{fmt(r['ratio_vs_torch'], '.3f'):>8}"
+              f"{fmt(None if r['gemm_bound_fraction'] is None else 100 * r['gemm_bound_fraction'], '.1f'):>7}"
+              f"{fmt_mem(r['peak_mem_bytes']):>9}{fmt_mem(r['theoretical_mem_bytes']):>9}", file=out)
+
+
+def environment(threads):
+    env = dict(python=platform.python_version(), numpy=np.__version__, bpnet=bpnet.__version__,
+               machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(), threads=threads,
+               OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"))
+    try:
+        from threadpoolctl import threadpool_info
+
+        env["blas"] = [dict(prefix=i.get("prefix"), version=i.get("version"), architecture=i.get("architecture"),
+                            num_threads=i.get("num_threads")) for i in threadpool_info() if i["user_api"] == "blas"]
+    except ImportError:
+        env["blas"] = None
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        env["torch_cuda"] = torch.cuda.is_available()
+    except ImportError:
+        env["torch"] = None
+    try:
+        import sklearn
+
+        env["sklearn"] = sklearn.__version__
+    except ImportError:
+        env["sklearn"] = None
+    return env
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run, under a minute (nets a,b,d; few steps)")
+    p.add_argument("--json", type=Path, help="write the records to this JSON file")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count(), help="BLAS / torch threads (default: the CPUs available)")
+    p.add_argument("--nets", default=None, help="comma-separated subset of a,b,c,d (default all; --quick: a,b,d)")
+    p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--backends", default=None,
+                   help="bpnet backends (default: numpy, array_api_strict and cupy where usable)")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--no-scaling", action="store_true", help="skip the batch-size and data-size runs")
+    p.add_argument("--budget", type=float, default=None, help="seconds of timed steps per (net, dtype)")
+    p.add_argument("--min-rounds", type=int, default=None)
+    p.add_argument("--max-rounds", type=int, default=None)
+    args = p.parse_args(argv)
+    args.budget = args.budget if args.budget is not None else (0.6 if args.quick else 10.0)
+    args.min_rounds = args.min_rounds if args.min_rounds is not None else (3 if args.quick else 7)
+    args.max_rounds = args.max_rounds if args.max_rounds is not None else (40 if args.quick else 500)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    nets = (args.nets or ("a,b,d" if args.quick else "a,b,c,d")).split(",")
+    dtypes = args.dtypes.split(",")
+    avail = backends.available()
+    wanted = args.backends.split(",") if args.backends else [b for b in ("numpy", "array_api_strict", "cupy")
+                                                              if b in avail]
+    for b in wanted:
+        backends.get(b)  # a clear error when asked for a backend that is not usable
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        include_torch = not args.no_torch
+    except ImportError:
+        include_torch = False
+    try:
+        import sklearn  # noqa: F401
+
+        include_sklearn = not args.no_sklearn
+    except ImportError:
+        include_sklearn = False
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=args.threads)
+    except ImportError:
+        limiter = None
+        print("threadpoolctl is not installed (pip install -e '.[bench]'): BLAS threads not pinned", file=sys.stderr)
+    env = environment(args.threads)
+    print(f"# bpnet benchmark: {env['threads']} threads, BLAS {env['blas']}, torch {env.get('torch')}, "
+          f"sklearn {env.get('sklearn')}, bpnet backends {wanted}")
+    records = []
+    for net in nets:
+        for dtype in dtypes:
+            recs = run_net(net, dtype, args, wanted, include_torch, include_sklearn)
+            print_table(recs)
+            print()
+            records.extend(recs)
+    result = dict(environment=env, args={k: str(v) for k, v in vars(args).items()}, records=records)
+    if not args.no_scaling:
+        result["batch_scaling"] = batch_scaling(args, wanted)
+        print("# batch scaling, net a, float32 (bpnet on", wanted[0], "vs plain numpy)")
+        for r in result["batch_scaling"]:
+            print(f"  m={r['batch']:>5}  bpnet {r['bpnet_ms']:9.3f} ms  plain {r['plain_numpy_ms']:9.3f} ms  "
+                  f"ratio {r['ratio']:.3f}  peak MiB {fmt_mem(r['bpnet_peak_mem_bytes'])} / "
+                  f"{fmt_mem(r['plain_peak_mem_bytes'])}  theoretical {fmt_mem(r['theoretical_mem_bytes'])}")
+        result["end_to_end"] = end_to_end(args, wanted[0])
+        e2e = result["end_to_end"]
+        print("# end to end:", json.dumps(e2e["digits_to_accuracy"]))
+        for r in e2e["epoch_time_vs_size"]:
+            print(f"  m={r['m']:>6}  epoch {r['epoch_s'] * 1e3:8.1f} ms  {r['us_per_sample']:.2f} us/sample")
+    print("\nSummary:\n")
+    print_table(records)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"\nwrote {args.json}")
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The in-place training step (bpnet.step) against the reference path, and the benchmark's code path.
+
+Reference: ``_forward`` -> ``_backward(fused=True)`` -> (L2, clipping) -> ``Optimizer.step``
+(new dicts).  The step computes the same numbers to rounding on every backend,
+updates only the arrays it was given, and ``MLP.fit`` never mutates arrays
+that existed before the call.  No timing assertions here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bpnet
+from bpnet.activations import get_activation
+from bpnet.core import _backward, _forward
+from bpnet.losses import get_loss
+from bpnet.model import MLP, dropout_masks
+from bpnet.optim import _add_l2_gradients, _clip, get_optimizer
+from bpnet.step import TrainState, backward_update, forward_train, train_step
+
+from conftest import assert_on, to_np
+
+LOSS_OF = {"sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy", "linear": "mse"}
+
+
+def _problem(bk, dtype, dims, out, m, seed=0):
+    rng = np.random.default_rng(seed)
+    X = bk.asarray(rng.normal(size=(dims[0], m)), dtype=dtype)
+    if out == "softmax":
+        Yh = np.eye(dims[-1])[:, rng.integers(0, dims[-1], size=m)]
+    elif out == "sigmoid":
+        Yh = rng.integers(0, 2, size=(dims[-1], m)).astype(float)
+    else:
+        Yh = rng.normal(size=(dims[-1], m))
+    Y = bk.asarray(Yh, dtype=dtype)
+    params = bpnet.initialize_parameters_deep(dims, init="he", seed=1, dtype=dtype, backend=bk)
+    return X, Y, params
+
+
+def _copy(bk, d):
+    return {k: bk.asarray(np.array(to_np(v), copy=True)) for k, v in d.items()}
+
+
+def _reference(bk, X, Y, params, hidden, out, opt, state, lr, steps, masks=None, l2=0.0, clip_norm=None):
+    xp = bk.xp
+    h, o, spec = get_activation(hidden), get_activation(out), get_loss(LOSS_OF[out])
+    L = len(params) // 2
+    keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
+    for _ in range(steps):
+        AL, caches = _forward(xp, X, params, L, h, o, masks)
+        grads = _backward(xp, AL, Y, caches, h, o, spec, fused=True, need_dA0=False, masks=masks)
+        if l2:
+            grads = _add_l2_gradients(grads, params, L, l2, X.shape[1])
+        if clip_norm is not None:
+            grads, _ = _clip(xp, grads, keys, clip_norm)
+        params, state = opt.step(params, grads, state, lr)
+    return params, state
+
+
+def _assert_close(bk, got, want, dtype):
+    rtol, atol = (1e-9, 1e-12) if dtype == "float64" else (2e-4, 1e-6)
+    for k in want:
+        if k == "t":
+            assert got[k] == want[k]
+        elif isinstance(want[k], dict):
+            _assert_close(bk, got[k], want[k], dtype)
+        else:
+            assert_on(bk, got[k], dtype, want[k].shape)
+            np.testing.assert_allclose(to_np(got[k]), to_np(want[k]), rtol=rtol, atol=atol, err_msg=k)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
+@pytest.mark.parametrize("hidden,out,dims", [
+    ("relu", "softmax", [5, 7, 4, 3]),
+    ("tanh", "sigmoid", [4, 6, 1]),
+    ("leaky_relu", "linear", [3, 9, 2]),
+    ("sigmoid", "sigmoid", [6, 3, 5, 2]),
+])
+def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims):
+    # m = 8 < n_prev for some layers and > for others: both placements of 1/m run
+    X, Y, params = _problem(bk, dtype, dims, out, m=8)
+    opt = get_optimizer(optimizer)
+    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), hidden, out, opt, opt.init(params), 0.05, steps=3)
+    mine = _copy(bk, params)
+    state = opt.init(mine)
+    ts = TrainState(mine, opt, state)
+    for _ in range(3):
+        train_step(bk.xp, X, Y, ts, get_activation(hidden), get_activation(out), 0.05)
+    _assert_close(bk, mine, want_p, dtype)
+    _assert_close(bk, state, want_s, dtype)
+    # only the arrays handed to the step changed: the original parameters did not
+    fresh = bpnet.initialize_parameters_deep(dims, init="he", seed=1, dtype=dtype, backend=bk)
+    for k in params:
+        np.testing.assert_array_equal(to_np(params[k]), to_np(fresh[k]))
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer):
+    dims, dtype = [6, 8, 5, 1], "float64"
+    X, Y, params = _problem(bk, dtype, dims, "sigmoid", m=10, seed=3)
+    masks = dropout_masks(dims, 10, 0.7, rng=2, dtype=dtype, backend=bk)
+    opt = get_optimizer(optimizer)
+    kw = dict(masks=masks, l2=0.3, clip_norm=0.05)
+    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "sigmoid", opt, opt.init(params), 0.1,
+                                steps=2, **kw)
+    mine = _copy(bk, params)
+    state = opt.init(mine)
+    ts = TrainState(mine, opt, state)
+    for _ in range(2):
+        acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, get_activation("relu"), get_activation("sigmoid"), masks)
+        backward_update(bk.xp, acts, Y, ts, get_activation("relu"), 0.1, gs=gs, **kw)
+    _assert_close(bk, mine, want_p, dtype)
+    _assert_close(bk, state, want_s, dtype)
+
+
+def test_fit_never_mutates_arrays_held_from_before(bk):
+    rng = np.random.default_rng(0)
+    Xh = rng.normal(size=(4, 40))
+    yh = (Xh[0] > 0).astype(float)[np.newaxis, :]
+    X, Y = bk.asarray(Xh), bk.asarray(yh)
+    model = MLP([4, 6, 1], dtype="float64", backend=bk)
+    user = _copy(bk, model.parameters)
+    model.parameters = user
+    before = {k: to_np(v).copy() for k, v in user.items()}
+    model.fit(X, Y, epochs=2, batch_size=16, optimizer="adam", learning_rate=0.05)
+    first_params, first_state = model.parameters, model.optimizer_state
+    snap_p = {k: to_np(v).copy() for k, v in first_params.items()}
+    snap_v = {k: to_np(v).copy() for k, v in first_state["v"].items()}
+    model.fit(X, Y, epochs=2, batch_size=16, optimizer="adam", learning_rate=0.05)
+    for k in user:  # the user's dict: untouched, and no longer the model's
+        np.testing.assert_array_equal(to_np(user[k]), before[k])
+        assert model.parameters[k] is not user[k]
+    for k in snap_p:  # the previous fit's parameters and moments: untouched by the next fit
+        np.testing.assert_array_equal(to_np(first_params[k]), snap_p[k])
+    for k in snap_v:
+        np.testing.assert_array_equal(to_np(first_state["v"][k]), snap_v[k])
+    assert model.optimizer_state["t"] == first_state["t"] * 2
+    np.testing.assert_array_equal(to_np(X), Xh)  # the data are only read
+    np.testing.assert_array_equal(to_np(Y), yh)
+    assert any(not np.array_equal(to_np(model.parameters[k]), snap_p[k]) for k in snap_p)
+
+
+def test_fit_matches_the_course_loop(bk):
+    # full batch, gd: MLP.fit (in-place step) == _forward/_backward/update_parameters
+    rng = np.random.default_rng(1)
+    Xh = rng.normal(size=(5, 30))
+    yh = (Xh[0] - Xh[1] > 0).astype(float)[np.newaxis, :]
+    model = MLP([5, 7, 1], dtype="float64", backend=bk, seed=2)
+    p = _copy(bk, model.parameters)
+    model.fit(Xh, yh, epochs=4, batch_size=30, optimizer="gd", learning_rate=0.1, shuffle=False)
+    X, Y = bk.asarray(Xh), bk.asarray(yh)
+    for _ in range(4):
+        AL, caches = bpnet.L_model_forward(X, p)
+        grads = bpnet.L_model_backward(AL, Y, caches, fused=True)
+        p = bpnet.update_parameters(p, grads, 0.1)
+    _assert_close(bk, model.parameters, p, "float64")
+
+
+def _load_bench():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    spec = importlib.util.spec_from_file_location("bpnet_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_quick_code_path_runs_end_to_end(tmp_path, monkeypatch):
+    bench = _load_bench()
+    monkeypatch.setitem(bench.NETS, "t", dict(dims=[6, 5, 3], m=8, out="softmax"))
+    monkeypatch.setitem(bench.NETS, "u", dict(dims=[7, 4, 1], m=9, out="sigmoid"))
+    out = tmp_path / "bench.json"
+    result = bench.main(["--quick", "--nets", "t,u", "--no-scaling", "--no-torch", "--budget", "0.01",
+                         "--min-rounds", "1", "--max-rounds", "2", "--backends", "numpy,array_api_strict",
+                         "--threads", "1", "--json", str(out)])
+    records = json.loads(out.read_text())["records"]
+    assert records == json.loads(json.dumps(result["records"]))
+    impls = {(r["net"], r["implementation"], r["backend"], r["dtype"]) for r in records}
+    for net in "tu":
+        for dtype in ("float32", "float64"):
+            for im in (("bpnet", "numpy"), ("bpnet", "array_api_strict"), ("plain-numpy", "numpy"),
+                       ("gemm-bound", "numpy")):
+                assert (net, *im, dtype) in impls
+    for r in records:
+        for key in ("step_ms_median", "samples_per_s", "ratio_vs_plain_numpy", "ratio_vs_torch",
+                    "gemm_bound_fraction", "peak_mem_bytes", "theoretical_mem_bytes"):
+            assert key in r
+        assert r["step_ms_median"] > 0 and r["theoretical_mem_bytes"] > 0
+    # the plain-numpy reference computes what bpnet computes
+    X, Y, labels, params = bench.make_problem([6, 5, 3], 8, "softmax", "float64")
+    kw = dict(X=X, Y=Y, labels=labels, params=params, out="softmax", dims=[6, 5, 3])
+    a, b = bench.Bpnet("numpy", **kw), bench.PlainNumpy(**kw)
+    for _ in range(3):
+        a.step()
+        b.step()
+    for l in range(2):
+        np.testing.assert_allclose(a.ts.Ws[l], b.Ws[l], rtol=1e-12)
+        np.testing.assert_allclose(a.ts.bs[l], b.bs[l], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(params["W1"], bench.make_problem([6, 5, 3], 8, "softmax", "float64")[3]["W1"])
