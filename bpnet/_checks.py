@@ -146,6 +146,10 @@ def prepare_labels(Y, AL, name: str = "Y", alname: str = "AL"):
         raise ValueError(f"{name}: expected shape {tuple(AL.shape)}, got {tuple(Y.shape)}")
     if xp.isdtype(Y.dtype, "complex floating"):
         raise TypeError(f"{name}: expected real labels, got dtype {_dtype_str(Y.dtype)}")
+    if not xp.isdtype(Y.dtype, ("real floating", "integral", "bool")):
+        # e.g. a numpy object or string array: a cast could run arbitrary __float__ or fail half-way
+        raise TypeError(f"{name}: expected real labels (floating, integer or bool dtype), got dtype "
+                        f"{_dtype_str(Y.dtype)}")
     if Y.dtype != AL.dtype:
         Y = xp.astype(Y, AL.dtype)
     if tuple(Y.shape) != tuple(AL.shape):

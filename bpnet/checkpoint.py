@@ -170,6 +170,16 @@ def _to_json(value, where: str):
     )
 
 
+def _check_finite(a: np.ndarray, where: str) -> None:
+    """Refuse NaN/inf: a checkpoint is what a run resumes from, and a diverged one is useless."""
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise ValueError(
+            f"{where}: expected finite values, got {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} inf "
+            "(training diverged? try a smaller learning rate); nothing was written, an existing checkpoint "
+            "is left as it was"
+        )
+
+
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in sorted(arrays):
@@ -230,8 +240,9 @@ def save_checkpoint(path, parameters, *, optimizer_state=None, metadata=None) ->
     ------
     TypeError, ValueError
         Invalid parameters (the :func:`bpnet._checks.check_parameters` error),
-        invalid optimiser state, metadata that JSON cannot hold (the message
-        names the key).
+        NaN or inf in the parameters or optimiser arrays (a diverged model is
+        never written over a good checkpoint), invalid optimiser state,
+        metadata that JSON cannot hold (the message names the key).
     FileNotFoundError, NotADirectoryError, IsADirectoryError
         The directory of ``path`` is missing, or ``path`` is a directory.
     """
@@ -245,6 +256,8 @@ def save_checkpoint(path, parameters, *, optimizer_state=None, metadata=None) ->
             "(put other values in metadata)"
         )
     host = {k: np.asarray(_backends.to_numpy(parameters[k])) for k in sorted(expected, key=_grad_order_p)}
+    for k, a in host.items():
+        _check_finite(a, f"parameters[{k!r}]")
     dtype = host["W1"].dtype.name
     dims = _layer_dims(host, L)
 
@@ -327,6 +340,7 @@ def _prepare_optimizer(state, host, L, dtype):
                     raise TypeError(
                         f"{where}[{name!r}]: expected dtype {dtype} like the parameters, got {h.dtype.name}"
                     )
+                _check_finite(h, f"{where}[{name!r}]")
                 arrays[f"{_OPT}{key}/{name}"] = h
             groups[key] = names
         elif is_array(value):

@@ -312,9 +312,14 @@ def cmd_train(args) -> int:
     from .datasets import load_dataset
     from .model import MLP
 
+    import numpy as np
+
     if args.early_stopping and args.val_size == 0:
         raise ValueError("--early-stopping: needs a validation split; give --val-size, e.g. --val-size 0.1")
     out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: expected a directory (for model.npz, history.json and the plots), got the "
+                         f"existing file {str(out)!r}")
     ckpt = out / "model.npz"
     if args.resume and not ckpt.exists():
         raise ValueError(f"--resume: no checkpoint at {ckpt} (train without --resume first)")
@@ -324,6 +329,8 @@ def cmd_train(args) -> int:
                       label=args.label)
     output = ds.output_activation if args.output == "auto" else args.output
     loss = ds.loss if args.loss == "auto" else args.loss
+    if not args.resume:
+        _check_output_and_loss(ds, output, loss)
     dims = [ds.n_x, *args.layers, ds.n_y]
     if args.resume:
         model = MLP.load(ckpt, backend=bk)
@@ -338,6 +345,7 @@ def cmd_train(args) -> int:
     print(f"network: {'-'.join(map(str, dims))}, {model.hidden_activation} hidden, {model.output_activation} "
           f"output, {model.loss}, {model.dtype}; {args.optimizer}, lr {args.lr:g}, "
           + (f"batch {args.batch_size}" if args.batch_size else "full batch"), flush=True)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
 
     full_batch = args.batch_size == 0 or args.batch_size >= ds.m_train
@@ -346,6 +354,8 @@ def cmd_train(args) -> int:
     bar = _progress(args.epochs, not args.quiet)
 
     def log(m, epoch, logs):
+        # runs before fit writes this epoch's checkpoint: a diverged model never replaces a good one
+        _check_parameters_finite(m, epoch, args.lr, ckpt)
         e = epoch - 1  # the course counts from 0: the cost printed is the one before that update
         if bar is not None:
             post = {"cost": f"{logs['cost']:.4g}"}
@@ -361,13 +371,16 @@ def cmd_train(args) -> int:
 
     t0 = time.perf_counter()
     try:
-        model.fit(ds.X_train, ds.Y_train, epochs=args.epochs,
-                  batch_size=ds.m_train if full_batch else args.batch_size, optimizer=args.optimizer,
-                  learning_rate=args.lr, lr_decay=args.lr_decay, decay_interval=args.decay_interval, l2=args.l2,
-                  dropout=args.dropout, clip_norm=args.clip_norm,
-                  validation_data=(ds.X_val, ds.Y_val) if ds.m_val else None,
-                  early_stopping=args.early_stopping, seed=args.seed, callbacks=[log], checkpoint=ckpt,
-                  checkpoint_every=args.print_every)
+        # a diverging run overflows on its way to inf/NaN; numpy would print a warning per operation,
+        # while the cost and parameter checks already stop it with one clear line
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            model.fit(ds.X_train, ds.Y_train, epochs=args.epochs,
+                      batch_size=ds.m_train if full_batch else args.batch_size, optimizer=args.optimizer,
+                      learning_rate=args.lr, lr_decay=args.lr_decay, decay_interval=args.decay_interval,
+                      l2=args.l2, dropout=args.dropout, clip_norm=args.clip_norm,
+                      validation_data=(ds.X_val, ds.Y_val) if ds.m_val else None,
+                      early_stopping=args.early_stopping, seed=args.seed, callbacks=[log], checkpoint=ckpt,
+                      checkpoint_every=args.print_every)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -375,6 +388,10 @@ def cmd_train(args) -> int:
         print(f"bpnet train: interrupted after epoch {model.epoch}; checkpoint saved to {ckpt} "
               "(continue with --resume)", file=sys.stderr)
         return 130
+    except BaseException:
+        if created:
+            _remove_if_empty(out)  # leave nothing behind when the first epoch never completed
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -396,6 +413,44 @@ def cmd_train(args) -> int:
         written += _plots(model, ds, out)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
+
+
+def _check_output_and_loss(ds, output: str, loss: str) -> None:
+    """--output and --loss must fit the data's task before anything is trained or written."""
+    units = f"{ds.n_y} output unit{'s' if ds.n_y != 1 else ''}"
+    if loss == "categorical_crossentropy" and ds.task != "multiclass":
+        raise ValueError(f"--loss: categorical_crossentropy expects one-hot labels of 3 or more classes, got "
+                         f"{ds.name}, a {ds.task} task ({units}); use {ds.loss} or auto")
+    if loss == "binary_crossentropy" and ds.task == "regression":
+        raise ValueError(f"--loss: binary_crossentropy expects 0/1 labels, got {ds.name}, a regression task "
+                         "(real-valued targets); use mse or auto")
+    if output == "softmax" and ds.n_y < 2:
+        raise ValueError(f"--output: softmax expects 2 or more output units (one per class), got {ds.name}, a "
+                         f"{ds.task} task with {units} (a softmax over one unit is constantly 1); use "
+                         f"{ds.output_activation} or auto")
+    if loss == "categorical_crossentropy" and output != "softmax":
+        raise ValueError(f"--output: categorical_crossentropy expects softmax, got {output}; use softmax or auto")
+    if loss == "binary_crossentropy" and output == "linear":
+        raise ValueError("--output: binary_crossentropy expects probabilities in (0, 1) (sigmoid or softmax), "
+                         "got linear; use sigmoid or auto")
+
+
+def _check_parameters_finite(model, epoch: int, lr: float, ckpt) -> None:
+    """Stop (before this epoch is checkpointed) when the parameters became NaN or inf."""
+    from .train import TrainingDivergedError, _all_finite
+
+    if _all_finite(model.backend.xp, model.parameters.values()):  # one host sync an epoch
+        return
+    kept = (f"the last checkpoint ({ckpt}) is intact" if ckpt.exists() else "no checkpoint was written")
+    raise TrainingDivergedError(f"training diverged in epoch {epoch}: the parameters became NaN or infinite; "
+                                f"try a smaller learning rate --lr (now {lr:g}); {kept}")
+
+
+def _remove_if_empty(directory: pathlib.Path) -> None:
+    try:
+        directory.rmdir()  # only succeeds when empty
+    except OSError:
+        pass
 
 
 def _write_json(path, obj) -> None:
@@ -468,7 +523,10 @@ def cmd_evaluate(args) -> int:
     if saved.task == "regression":
         Y = saved.encode(y)[np.newaxis, :]
     else:
-        idx = saved.encode(ds.decode(y))  # the data's class indices -> the model's
+        try:
+            idx = saved.encode(ds.decode(y))  # the data's class indices -> the model's
+        except ValueError as exc:
+            raise ValueError(f"--data: {source} holds a class the model was not trained on ({exc})") from None
         Y = idx if saved.task == "multiclass" else idx[np.newaxis, :]
     res = model.evaluate(X, Y)
     print(f"model: {args.model} ({'-'.join(map(str, model.layer_dims))}, epoch {model.epoch}); "
@@ -483,10 +541,11 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
-    from ._io import atomic_write
+    from ._io import atomic_write, check_parent
     from .backends import to_numpy
     from .datasets import read_features
 
+    check_parent(pathlib.Path(args.output), "--output")  # before any work: a bad --output fails at once
     model, meta = _load_model(args.model, args.backend)
     saved = _dataset_from_metadata(meta)
     raw = read_features(args.input, saved.feature_names)

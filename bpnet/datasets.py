@@ -381,6 +381,37 @@ def _check_finite_matrix(A: np.ndarray, what: str, names=None) -> None:
                          "in all); missing or infinite values are not supported, fill or drop them first")
 
 
+def _mean_std(A: np.ndarray):
+    """Column mean and population std of ``A`` (n, d), as numpy computes them, without overflow.
+
+    Values near the float64 limit (|x| ~ 1e308) overflow ``sum(x)`` or ``x**2``;
+    such columns are recomputed on ``A / max|A|`` and scaled back, so their
+    statistics stay finite (other columns keep numpy's exact results).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = A.mean(axis=0, keepdims=True)
+        std = A.std(axis=0, keepdims=True)
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        scale = np.abs(A).max(axis=0, keepdims=True)
+        scale[scale == 0] = 1.0
+        S = A / scale
+        mean = np.where(bad, S.mean(axis=0, keepdims=True) * scale, mean)
+        std = np.where(bad, S.std(axis=0, keepdims=True) * scale, std)
+    return mean, std
+
+
+def _check_standardised(A: np.ndarray, what: str, names, mean, std) -> None:
+    """``(A - mean) / std`` (n, d) must be finite; a column spanning most of float64's range is not."""
+    bad = ~np.isfinite(A)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        col = repr(names[j]) if j < len(names) else str(j)
+        raise ValueError(f"{what}: column {col} cannot be standardised in float64 (row {i}: values span more "
+                         f"than float64 holds around mean {float(mean.ravel()[j]):.4g}, std "
+                         f"{float(std.ravel()[j]):.4g}); rescale the column")
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -868,11 +899,13 @@ def load_dataset(
 
     X_tr, X_va, X_te = X[i_tr], X[i_va], X[i_te]
     if standardize:
-        mean = X_tr.mean(axis=0, keepdims=True)
-        std = X_tr.std(axis=0, keepdims=True)
+        mean, std = _mean_std(X_tr)
         # constant features (e.g. digits' blank corners) stay 0: std 1, also for round-off-sized stds
         std[std <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
-        X_tr, X_va, X_te = ((A - mean) / std for A in (X_tr, X_va, X_te))
+        with np.errstate(over="ignore", invalid="ignore"):
+            X_tr, X_va, X_te = ((A - mean) / std for A in (X_tr, X_va, X_te))
+        for part, A in (("training", X_tr), ("validation", X_va), ("test", X_te)):
+            _check_standardised(A, f"{source}: {part} features", features, mean, std)
     else:
         mean, std = np.zeros((1, X.shape[1])), np.ones((1, X.shape[1]))
 
@@ -880,10 +913,14 @@ def load_dataset(
     y_mean, y_std = 0.0, 1.0
     if task == "regression":
         if standardize:
-            y_mean = float(y_tr.mean())
-            s = float(y_tr.std())
+            m_, s_ = _mean_std(y_tr[:, np.newaxis])
+            y_mean, s = float(m_[0, 0]), float(s_[0, 0])
             y_std = s if s > 1e-12 * max(abs(y_mean), 1.0) else 1.0
-        Y_tr, Y_va, Y_te = (((v - y_mean) / y_std)[np.newaxis, :] for v in (y_tr, y_va, y_te))
+        with np.errstate(over="ignore", invalid="ignore"):
+            Y_tr, Y_va, Y_te = (((v - y_mean) / y_std)[np.newaxis, :] for v in (y_tr, y_va, y_te))
+        for part, A in (("training", Y_tr), ("validation", Y_va), ("test", Y_te)):
+            _check_standardised(A.T, f"{source}: {part} targets", [label_name], np.array([[y_mean]]),
+                                np.array([[y_std]]))
     else:
         Y_tr, Y_va, Y_te = (_encode(v, len(class_names), task) for v in (y_tr, y_va, y_te))
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -46,7 +47,7 @@ from .core import _backward, _check_layer_dims, _forward, INITS, initialize_para
 from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, get_loss
 from .optim import OPTIMIZERS, _add_l2_gradients, _clip, _l2_cost, get_optimizer
 from .step import TrainState, backward_update, forward_train
-from .train import TrainingDivergedError, _to_backend
+from .train import TrainingDivergedError, _all_finite, _to_backend
 
 __all__ = ["MLP", "Model", "History", "dropout_masks"]
 
@@ -205,6 +206,12 @@ class MLP:
                                                 "output_activation").name
         if self.loss == "categorical_crossentropy" and self.output_activation != "softmax":
             raise ValueError(f"output_activation: categorical_crossentropy needs 'softmax', got {self.output_activation!r}")
+        if self.output_activation == "softmax" and self.layer_dims[-1] < 2:
+            raise ValueError(f"layer_dims: a softmax output needs >= 2 output units, got {self.layer_dims[-1]} "
+                             "(use a sigmoid unit for two classes)")
+        if self.loss == "binary_crossentropy" and self.output_activation != "sigmoid":
+            raise ValueError(f"output_activation: binary_crossentropy needs 'sigmoid' (outputs in (0, 1)), "
+                             f"got {self.output_activation!r}")
         if self.loss == "categorical_crossentropy" and self.layer_dims[-1] < 2:
             raise ValueError(f"layer_dims: categorical_crossentropy needs >= 2 output units, got {self.layer_dims[-1]}")
         _check_choice(init, "init", tuple(INITS))
@@ -292,7 +299,8 @@ class MLP:
         if self.task != "regression":
             if not bool(xp.all((Y == 0.0) | (Y == 1.0))):
                 raise ValueError(f"{name}: labels for {self.loss} must be 0 or 1"
-                                 + (" (one-hot)" if self.task == "multiclass" else ""))
+                                 + (" (one-hot)" if self.task == "multiclass" else "")
+                                 + f", got values from {float(xp.min(Y)):g} to {float(xp.max(Y)):g}")
             if self.task == "multiclass" and not bool(xp.all(xp.sum(Y, axis=0) == 1.0)):
                 raise ValueError(f"{name}: one-hot labels must have exactly one 1 per column")
         return Y
@@ -379,6 +387,11 @@ class MLP:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+        callbacks = list(callbacks)
+        for i, cb in enumerate(callbacks):
+            if not callable(cb):
+                raise TypeError(f"callbacks[{i}]: expected a callable callback(model, epoch, logs), "
+                                f"got {type(cb).__name__} {cb!r}")
         opt = get_optimizer(optimizer, **optimizer_options)
 
         bk, xp = self.backend, self.backend.xp
@@ -442,14 +455,19 @@ class MLP:
                         "batch_size (--batch-size), float32, or a smaller network"
                     ) from exc
                 raise
-            # one host sync per epoch
+            # the host syncs of an epoch: its cost, and whether its updates kept the parameters finite
             cost = float(cost_sum) / m + (float(_l2_cost(xp, params, self.L, l2, m)) if l2 else 0.0)
-            if not math.isfinite(cost):
+            if not math.isfinite(cost) or not _all_finite(xp, params.values()):
+                what = f"the cost is {cost}" if not math.isfinite(cost) else \
+                    "its updates made the parameters NaN or infinite"
+                kept = (f"; the last checkpoint ({checkpoint}) is intact"
+                        if checkpoint is not None and os.path.exists(checkpoint) else "")
                 raise TrainingDivergedError(
-                    f"training diverged in epoch {e + 1}: the cost is {cost}; try a smaller learning_rate "
-                    f"(now {lr:g})" + (f"; the last checkpoint ({checkpoint}) is intact" if checkpoint else "")
+                    f"training diverged in epoch {e + 1}: {what}; try a smaller learning_rate (now {lr:g}){kept}"
                 )
-            self.parameters, self.optimizer_state = params, state
+            # publish copies: the step keeps updating params/state in place, so an interrupt
+            # (Ctrl-C, out of memory) in a later epoch leaves the model at this completed epoch
+            self.parameters, self.optimizer_state = _owned_copy(xp, params), _owned_copy(xp, state)
             self.epoch = e + 1
             h = self.history
             h.epoch.append(self.epoch)
@@ -469,7 +487,7 @@ class MLP:
             stop = False
             if early_stopping is not None:
                 if h.val_cost[-1] < best[0]:
-                    best, waited = (h.val_cost[-1], self.epoch, _owned_copy(xp, params)), 0  # a snapshot
+                    best, waited = (h.val_cost[-1], self.epoch, self.parameters), 0  # a copy already
                 else:
                     waited += 1
                     stop = waited >= early_stopping

@@ -64,6 +64,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import array_api_compat
 import numpy as np
 
 try:
@@ -96,10 +97,54 @@ class InvalidParameterError(ValueError, TypeError):
     """A constructor parameter has a wrong value or type (raised by ``fit``, as in scikit-learn)."""
 
 
-def _validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
-    if _sk_validate_data is not None:
-        return _sk_validate_data(estimator, X, y, **kwargs)
-    return estimator._validate_data(X, y, **kwargs)  # pragma: no cover - scikit-learn < 1.6
+_NO = "no_validation"
+
+
+def _validate_data(estimator, X=_NO, y=_NO, **kwargs):
+    """scikit-learn's validation, after moving bpnet-backend arrays to the host, with messages naming X / y."""
+    X, y = _to_host(X), _to_host(y)
+    _refuse_complex(X, "X")
+    _refuse_complex(y, "y")
+    try:
+        if _sk_validate_data is not None:
+            return _sk_validate_data(estimator, X, y, **kwargs)
+        return estimator._validate_data(X, y, **kwargs)  # pragma: no cover - scikit-learn < 1.6
+    except ValueError as exc:
+        msg = str(exc)
+        if type(exc) is not ValueError:
+            raise
+        if msg.startswith("Found input variables with inconsistent numbers of samples"):
+            raise ValueError("y: expected one target per row of X (as many samples as X), found inconsistent "
+                             f"numbers of samples {msg.rsplit(':', 1)[-1].strip()} for X, y") from None
+        if msg.startswith(("Found array with", "Expected 2D array")):
+            raise ValueError(f"X: {msg}") from None
+        raise
+
+
+def _to_host(a):
+    """An array of a bpnet backend other than numpy (cupy, array_api_strict on any device) -> numpy.
+
+    scikit-learn converts with ``numpy.asarray``, which cupy refuses and array-api-strict allows
+    only on its default device; the estimators compute on their own ``backend`` anyway.
+    """
+    if isinstance(a, str) or a is None or not array_api_compat.is_array_api_obj(a):
+        return a
+    if array_api_compat.is_cupy_array(a) or array_api_compat.is_array_api_strict_namespace(
+            array_api_compat.array_namespace(a)):
+        return _backends.to_numpy(a)
+    return a  # numpy, and anything else scikit-learn knows how to take
+
+
+def _refuse_complex(a, name):
+    """A short error for complex data (scikit-learn's would print the whole array)."""
+    dtype = getattr(a, "dtype", None)
+    try:
+        kind = np.dtype(dtype).kind if dtype is not None else None
+    except TypeError:  # e.g. a pandas extension dtype
+        return
+    if kind == "c":
+        raise ValueError(f"{name}: expected real numbers, got complex data of dtype {np.dtype(dtype).name} "
+                         "(Complex data not supported)")
 
 
 def _bad(name, expected, value):

@@ -40,14 +40,34 @@ def _to_backend(bk, x, name, dtype=None, *, labels=False):
             want = "real numbers or booleans" if labels else "a real floating dtype (float32 or float64)"
             raise TypeError(f"{name}: expected {want}, got {_backends._dtype_str(x.dtype)}")
         if xp is bk.xp and array_api_compat.device(x) == bk.device:
-            return x if dtype is None else xp.astype(x, bk.dtype(dtype))
+            if dtype is None:
+                return x
+            _check_fits(xp, x, name, dtype)
+            return xp.astype(x, bk.dtype(dtype))
         host = _backends.to_numpy(x)
     else:
-        host = np.asarray(x)
+        try:
+            host = np.asarray(x)
+        except (ValueError, TypeError) as exc:  # e.g. a ragged nested list
+            raise TypeError(f"{name}: expected an array of real numbers, got a {type(x).__name__} that is not "
+                            f"one ({exc})") from None
         if host.dtype.kind not in ("f", "i", "u") + (("b",) if labels else ()):
             want = "real numbers or booleans" if labels else "a real floating dtype (float32 or float64)"
             raise TypeError(f"{name}: expected {want}, got {host.dtype} ({type(x).__name__})")
+    if dtype is not None:
+        _check_fits(np, host, name, dtype)
     return bk.asarray(host, dtype=dtype)
+
+
+def _check_fits(xp, x, name, dtype):
+    """A float64 array cast to float32 must not overflow to inf (one host sync, only for that cast)."""
+    if _backends._dtype_name(dtype) != "float32" or _float_dtype_of(x) != "float64" or 0 in tuple(x.shape):
+        return
+    biggest = float(xp.max(xp.abs(x)))  # NaN/inf: left to the finiteness check that follows the cast
+    limit = float(np.finfo(np.float32).max)
+    if math.isfinite(biggest) and biggest > limit:
+        raise ValueError(f"{name}: expected values that fit in float32 (|x| <= {limit:.4g}), got values up to "
+                         f"{biggest:.4g}; rescale the data (e.g. standardise it) or use dtype='float64'")
 
 
 def _float_dtype_of(x):
@@ -102,9 +122,15 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
 
     Raises
     ------
+    TypeError, ValueError
+        Bad input, before any computation: shapes, dtypes (``dtype`` other than
+        float32/float64, X values beyond float32's range for ``dtype="float32"``),
+        NaN/inf in X or Y, labels other than 0/1 for the log-losses (one-hot
+        columns for the categorical one), a softmax or categorical output of one unit.
     TrainingDivergedError
-        (a ``FloatingPointError``) when the cost becomes NaN or inf; the
-        message names the iteration and suggests a smaller learning rate.
+        (a ``FloatingPointError``) when the cost becomes NaN or inf, or the last
+        update makes the parameters NaN or inf; the message names the iteration
+        and suggests a smaller learning rate.
     """
     dims = _check_layer_dims(layers_dims)
     lr = check_positive_real(learning_rate, "learning_rate")
@@ -114,6 +140,14 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     hidden = get_activation(hidden_activation, "hidden_activation")
     output = get_activation(output_activation or DEFAULT_OUTPUT[spec.name], "output_activation")
     fused = (output.name, spec.name) in FUSED_PAIRS
+    if spec.name == "categorical_crossentropy" and dims[-1] < 2:
+        raise ValueError(f"layers_dims: categorical_crossentropy needs >= 2 output units (one per class), "
+                         f"got layers_dims[-1] = {dims[-1]}")
+    if output.name == "softmax" and dims[-1] < 2:
+        raise ValueError(f"layers_dims: a softmax output needs >= 2 units (one per class; over one unit it is "
+                         f"constantly 1), got layers_dims[-1] = {dims[-1]}")
+    if dtype is not None and _float_dtype_name(dtype) is None:
+        raise TypeError(f"dtype: expected 'float32', 'float64' or None (X's dtype), got {dtype!r}")
 
     if backend is None and array_api_compat.is_array_api_obj(X) and not array_api_compat.is_numpy_array(X):
         xp0 = array_api_compat.array_namespace(X)
@@ -132,6 +166,7 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     Y = prepare_labels(_to_backend(bk, Y, "Y", labels=True), AL_like,
                        alname="the network output (layers_dims[-1], m of X)")
     check_finite(xp, Y, "Y")
+    _check_label_values(xp, Y, spec.name)
 
     parameters = initialize_parameters_deep(dims, init=init, seed=seed, dtype=dtype, backend=bk)
     L = len(dims) - 1
@@ -152,4 +187,43 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
                 callback(i, cost)
         grads = _backward(xp, AL, Y, caches, hidden, output, spec, fused=fused, need_dA0=False)
         parameters = _update(parameters, grads, lr, L)
+    # the last update comes after the last cost check: never hand back NaN/inf parameters silently
+    if not _all_finite(xp, parameters.values()):
+        raise TrainingDivergedError(
+            f"training diverged at iteration {n_iter - 1}: its update made the parameters NaN or infinite; "
+            f"try a smaller learning_rate (now {lr:g})"
+        )
     return parameters, costs
+
+
+def _all_finite(xp, arrays) -> bool:
+    """No NaN or inf in any of ``arrays`` (one host sync)."""
+    ok = None
+    for a in arrays:
+        f = xp.all(xp.isfinite(a))
+        ok = f if ok is None else xp.logical_and(ok, f)
+    return ok is None or bool(ok)
+
+
+def _float_dtype_name(dtype):
+    try:
+        name = _backends._dtype_name(dtype)
+    except TypeError:
+        return None
+    return name if name in ("float32", "float64") else None
+
+
+def _check_label_values(xp, Y, loss_name):
+    """The log-losses need 0/1 labels (one-hot columns for the categorical one); one host sync."""
+    if loss_name not in ("binary_crossentropy", "categorical_crossentropy"):
+        return
+    if not bool(xp.all((Y == 0.0) | (Y == 1.0))):
+        host = _backends.to_numpy(Y)
+        bad = np.unique(host[(host != 0.0) & (host != 1.0)])
+        raise ValueError(f"Y: expected labels 0 or 1 for {loss_name}, got {bad.size} other value"
+                         f"{'s' if bad.size != 1 else ''} such as {', '.join(f'{v:g}' for v in bad[:3])}")
+    if loss_name == "categorical_crossentropy" and not bool(xp.all(xp.sum(Y, axis=0) == 1.0)):
+        host = _backends.to_numpy(Y)
+        col = int(np.flatnonzero(host.sum(axis=0) != 1.0)[0])
+        raise ValueError(f"Y: expected one-hot columns (exactly one 1 per example) for categorical_crossentropy, "
+                         f"got {int(host[:, col].sum())} ones in column {col}")
