@@ -188,3 +188,26 @@ def check_positive_int(value, name: str, *, allow_zero: bool = False) -> int:
 
 def backend_name(x) -> str:
     return _name_of_namespace(array_api_compat.array_namespace(x))
+
+
+def check_slots(d, name: str, parameters, L: int, hint: str = "") -> None:
+    """``d`` holds ``dW1, db1, ..., dWL, dbL`` shaped, typed and placed like the parameters."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{name}: expected a dict with keys dW1, db1, ..., dW{L}, db{L}{hint}, got {type(d).__name__}")
+    for l in range(1, L + 1):
+        for p in "Wb":
+            key = f"d{p}{l}"
+            if key not in d:
+                raise ValueError(f"{name}: missing key {key!r} (parameters has L = {L} layers){hint}")
+            g, theta = d[key], parameters[f"{p}{l}"]
+            if not is_array(g):
+                kind = type(g).__name__ if type(g).__module__ == "builtins" else f"{type(g).__module__}.{type(g).__name__}"
+                raise TypeError(f"{name}[{key!r}]: expected an array, got {kind}")
+            # the parameter first, so the messages lead with the argument at fault
+            namespace_of(**{f"parameters['{p}{l}']": theta, f"{name}[{key!r}]": g})
+            if tuple(g.shape) != tuple(theta.shape):
+                raise ValueError(
+                    f"{name}[{key!r}]: expected shape {tuple(theta.shape)} like parameters['{p}{l}'], "
+                    f"got {tuple(g.shape)}"
+                )
+            same_dtype([(f"parameters['{p}{l}']", theta), (f"{name}[{key!r}]", g)])

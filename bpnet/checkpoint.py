@@ -48,7 +48,7 @@ import os
 import pathlib
 import re
 import zipfile
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

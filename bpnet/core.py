@@ -42,8 +42,8 @@ from ._checks import (
     check_nonempty,
     check_parameters,
     check_positive_real,
+    check_slots,
     check_X_matches,
-    is_array,
     prepare_labels,
     same_dtype,
 )
@@ -532,20 +532,7 @@ def update_parameters(parameters, grads, learning_rate):
     """
     L = check_parameters(parameters)
     lr = check_positive_real(learning_rate, "learning_rate")
-    if not isinstance(grads, dict):
-        raise TypeError(f"grads: expected a dict with keys dW1, db1, ..., got {type(grads).__name__}")
-    for l in range(1, L + 1):
-        for p in "Wb":
-            key = f"d{p}{l}"
-            if key not in grads:
-                raise ValueError(f"grads: missing key {key!r} (parameters has L = {L} layers)")
-            g, theta = grads[key], parameters[f"{p}{l}"]
-            if not is_array(g):
-                raise TypeError(f"grads[{key!r}]: expected an array, got {type(g).__name__}")
-            namespace_of(**{f"grads[{key!r}]": g, f"parameters['{p}{l}']": theta})
-            if tuple(g.shape) != tuple(theta.shape):
-                raise ValueError(f"grads[{key!r}]: expected shape {tuple(theta.shape)} like {p}{l}, got {tuple(g.shape)}")
-            same_dtype([(f"grads[{key!r}]", g), (f"parameters['{p}{l}']", theta)])
+    check_slots(grads, "grads", parameters, L)
     return _update(parameters, grads, lr, L)
 
 

@@ -52,6 +52,7 @@ from ._checks import (
     check_parameters,
     check_positive_int,
     check_positive_real,
+    check_slots,
     is_array,
     same_dtype,
 )
@@ -110,28 +111,6 @@ def _check_decay(value, name: str) -> float:
     if not (0.0 <= v < 1.0):
         raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return v
-
-
-def _check_slots(d, name: str, parameters, L: int, hint: str = "") -> None:
-    """``d`` holds ``dW1, db1, ..., dWL, dbL`` shaped, typed and placed like the parameters."""
-    if not isinstance(d, dict):
-        raise TypeError(f"{name}: expected a dict with keys dW1, db1, ..., dW{L}, db{L}{hint}, got {type(d).__name__}")
-    for l in range(1, L + 1):
-        for p in "Wb":
-            key = f"d{p}{l}"
-            if key not in d:
-                raise ValueError(f"{name}: missing key {key!r} (parameters has L = {L} layers){hint}")
-            g, theta = d[key], parameters[f"{p}{l}"]
-            if not is_array(g):
-                raise TypeError(f"{name}[{key!r}]: expected an array, got {type(g).__module__}.{type(g).__name__}")
-            # the parameter first, so the messages lead with the argument at fault
-            namespace_of(**{f"parameters['{p}{l}']": theta, f"{name}[{key!r}]": g})
-            if tuple(g.shape) != tuple(theta.shape):
-                raise ValueError(
-                    f"{name}[{key!r}]: expected shape {tuple(theta.shape)} like parameters['{p}{l}'], "
-                    f"got {tuple(g.shape)}"
-                )
-            same_dtype([(f"parameters['{p}{l}']", theta), (f"{name}[{key!r}]", g)])
 
 
 def _zeros_like_parameters(parameters, L: int) -> dict:
@@ -316,8 +295,8 @@ def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
         New dict of the updated velocities.
     """
     L = check_parameters(parameters)
-    _check_slots(grads, "grads", parameters, L)
-    _check_slots(v, "v", parameters, L, " (create v with initialize_velocity(parameters))")
+    check_slots(grads, "grads", parameters, L)
+    check_slots(v, "v", parameters, L, " (create v with initialize_velocity(parameters))")
     beta = _check_decay(beta, "beta")
     lr = check_positive_real(learning_rate, "learning_rate")
     return _momentum(parameters, grads, v, L, beta, lr)
@@ -370,9 +349,9 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
         New dicts (inputs untouched); the moments keyed ``dW1, db1, ...``.
     """
     L = check_parameters(parameters)
-    _check_slots(grads, "grads", parameters, L)
-    _check_slots(v, "v", parameters, L, " (create v, s with initialize_adam(parameters))")
-    _check_slots(s, "s", parameters, L, " (create v, s with initialize_adam(parameters))")
+    check_slots(grads, "grads", parameters, L)
+    check_slots(v, "v", parameters, L, " (create v, s with initialize_adam(parameters))")
+    check_slots(s, "s", parameters, L, " (create v, s with initialize_adam(parameters))")
     t = check_positive_int(t, "t")
     lr = check_positive_real(learning_rate, "learning_rate")
     beta1 = _check_decay(beta1, "beta1")
@@ -424,8 +403,8 @@ def update_parameters_with_rmsprop(parameters, grads, s, learning_rate=0.001, be
         New dicts; the inputs are left untouched.
     """
     L = check_parameters(parameters)
-    _check_slots(grads, "grads", parameters, L)
-    _check_slots(s, "s", parameters, L, " (create s with initialize_rmsprop(parameters))")
+    check_slots(grads, "grads", parameters, L)
+    check_slots(s, "s", parameters, L, " (create s with initialize_rmsprop(parameters))")
     lr = check_positive_real(learning_rate, "learning_rate")
     beta2 = _check_decay(beta2, "beta2")
     epsilon = check_positive_real(epsilon, "epsilon")
@@ -571,7 +550,7 @@ def add_l2_gradients(grads, parameters, lambd, m):
         New dict; the inputs are left untouched.
     """
     L = check_parameters(parameters)
-    _check_slots(grads, "grads", parameters, L)
+    check_slots(grads, "grads", parameters, L)
     lambd = check_positive_real(lambd, "lambd", allow_zero=True)
     m = check_positive_int(m, "m")
     return _add_l2_gradients(grads, parameters, L, lambd, m)
