@@ -35,6 +35,18 @@ def _save(fig, path):
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
+def _panel(ax, epochs, train, val, ylabel, title):
+    """One curve per split against the epoch (validation only where measured)."""
+    ax.plot(epochs, train, label="train")
+    if any(v is not None for v in val):
+        ax.plot(epochs, [np.nan if v is None else v for v in val], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
 def plot_history(history, path, *, title=None):
     """Cost (and accuracy, when measured) per epoch, training and validation.
 
@@ -50,25 +62,9 @@ def plot_history(history, path, *, title=None):
     has_acc = any(a is not None for a in h.get("accuracy", []))
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(epochs, h["cost"], label="train")
-    if any(v is not None for v in h.get("val_cost", [])):
-        ax.plot(epochs, [np.nan if v is None else v for v in h["val_cost"]], label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cost J")
-    ax.set_title("cost")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    _panel(axes[0, 0], epochs, h["cost"], h.get("val_cost", []), "cost J", "cost")
     if has_acc:
-        ax = axes[0, 1]
-        ax.plot(epochs, h["accuracy"], label="train")
-        if any(v is not None for v in h.get("val_accuracy", [])):
-            ax.plot(epochs, [np.nan if v is None else v for v in h["val_accuracy"]], label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy")
-        ax.set_title("accuracy")
-        ax.legend()
-        ax.grid(alpha=0.3)
+        _panel(axes[0, 1], epochs, h["accuracy"], h.get("val_accuracy", []), "accuracy", "accuracy")
     if title:
         fig.suptitle(title)
     return _save(fig, path)
