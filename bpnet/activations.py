@@ -147,11 +147,13 @@ def _linear_bwd_a(xp, dA, A):
     return dA
 
 
-def _softmax_fwd_ip(xp, Z):
-    # softmax overwriting Z (owned by the caller): two (n, m) arrays fewer
+def _softmax_fwd_ip(xp, Z, ones_row=None):
+    # softmax overwriting Z (owned by the caller): two (n, m) arrays fewer.
+    # ones_row, a (1, n) array of ones, turns the column sum into a GEMV
+    # (1, n) @ (n, m), cheaper than xp.sum(axis=0) for the small n of an output layer
     Z -= xp.max(Z, axis=0, keepdims=True)
     E = xp.exp(Z)
-    E /= xp.sum(E, axis=0, keepdims=True)
+    E /= xp.sum(E, axis=0, keepdims=True) if ones_row is None else ones_row @ E
     return E
 
 
@@ -243,7 +245,7 @@ class Activation(NamedTuple):
     ``forward(Z) -> (A, Z)`` and ``backward(dA, Z) -> dZ`` are the course's
     public functions; ``fwd(xp, Z) -> A`` and ``bwd(xp, dA, Z, A) -> dZ`` the
     kernels the L-layer passes call; ``bwd_a(xp, dA, A) -> dZ`` the training
-    step's backward from ``A`` alone (may overwrite ``dA``) and ``fwd_ip(xp, Z)``
+    step's backward from ``A`` alone (may overwrite ``dA``) and ``fwd_ip(xp, Z, ones_row=None)``
     its forward, which may overwrite ``Z`` (``None``: use ``fwd``).
     """
 

@@ -528,7 +528,8 @@ class MLP:
             masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
                      if keep_prob is not None else None)
             if ts is not None:
-                acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks)
+                acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks,
+                                         ones_row=ts.ones_row(xp, self.layer_dims[-1]))
                 AL = acts[-1]
             else:
                 AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)

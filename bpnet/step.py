@@ -69,21 +69,31 @@ class TrainState:
         self.vb = None if v is None else [v[f"db{l}"] for l in range(1, L + 1)]
         self.sW = None if s is None else [s[f"dW{l}"] for l in range(1, L + 1)]
         self.sb = None if s is None else [s[f"db{l}"] for l in range(1, L + 1)]
-        self.ones = {}  # m -> ones((m, 1)): db = dZ @ 1 (a GEMV: faster than sum for small dZ)
+        self.ones = {}  # shape -> ones(shape): sums as GEMVs (faster than xp.sum for small arrays)
 
     def ones_column(self, xp, m):
-        o = self.ones.get(m)
+        """Cached ones of shape ``(m, 1)``: ``db = dZ @ ones`` sums over the m columns."""
+        return self._ones(xp, (m, 1))
+
+    def ones_row(self, xp, n):
+        """Cached ones of shape ``(1, n)``: ``ones @ E`` sums E's n rows (the softmax denominator)."""
+        return self._ones(xp, (1, n))
+
+    def _ones(self, xp, shape):
+        o = self.ones.get(shape)
         if o is None:
             W = self.Ws[0]
-            o = self.ones[m] = xp.ones((m, 1), dtype=W.dtype, device=array_api_compat.device(W))
+            o = self.ones[shape] = xp.ones(shape, dtype=W.dtype, device=array_api_compat.device(W))
         return o
 
 
-def forward_train(xp, X, Ws, bs, hidden, output, masks=None):
+def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None):
     """Activations ``[A0 = X, A1, ..., AL]`` and, with dropout, the unmasked ``g(Z[l])``.
 
     ``Z[l] = W[l] A[l-1]`` then ``Z[l] += b[l]`` in place (one ``(n_l, m)``
     array, not two); ``A[l] = g(Z[l])`` (times ``masks[l-1]`` with dropout).
+    ``ones_row`` (ones of shape ``(1, n_L)``, :meth:`TrainState.ones_row`) lets a
+    softmax output sum its column as a GEMV.
     """
     acts = [X]
     gs = None if masks is None else []
@@ -98,7 +108,7 @@ def forward_train(xp, X, Ws, bs, hidden, output, masks=None):
                 gs.append(A)
                 A = A * masks[l]
         else:
-            A = (output.fwd_ip or output.fwd)(xp, Z)
+            A = output.fwd(xp, Z) if output.fwd_ip is None else output.fwd_ip(xp, Z, ones_row)
         acts.append(A)
     return acts, gs
 
@@ -219,5 +229,6 @@ def train_step(xp, X, Y, ts, hidden, output, lr, **kw):
     categorical cross-entropy, linear + mse).  ``ts`` (:class:`TrainState`) is
     updated in place.
     """
-    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, kw.get("masks"))
+    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, kw.get("masks"),
+                             ones_row=ts.ones_row(xp, ts.Ws[-1].shape[0]))
     backward_update(xp, acts, Y, ts, hidden, lr, gs=gs, **kw)
