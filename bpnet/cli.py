@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--print-every", type=_positive(int), default=100, help="print the cost every N epochs")
     g.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no cost lines")
+    g = t.add_argument_group("Dask (data-parallel training on a cluster; pip install 'bpnet[dask]')")
+    g.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="train data-parallel on Dask: local:N (a local cluster of N worker processes, 1 thread "
+                   "each) or a scheduler address such as tcp://host:8786 (default: train in this process)")
+    g.add_argument("--chunk-size", type=_positive(int), default=None,
+                   help="with --dask: examples per chunk (default: ceil(m / (2 * workers)))")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser(
@@ -316,6 +322,10 @@ def cmd_train(args) -> int:
 
     if args.early_stopping and args.val_size == 0:
         raise ValueError("--early-stopping: needs a validation split; give --val-size, e.g. --val-size 0.1")
+    if args.chunk_size is not None and args.dask is None:
+        raise ValueError("--chunk-size: only used with --dask (data-parallel training on a Dask cluster)")
+    if args.dask is not None and not (args.dask == "local" or args.dask.startswith("local:") or "://" in args.dask):
+        raise ValueError(f"--dask: expected local:N or a scheduler address like tcp://host:8786, got {args.dask!r}")
     out = pathlib.Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: expected a directory (for model.npz, history.json and the plots), got the "
@@ -369,6 +379,12 @@ def cmd_train(args) -> int:
             line = f"Cost after {word} {e}: {logs['cost']}"
             (bar.write if bar is not None else print)(line)
 
+    conn = None
+    if args.dask is not None:
+        from .distributed import connect
+
+        conn = connect(args.dask)
+        print(f"dask: {conn.n_workers} workers at {conn.address}", flush=True)
     t0 = time.perf_counter()
     try:
         # a diverging run overflows on its way to inf/NaN; numpy would print a warning per operation,
@@ -380,7 +396,8 @@ def cmd_train(args) -> int:
                       l2=args.l2, dropout=args.dropout, clip_norm=args.clip_norm,
                       validation_data=(ds.X_val, ds.Y_val) if ds.m_val else None,
                       early_stopping=args.early_stopping, seed=args.seed, callbacks=[log], checkpoint=ckpt,
-                      checkpoint_every=args.print_every)
+                      checkpoint_every=args.print_every,
+                      **({"client": conn.client, "chunk_size": args.chunk_size} if conn is not None else {}))
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -395,6 +412,8 @@ def cmd_train(args) -> int:
     finally:
         if bar is not None:
             bar.close()
+        if conn is not None:
+            conn.close()
     bk.synchronize()
     seconds = time.perf_counter() - t0
     h = model.history

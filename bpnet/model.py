@@ -311,7 +311,7 @@ class MLP:
     def fit(self, X, Y, *, epochs=100, batch_size=64, optimizer="adam", learning_rate=None, lr_decay=0.0,
             decay_interval=1, l2=0.0, dropout=0.0, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, restore_best=True, shuffle=True, seed=None, callbacks=(), checkpoint=None,
-            checkpoint_every=1, **optimizer_options) -> History:
+            checkpoint_every=1, client=None, chunk_size=None, **optimizer_options) -> History:
         """Train for ``epochs`` more epochs of mini-batch optimisation.
 
         Parameters
@@ -351,6 +351,13 @@ class MLP:
             ``callback(model, epoch, logs)`` after every epoch, ``logs`` a dict of host floats.
         checkpoint : path, optional
             Save an atomic checkpoint there every ``checkpoint_every`` epochs and at the end.
+        client : distributed.Client or str, optional
+            Train data-parallel on a Dask cluster instead (:func:`bpnet.distributed.fit_distributed`):
+            a ``distributed.Client``, ``"local:N"`` or a scheduler address ``"tcp://host:8786"``;
+            ``X``/``Y`` may then be dask arrays chunked along the examples axis.  Needs
+            ``pip install 'bpnet[dask]'``.  ``None`` (default): train in this process.
+        chunk_size : int, optional
+            With ``client``: examples per chunk (see ``fit_distributed``).
         **optimizer_options
             ``beta`` (momentum), ``beta1``, ``beta2``, ``epsilon`` (adam, rmsprop).
 
@@ -365,6 +372,19 @@ class MLP:
             When the cost becomes NaN or inf; names the epoch, suggests a smaller
             learning rate; the last checkpoint written stays on disk.
         """
+        if client is not None or chunk_size is not None:
+            if client is None:
+                raise ValueError("chunk_size: only used with client= (data-parallel training on Dask)")
+            if validation_split:
+                raise ValueError("validation_split: not supported with client=; pass validation_data")
+            from .distributed import fit_distributed
+
+            return fit_distributed(
+                self, X, Y, client=client, chunk_size=chunk_size, epochs=epochs, batch_size=batch_size,
+                optimizer=optimizer, learning_rate=learning_rate, lr_decay=lr_decay, decay_interval=decay_interval,
+                l2=l2, dropout=dropout, clip_norm=clip_norm, validation_data=validation_data,
+                early_stopping=early_stopping, restore_best=restore_best, shuffle=shuffle, seed=seed,
+                callbacks=callbacks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, **optimizer_options)
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
         _check_choice(optimizer, "optimizer", OPTIMIZERS)
