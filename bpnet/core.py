@@ -31,6 +31,7 @@ training loops call directly once the data have been validated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 import numbers
 
 import numpy as np
@@ -70,8 +71,8 @@ __all__ = [
 #: weight scale of each initialisation, as a function of n_{l-1}
 INITS = {
     "course": lambda n_prev: 0.01,  # the Step-by-Step assignment: randn * 0.01
-    "he": lambda n_prev: float(np.sqrt(2.0 / n_prev)),  # He et al. 2015, for ReLU
-    "xavier": lambda n_prev: float(np.sqrt(1.0 / n_prev)),  # randn / sqrt(n_prev), the course's application notebook
+    "he": lambda n_prev: math.sqrt(2.0 / n_prev),  # He et al. 2015, for ReLU
+    "xavier": lambda n_prev: math.sqrt(1.0 / n_prev),  # randn / sqrt(n_prev), the course's application notebook
 }
 
 
