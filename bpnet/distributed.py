@@ -638,30 +638,15 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, epochs=100, ba
     TrainingDivergedError, ValueError, TypeError
         As :meth:`MLP.fit`.
     """
-    from ._checks import check_positive_int, check_positive_real
-    from .model import DEFAULT_LR, _check_choice
-    from .optim import OPTIMIZERS, _add_l2_gradients, _clip, _l2_cost, get_optimizer
-    from .train import TrainingDivergedError, _all_finite
+    from ._checks import check_positive_int
+    from .model import _FitOptions
 
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    _check_choice(optimizer, "optimizer", OPTIMIZERS)
-    lr0 = check_positive_real(DEFAULT_LR[optimizer] if learning_rate is None else learning_rate, "learning_rate")
-    lr_decay = check_positive_real(lr_decay, "lr_decay", allow_zero=True)
-    decay_interval = check_positive_int(decay_interval, "decay_interval")
-    l2 = check_positive_real(l2, "l2", allow_zero=True)
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-    if clip_norm is not None:
-        clip_norm = check_positive_real(clip_norm, "clip_norm")
-    if early_stopping is not None:
-        early_stopping = check_positive_int(early_stopping, "early_stopping")
-        if validation_data is None:
-            raise ValueError("early_stopping: needs validation_data with client=")
-    seed = model.seed if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    o = _FitOptions(model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+                    lr_decay=lr_decay, decay_interval=decay_interval, l2=l2, dropout=dropout, clip_norm=clip_norm,
+                    early_stopping=early_stopping, restore_best=restore_best, seed=seed, callbacks=callbacks,
+                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, optimizer_options=optimizer_options)
+    if o.early_stopping is not None and validation_data is None:
+        raise ValueError("early_stopping: needs validation_data with client=")
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
                                    or chunk_size <= 0):
         raise ValueError(f"chunk_size: expected a positive number of examples per chunk, got {chunk_size!r}")
@@ -669,31 +654,12 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, epochs=100, ba
     split_every = check_positive_int(split_every, "split_every")
     if split_every < 2:
         raise ValueError(f"split_every: expected a fan-in >= 2, got {split_every}")
-    callbacks = list(callbacks)
-    for i, cb in enumerate(callbacks):
-        if not callable(cb):
-            raise TypeError(f"callbacks[{i}]: expected a callable callback(model, epoch, logs), "
-                            f"got {type(cb).__name__} {cb!r}")
-    opt = get_optimizer(optimizer, **optimizer_options)
-    bk, xp = model.backend, model.backend.xp
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError("validation_data: expected a tuple (X_val, Y_val)")
-        X_val = model._prepare_X(validation_data[0], "validation_data[0]")
-        Y_val = model._prepare_Y(validation_data[1], X_val.shape[1], "validation_data[1]")
-    else:
-        X_val = Y_val = None
+    X_val, Y_val = model._prepare_validation(validation_data) if validation_data is not None else (None, None)
 
     conn = connect(client)
     try:
-        return _train(conn, model, X, Y, opt=opt, lr0=lr0, lr_decay=lr_decay, decay_interval=decay_interval,
-                      l2=l2, keep_prob=(1.0 - dropout) if dropout else None, clip_norm=clip_norm, X_val=X_val,
-                      Y_val=Y_val, early_stopping=early_stopping, restore_best=restore_best, shuffle=shuffle,
-                      seed=int(seed), callbacks=callbacks, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, epochs=epochs, batch_size=batch_size,
-                      chunk_size=chunk_size, compute_chunk_sizes=compute_chunk_sizes, retries=retries,
-                      split_every=split_every, helpers=(_add_l2_gradients, _clip, _l2_cost,
-                                                        TrainingDivergedError, _all_finite), bk=bk, xp=xp)
+        return _train(conn, model, X, Y, o, X_val=X_val, Y_val=Y_val, shuffle=shuffle, chunk_size=chunk_size,
+                      compute_chunk_sizes=compute_chunk_sizes, retries=retries, split_every=split_every)
     finally:
         try:
             conn.close()
@@ -708,27 +674,26 @@ def _gone(conn, model, checkpoint, exc):
                             f"({type(exc).__name__}: {exc}){kept}; the model holds epoch {model.epoch}")
 
 
-def _train(conn, model, X, Y, *, opt, lr0, lr_decay, decay_interval, l2, keep_prob, clip_norm, X_val, Y_val,
-           early_stopping, restore_best, shuffle, seed, callbacks, checkpoint, checkpoint_every, epochs,
-           batch_size, chunk_size, compute_chunk_sizes, retries, split_every, helpers, bk, xp):
-    _add_l2_gradients, _clip, _l2_cost, TrainingDivergedError, _all_finite = helpers
+def _train(conn, model, X, Y, o, *, X_val, Y_val, shuffle, chunk_size, compute_chunk_sizes, retries,
+           split_every):
+    """The epochs of :func:`fit_distributed`; ``o`` holds the validated options (``bpnet.model._FitOptions``)."""
+    from .optim import _add_l2_gradients, _clip
+
+    bk, xp = model.backend, model.backend.xp
+    checkpoint, seed, keep_prob = o.checkpoint, o.seed, o.keep_prob
     session = _Session(conn, model, X, Y, chunk_size=chunk_size, compute_chunk_sizes=compute_chunk_sizes,
                        retries=retries, split_every=split_every, keep_prob=keep_prob)
     m, L = session.m, model.L
-    n_steps = _n_steps(m, batch_size)
+    n_steps = _n_steps(m, o.batch_size)
     bounds = [_bounds(m_c, n_steps) for m_c in session.sizes]
     grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
 
-    config = {"name": opt.name, "hyper": dict(opt.hyper)}
-    if model.optimizer_state is None or model.optimizer_config != config:
-        model.optimizer_state = opt.init(model.parameters)
-        model.optimizer_config = config
+    model._init_optimizer(o.opt)
     params, state = dict(model.parameters), model.optimizer_state  # opt.step returns new dicts
-    best, waited = (math.inf, None, None), 0
-    t0 = time.perf_counter()
-    for _ in range(epochs):
+    o.t0 = time.perf_counter()
+    for _ in range(o.epochs):
         e = model.epoch
-        lr = lr0 / (1.0 + lr_decay * (e // decay_interval))
+        lr = o.learning_rate(e)
         cost_sum, hits = 0.0, (None if model.task == "regression" else 0.0)
         blocks = None
         for s in range(n_steps):
@@ -762,57 +727,15 @@ def _train(conn, model, X, Y, *, opt, lr0, lr_decay, decay_interval, l2, keep_pr
             if hits is not None:
                 hits += res["hits"]
             grads = {k: bk.asarray(v, dtype=model.dtype) for k, v in res["g"].items()}
-            if l2:
-                grads = _add_l2_gradients(grads, params, L, l2, total)  # dW += (lambda / m_batch) W
-            if clip_norm is not None:
-                grads, _ = _clip(xp, grads, grad_keys, clip_norm)
-            params, state = opt.step(params, grads, state, lr)
+            if o.l2:
+                grads = _add_l2_gradients(grads, params, L, o.l2, total)  # dW += (lambda / m_batch) W
+            if o.clip_norm is not None:
+                grads, _ = _clip(xp, grads, grad_keys, o.clip_norm)
+            params, state = o.opt.step(params, grads, state, lr)
         del blocks
-        cost = cost_sum / m + (float(_l2_cost(xp, params, L, l2, m)) if l2 else 0.0)
-        if not math.isfinite(cost) or not _all_finite(xp, params.values()):
-            what = f"the cost is {cost}" if not math.isfinite(cost) else \
-                "its updates made the parameters NaN or infinite"
-            kept = (f"; the last checkpoint ({checkpoint}) is intact"
-                    if checkpoint is not None and os.path.exists(checkpoint) else "")
-            raise TrainingDivergedError(
-                f"training diverged in epoch {e + 1}: {what}; try a smaller learning_rate (now {lr:g}){kept}")
-        model.parameters, model.optimizer_state = params, state
-        model.epoch = e + 1
-        h = model.history
-        h.epoch.append(model.epoch)
-        h.cost.append(cost)
-        h.accuracy.append(hits / m if hits is not None else None)
-        h.learning_rate.append(lr)
-        if X_val is not None:
-            vc, va = model._evaluate(X_val, Y_val)
-            h.val_cost.append(vc)
-            h.val_accuracy.append(va)
-        else:
-            h.val_cost.append(None)
-            h.val_accuracy.append(None)
-        h.time_s.append(time.perf_counter() - t0)
-        logs = {k: getattr(h, k)[-1] for k in ("cost", "accuracy", "val_cost", "val_accuracy", "learning_rate",
-                                                "time_s")}
-        stop = False
-        if early_stopping is not None:
-            if h.val_cost[-1] < best[0]:
-                best, waited = (h.val_cost[-1], model.epoch, model.parameters), 0
-            else:
-                waited += 1
-                stop = waited >= early_stopping
-        for cb in callbacks:
-            cb(model, model.epoch, logs)
-        if stop:
-            h.stopped_early = True
-            if restore_best and best[2] is not None:
-                model.parameters = best[2]
-                h.best_epoch = best[1]
-        if checkpoint is not None and (stop or model.epoch % checkpoint_every == 0):
-            model.save(checkpoint)
-        if stop:
+        if model._end_epoch(o, e, lr, cost_sum, hits, m, params, state, X_val, Y_val, copy=False):
             break
-    if checkpoint is not None and model.epoch % checkpoint_every != 0 and not model.history.stopped_early:
-        model.save(checkpoint)
+    model._end_fit(o)
     # figures of this run, kept on the model (no module state):
     model.distributed_stats = {"tasks_submitted": session.tasks_submitted, "chunks": len(session.sizes),
                                "chunk_sizes": list(session.sizes), "steps_per_epoch": n_steps, "m": m}

@@ -143,6 +143,57 @@ def _owned_copy(xp, d):
             for k, v in d.items()}
 
 
+class _FitOptions:
+    """The validated options of one :meth:`MLP.fit` (or ``fit_distributed``) call."""
+
+    def __init__(self, model, *, epochs, batch_size, optimizer, learning_rate, lr_decay, decay_interval, l2,
+                 dropout, clip_norm, early_stopping, restore_best, seed, callbacks, checkpoint, checkpoint_every,
+                 optimizer_options):
+        self.epochs = check_positive_int(epochs, "epochs")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        _check_choice(optimizer, "optimizer", OPTIMIZERS)
+        self.lr0 = check_positive_real(DEFAULT_LR[optimizer] if learning_rate is None else learning_rate,
+                                       "learning_rate")
+        self.lr_decay = check_positive_real(lr_decay, "lr_decay", allow_zero=True)
+        self.decay_interval = check_positive_int(decay_interval, "decay_interval")
+        self.l2 = check_positive_real(l2, "l2", allow_zero=True)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        #: keep probability of inverted dropout, None without dropout
+        self.keep_prob = (1.0 - dropout) if dropout else None
+        self.clip_norm = None if clip_norm is None else check_positive_real(clip_norm, "clip_norm")
+        self.early_stopping = (None if early_stopping is None
+                               else check_positive_int(early_stopping, "early_stopping"))
+        self.restore_best = restore_best
+        seed = model.seed if seed is None else seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        self.checkpoint = checkpoint
+        self.checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+        self.callbacks = list(callbacks)
+        for i, cb in enumerate(self.callbacks):
+            if not callable(cb):
+                raise TypeError(f"callbacks[{i}]: expected a callable callback(model, epoch, logs), "
+                                f"got {type(cb).__name__} {cb!r}")
+        self.opt = get_optimizer(optimizer, **optimizer_options)
+        # early-stopping state: (best validation cost, its epoch, its parameters), epochs since
+        self.best = (math.inf, None, None)
+        self.waited = 0
+        self.t0 = time.perf_counter()
+
+    def learning_rate(self, e: int) -> float:
+        """lr = lr0 / (1 + decay * floor(e / interval)) for the 0-based epoch e."""
+        return self.lr0 / (1.0 + self.lr_decay * (e // self.decay_interval))
+
+    def checkpoint_note(self) -> str:
+        if self.checkpoint is not None and os.path.exists(self.checkpoint):
+            return f"; the last checkpoint ({self.checkpoint}) is intact"
+        return ""
+
+
 def _is_out_of_memory(exc) -> bool:
     """numpy's MemoryError or cupy's OutOfMemoryError (matched by name: cupy is optional)."""
     return isinstance(exc, MemoryError) or type(exc).__name__ in ("OutOfMemoryError", "CUDARuntimeError") \
@@ -385,35 +436,14 @@ class MLP:
                 l2=l2, dropout=dropout, clip_norm=clip_norm, validation_data=validation_data,
                 early_stopping=early_stopping, restore_best=restore_best, shuffle=shuffle, seed=seed,
                 callbacks=callbacks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, **optimizer_options)
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        _check_choice(optimizer, "optimizer", OPTIMIZERS)
-        lr0 = check_positive_real(DEFAULT_LR[optimizer] if learning_rate is None else learning_rate, "learning_rate")
-        lr_decay = check_positive_real(lr_decay, "lr_decay", allow_zero=True)
-        decay_interval = check_positive_int(decay_interval, "decay_interval")
-        l2 = check_positive_real(l2, "l2", allow_zero=True)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-            raise TypeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        if clip_norm is not None:
-            clip_norm = check_positive_real(clip_norm, "clip_norm")
+        o = _FitOptions(self, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                        learning_rate=learning_rate, lr_decay=lr_decay, decay_interval=decay_interval, l2=l2,
+                        dropout=dropout, clip_norm=clip_norm, early_stopping=early_stopping,
+                        restore_best=restore_best, seed=seed, callbacks=callbacks, checkpoint=checkpoint,
+                        checkpoint_every=checkpoint_every, optimizer_options=optimizer_options)
         if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
                 or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
-        if early_stopping is not None:
-            early_stopping = check_positive_int(early_stopping, "early_stopping")
-        seed = self.seed if seed is None else seed
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-        callbacks = list(callbacks)
-        for i, cb in enumerate(callbacks):
-            if not callable(cb):
-                raise TypeError(f"callbacks[{i}]: expected a callable callback(model, epoch, logs), "
-                                f"got {type(cb).__name__} {cb!r}")
-        opt = get_optimizer(optimizer, **optimizer_options)
-
         bk, xp = self.backend, self.backend.xp
         X = self._prepare_X(X)
         m_all = X.shape[1]
@@ -421,43 +451,32 @@ class MLP:
         if validation_data is not None:
             if validation_split:
                 raise ValueError("validation_split: give validation_data or validation_split, not both")
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise TypeError("validation_data: expected a tuple (X_val, Y_val)")
-            X_val = self._prepare_X(validation_data[0], "validation_data[0]")
-            Y_val = self._prepare_Y(validation_data[1], X_val.shape[1], "validation_data[1]")
+            X_val, Y_val = self._prepare_validation(validation_data)
         elif validation_split:
             n_val = int(round(validation_split * m_all))
             if n_val < 1 or n_val >= m_all:
                 raise ValueError(f"validation_split: {validation_split} of m = {m_all} leaves "
                                  f"{n_val} validation and {m_all - n_val} training examples")
-            perm = np.random.default_rng([seed, 2**31]).permutation(m_all)
+            perm = np.random.default_rng([o.seed, 2**31]).permutation(m_all)
             val_idx = bk.asarray(np.sort(perm[:n_val]), dtype="int64")
             tr_idx = bk.asarray(np.sort(perm[n_val:]), dtype="int64")
             X_val, Y_val = xp.take(X, val_idx, axis=1), xp.take(Y, val_idx, axis=1)
             X, Y = xp.take(X, tr_idx, axis=1), xp.take(Y, tr_idx, axis=1)
         else:
             X_val = Y_val = None
-        if early_stopping is not None and X_val is None:
+        if o.early_stopping is not None and X_val is None:
             raise ValueError("early_stopping: needs validation_data or validation_split > 0")
         m = X.shape[1]
-
-        config = {"name": opt.name, "hyper": dict(opt.hyper)}
-        if self.optimizer_state is None or self.optimizer_config != config:
-            self.optimizer_state = opt.init(self.parameters)
-            self.optimizer_config = config
-
+        self._init_optimizer(o.opt)
         fused = (self.output_activation, self.loss) in FUSED_PAIRS
-        keep_prob = 1.0 - dropout
         # the step updates in place: work on copies made once per fit call, so arrays
         # held from before the call (the user's, a previous model.parameters) never change
         params, state = _owned_copy(xp, self.parameters), _owned_copy(xp, self.optimizer_state)
-        best = (math.inf, None, None)  # (val cost, epoch, parameters)
-        waited = 0
-        t0 = time.perf_counter()
-        for _ in range(epochs):
+        o.t0 = time.perf_counter()
+        for _ in range(o.epochs):
             e = self.epoch  # 0-based index of this epoch
-            lr = lr0 / (1.0 + lr_decay * (e // decay_interval))
-            rng = np.random.default_rng([seed, e])
+            lr = o.learning_rate(e)
+            rng = np.random.default_rng([o.seed, e])
             if shuffle:
                 perm = bk.asarray(rng.permutation(m), dtype="int64")
                 Xs, Ys = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
@@ -465,66 +484,92 @@ class MLP:
                 Xs, Ys = X, Y
             try:
                 params, state, cost_sum, hits = self._run_epoch(
-                    xp, Xs, Ys, params, state, opt, lr, batch_size, keep_prob if dropout else None, rng,
-                    l2, clip_norm, fused)
+                    xp, Xs, Ys, params, state, o.opt, lr, o.batch_size, o.keep_prob, rng, o.l2, o.clip_norm, fused)
             except Exception as exc:
                 if _is_out_of_memory(exc):
                     raise MemoryError(
-                        f"out of memory on {bk} in epoch {e + 1} with batch_size={batch_size} "
+                        f"out of memory on {bk} in epoch {e + 1} with batch_size={o.batch_size} "
                         f"({'-'.join(map(str, self.layer_dims))} network, {self.dtype}): try a smaller "
                         "batch_size (--batch-size), float32, or a smaller network"
                     ) from exc
                 raise
-            # the host syncs of an epoch: its cost, and whether its updates kept the parameters finite
-            cost = float(cost_sum) / m + (float(_l2_cost(xp, params, self.L, l2, m)) if l2 else 0.0)
-            if not math.isfinite(cost) or not _all_finite(xp, params.values()):
-                what = f"the cost is {cost}" if not math.isfinite(cost) else \
-                    "its updates made the parameters NaN or infinite"
-                kept = (f"; the last checkpoint ({checkpoint}) is intact"
-                        if checkpoint is not None and os.path.exists(checkpoint) else "")
-                raise TrainingDivergedError(
-                    f"training diverged in epoch {e + 1}: {what}; try a smaller learning_rate (now {lr:g}){kept}"
-                )
+            # the host syncs of an epoch: its cost and accuracy (and, in _end_epoch, finiteness)
             # publish copies: the step keeps updating params/state in place, so an interrupt
             # (Ctrl-C, out of memory) in a later epoch leaves the model at this completed epoch
-            self.parameters, self.optimizer_state = _owned_copy(xp, params), _owned_copy(xp, state)
-            self.epoch = e + 1
-            h = self.history
-            h.epoch.append(self.epoch)
-            h.cost.append(cost)
-            h.accuracy.append(float(hits) / m if hits is not None else None)
-            h.learning_rate.append(lr)
-            if X_val is not None:
-                vc, va = self._evaluate(X_val, Y_val)
-                h.val_cost.append(vc)
-                h.val_accuracy.append(va)
-            else:
-                h.val_cost.append(None)
-                h.val_accuracy.append(None)
-            h.time_s.append(time.perf_counter() - t0)
-            logs = {k: getattr(h, k)[-1] for k in ("cost", "accuracy", "val_cost", "val_accuracy", "learning_rate",
-                                                    "time_s")}
-            stop = False
-            if early_stopping is not None:
-                if h.val_cost[-1] < best[0]:
-                    best, waited = (h.val_cost[-1], self.epoch, self.parameters), 0  # a copy already
-                else:
-                    waited += 1
-                    stop = waited >= early_stopping
-            for cb in callbacks:
-                cb(self, self.epoch, logs)
-            if stop:
-                h.stopped_early = True
-                if restore_best and best[2] is not None:
-                    self.parameters = best[2]
-                    h.best_epoch = best[1]
-            if checkpoint is not None and (stop or self.epoch % checkpoint_every == 0):
-                self.save(checkpoint)
-            if stop:
+            if self._end_epoch(o, e, lr, float(cost_sum), None if hits is None else float(hits), m, params, state,
+                               X_val, Y_val, copy=True):
                 break
-        if checkpoint is not None and self.epoch % checkpoint_every != 0 and not self.history.stopped_early:
-            self.save(checkpoint)
+        self._end_fit(o)
         return self.history
+
+    def _init_optimizer(self, opt):
+        """Fresh optimiser state unless the model's belongs to the same optimiser and hyper-parameters."""
+        config = {"name": opt.name, "hyper": dict(opt.hyper)}
+        if self.optimizer_state is None or self.optimizer_config != config:
+            self.optimizer_state = opt.init(self.parameters)
+            self.optimizer_config = config
+
+    def _prepare_validation(self, validation_data):
+        """``(X_val, Y_val)`` on the backend, checked like the training data."""
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data: expected a tuple (X_val, Y_val)")
+        X_val = self._prepare_X(validation_data[0], "validation_data[0]")
+        return X_val, self._prepare_Y(validation_data[1], X_val.shape[1], "validation_data[1]")
+
+    def _end_epoch(self, o, e, lr, cost_sum, hits, m, params, state, X_val, Y_val, *, copy) -> bool:
+        """Book-keeping after epoch ``e`` (0-based); True when early stopping ends training.
+
+        ``cost_sum`` (sum over batches of batch cost * batch size) and ``hits``
+        (correct predictions, None for regression) are host floats.  Raises
+        :class:`TrainingDivergedError` before anything is published when the cost
+        or the parameters are not finite.  ``copy`` publishes copies of
+        ``params``/``state`` (needed when the caller keeps updating them in place).
+        """
+        xp = self.backend.xp
+        cost = cost_sum / m + (float(_l2_cost(xp, params, self.L, o.l2, m)) if o.l2 else 0.0)
+        if not math.isfinite(cost) or not _all_finite(xp, params.values()):
+            what = f"the cost is {cost}" if not math.isfinite(cost) else \
+                "its updates made the parameters NaN or infinite"
+            raise TrainingDivergedError(
+                f"training diverged in epoch {e + 1}: {what}; try a smaller learning_rate (now {lr:g})"
+                + o.checkpoint_note())
+        if copy:
+            params, state = _owned_copy(xp, params), _owned_copy(xp, state)
+        self.parameters, self.optimizer_state = params, state
+        self.epoch = e + 1
+        h = self.history
+        h.epoch.append(self.epoch)
+        h.cost.append(cost)
+        h.accuracy.append(hits / m if hits is not None else None)
+        h.learning_rate.append(lr)
+        vc, va = self._evaluate(X_val, Y_val) if X_val is not None else (None, None)
+        h.val_cost.append(vc)
+        h.val_accuracy.append(va)
+        h.time_s.append(time.perf_counter() - o.t0)
+        logs = {k: getattr(h, k)[-1] for k in ("cost", "accuracy", "val_cost", "val_accuracy", "learning_rate",
+                                                "time_s")}
+        stop = False
+        if o.early_stopping is not None:
+            if vc < o.best[0]:
+                o.best, o.waited = (vc, self.epoch, self.parameters), 0  # published arrays: not updated again
+            else:
+                o.waited += 1
+                stop = o.waited >= o.early_stopping
+        for cb in o.callbacks:
+            cb(self, self.epoch, logs)
+        if stop:
+            h.stopped_early = True
+            if o.restore_best and o.best[2] is not None:
+                self.parameters = o.best[2]
+                h.best_epoch = o.best[1]
+        if o.checkpoint is not None and (stop or self.epoch % o.checkpoint_every == 0):
+            self.save(o.checkpoint)
+        return stop
+
+    def _end_fit(self, o):
+        """The final checkpoint, unless the last epoch (or early stopping) already wrote it."""
+        if o.checkpoint is not None and self.epoch % o.checkpoint_every != 0 and not self.history.stopped_early:
+            self.save(o.checkpoint)
 
     def _run_epoch(self, xp, Xs, Ys, params, state, opt, lr, batch_size, keep_prob, rng, l2, clip_norm, fused):
         """One pass over the (shuffled) columns of ``Xs`` in mini-batches.
