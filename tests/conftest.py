@@ -75,6 +75,23 @@ def assert_on(bk, x, dtype=None, shape=None):
         assert tuple(x.shape) == tuple(shape), f"expected shape {shape}, got {tuple(x.shape)}"
 
 
+#: hidden activations under test
+HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "linear"]
+
+#: (output activation, loss): the three fused pairs, then non-fused ones (course path only)
+OUTPUT_LOSS_PAIRS = [
+    ("sigmoid", "binary_crossentropy"),
+    ("softmax", "categorical_crossentropy"),
+    ("linear", "mse"),
+    ("sigmoid", "mse"),
+    ("tanh", "mse"),
+    ("softmax", "mse"),
+    ("sigmoid", "categorical_crossentropy"),
+    ("softmax", "binary_crossentropy"),
+    ("linear", "binary_crossentropy"),  # AL far outside (0, 1): only the clip keeps log and dAL finite
+]
+
+
 def rtol_for(dtype):
     return 1e-12 if dtype == "float64" else 1e-5
 

@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 import bpnet
 from bpnet import backends
 
-from conftest import _selected, assert_on, to_np
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, _selected, assert_on, to_np
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much]
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
@@ -62,18 +62,7 @@ _REASONS = backends.unavailable_reasons()
 BACKENDS = [(name, device) for _, name, device in _selected() if name not in _REASONS]
 if not BACKENDS:  # e.g. BPNET_TEST_BACKENDS=cupy on a machine without a GPU
     pytest.skip(f"no backend under test is usable here: {_REASONS}", allow_module_level=True)
-HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "linear"]
-PAIRS = [
-    ("sigmoid", "binary_crossentropy"),
-    ("softmax", "categorical_crossentropy"),
-    ("linear", "mse"),
-    ("sigmoid", "mse"),
-    ("tanh", "mse"),
-    ("softmax", "mse"),
-    ("sigmoid", "categorical_crossentropy"),
-    ("softmax", "binary_crossentropy"),
-    ("linear", "binary_crossentropy"),
-]
+PAIRS = OUTPUT_LOSS_PAIRS
 FD_PAIRS = [p for p in PAIRS if p != ("linear", "binary_crossentropy")]
 
 

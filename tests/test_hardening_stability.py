@@ -33,23 +33,11 @@ import bpnet
 from bpnet.datasets import load_dataset
 from bpnet.model import MLP
 
-from conftest import assert_on, to_np
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, assert_on, to_np
 
 Z_MAX = 1e4
 
-# (output activation, loss): the three fused pairs and non-fused ones (course path only)
-PAIRS = [
-    ("sigmoid", "binary_crossentropy"),
-    ("softmax", "categorical_crossentropy"),
-    ("linear", "mse"),
-    ("sigmoid", "mse"),
-    ("tanh", "mse"),
-    ("softmax", "mse"),
-    ("sigmoid", "categorical_crossentropy"),
-    ("softmax", "binary_crossentropy"),
-    ("linear", "binary_crossentropy"),  # AL far outside (0, 1): only the clip keeps log and dAL finite
-]
-HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "linear"]
+PAIRS = OUTPUT_LOSS_PAIRS
 
 
 def _g(name, Z):
