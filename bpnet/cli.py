@@ -364,8 +364,6 @@ def cmd_train(args) -> int:
     bar = _progress(args.epochs, not args.quiet)
 
     def log(m, epoch, logs):
-        # runs before fit writes this epoch's checkpoint: a diverged model never replaces a good one
-        _check_parameters_finite(m, epoch, args.lr, ckpt)
         e = epoch - 1  # the course counts from 0: the cost printed is the one before that update
         if bar is not None:
             post = {"cost": f"{logs['cost']:.4g}"}
@@ -452,17 +450,6 @@ def _check_output_and_loss(ds, output: str, loss: str) -> None:
     if loss == "binary_crossentropy" and output == "linear":
         raise ValueError("--output: binary_crossentropy expects probabilities in (0, 1) (sigmoid or softmax), "
                          "got linear; use sigmoid or auto")
-
-
-def _check_parameters_finite(model, epoch: int, lr: float, ckpt) -> None:
-    """Stop (before this epoch is checkpointed) when the parameters became NaN or inf."""
-    from .train import TrainingDivergedError, _all_finite
-
-    if _all_finite(model.backend.xp, model.parameters.values()):  # one host sync an epoch
-        return
-    kept = (f"the last checkpoint ({ckpt}) is intact" if ckpt.exists() else "no checkpoint was written")
-    raise TrainingDivergedError(f"training diverged in epoch {epoch}: the parameters became NaN or infinite; "
-                                f"try a smaller learning rate --lr (now {lr:g}); {kept}")
 
 
 def _remove_if_empty(directory: pathlib.Path) -> None:
