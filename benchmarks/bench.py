@@ -21,9 +21,9 @@ median of many steps after warm-up, all with the same BLAS/torch thread count
   that ``MLP.fit`` runs);
 * ``plain-numpy``: the same equations written directly in numpy in this file,
   in place where sensible (``Z += b``, ``np.maximum(Z, 0, out=Z)``, an
-  in-place softmax, ``dA *= A > 0``, ``W -= dW``), products with ``@``, the
-  same algorithm as bpnet's step (1/m and lr on the smaller of dZ and dW,
-  ``db = dZ @ ones`` as a GEMV, no dA[0]);
+  in-place softmax, ``np.matmul(W.T, dZ, out=A_prev)`` then ``*= A_prev > 0``,
+  ``W -= dW``), the same algorithm as bpnet's step (lr/m applied once to
+  dZ[L], ``db = dZ @ ones`` as a GEMV, dZ[l-1] over A[l-1], no dA[0]);
 * ``torch`` eager (CPU; ``torch-cuda`` too on a GPU), when importable:
   ``nn.Linear``/``nn.ReLU``, ``CrossEntropyLoss``/``BCEWithLogitsLoss``, SGD;
 * ``sklearn``: ``MLPClassifier(solver="sgd", momentum=0, alpha=0,
@@ -170,24 +170,18 @@ class PlainNumpy:
             ones = self.ones[m] = np.ones((m, 1), dtype=Y.dtype)
         dZ = acts[L]
         dZ -= Y  # dZ = A - Y
-        c = LR / m
+        dZ *= LR / m  # once: dW, db and every dZ[l-1] are linear in dZ[L]
         for l in range(L - 1, -1, -1):
             W, A_prev = Ws[l], acts[l]
-            dA = W.T @ dZ if l > 0 else None
-            if m <= W.shape[1]:
-                dZ *= c
-                dW = dZ @ A_prev.T
-                db = dZ @ ones  # GEMV: faster than .sum(axis=1)
-            else:
-                dW = dZ @ A_prev.T
-                dW *= c
-                db = dZ @ ones  # GEMV: faster than .sum(axis=1)
-                db *= c
+            dW = dZ @ A_prev.T
+            db = dZ @ ones  # GEMV: faster than .sum(axis=1)
+            if l > 0:  # dZ[l-1] = (W^T dZ) * 1[A > 0], written over A[l-1] with the old W
+                mask = A_prev > 0
+                np.matmul(W.T, dZ, out=A_prev)
+                A_prev *= mask
+                dZ = A_prev
             W -= dW
             bs[l] -= db
-            if l > 0:
-                dA *= A_prev > 0
-                dZ = dA
 
     def sync(self):
         pass

@@ -594,7 +594,7 @@ class MLP:
                      if keep_prob is not None else None)
             if ts is not None:
                 acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks,
-                                         ones_row=ts.ones_row(xp, self.layer_dims[-1]))
+                                         ones_row=ts.ones_row(xp, self.layer_dims[-1]), blocks=ts.blocks(xp, mb))
                 AL = acts[-1]
             else:
                 AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)

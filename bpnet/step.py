@@ -13,16 +13,27 @@ rounding, on any Array API namespace, but
   return new dicts;
 * keeps only the activations ``A[0..L]`` for the backward pass, no ``Z``:
   each activation's derivative is computed from ``A``
-  (:attr:`bpnet.activations.Activation.bwd_a`), and ``Z = W A`` gets its bias
-  in place (``Z += b``), so the forward makes one ``(n_l, m)`` array per layer;
-* starts from the fused ``dZ[L] = A[L] - Y`` computed in place in ``A[L]``,
-  skips ``dA[0]``, and applies ``1/m`` (times the learning rate, for plain
-  gradient descent) to the smaller of ``dZ[l]`` ``(n_l, m)`` and ``dW[l]``
-  ``(n_l, n_{l-1})``;
-* updates layer ``l`` as soon as its gradients exist (after
-  ``dA[l-1] = W[l]^T dZ[l]`` has used the old ``W[l]``), so at most one layer's
-  gradients are alive at a time; with gradient clipping, which needs the
-  global norm first, all gradients are computed, clipped, then applied.
+  (:attr:`bpnet.activations.Activation.bwd_a`), ``Z = W A`` gets its bias
+  in place (``Z += b``) and ``A = g(Z)`` overwrites ``Z``, so the forward
+  makes one ``(n_l, m)`` array per layer;
+* starts from the fused ``dZ[L] = A[L] - Y`` computed in place in ``A[L]``
+  and scales it once by ``1/m`` (times the learning rate, for plain gradient
+  descent): every later quantity (``dW``, ``db``, ``dZ[l-1]``) is linear in
+  ``dZ[L]``, so it carries the factor with no further pass;
+* writes ``dZ[l-1] = (W[l]^T dZ[l]) * g'(Z[l-1])`` over ``A[l-1]`` (which
+  ``dW[l] = dZ[l] A[l-1]^T`` has used) and skips ``dA[0]``;
+* updates layer ``l`` as soon as its gradients exist (after ``dZ[l-1]`` has
+  used the old ``W[l]``), so at most one layer's gradients are alive at a
+  time; with gradient clipping, which needs the global norm first, all
+  gradients are computed, clipped, then applied.
+
+An ``(n, m)`` activation larger than 1/16 of the step's working set
+(parameters + gradients + activations) and than :data:`BLOCK_BYTES` is
+processed in blocks (``A[s, :] = g(Z[s, :])`` over row blocks,
+``A[l-1][:, s] = (W^T dZ[:, s]) * g'`` over column blocks: slices and
+``__setitem__``, both in the standard), so the step's temporaries keep its
+peak memory within ~1.1x of that working set at any batch size; smaller
+arrays are processed whole, which is faster.
 
 Nothing is brought to the host: the step count ``t`` is a Python int and the
 learning rate a Python float (or a 0-d array of the parameters' device).
@@ -30,12 +41,58 @@ learning rate a Python float (or a 0-d array of the parameters' device).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import array_api_compat
 
-__all__ = ["TrainState", "forward_train", "backward_update", "train_step"]
+__all__ = ["TrainState", "forward_train", "backward_update", "train_step", "BLOCK_BYTES"]
 
 #: added to the global norm before dividing (as :func:`bpnet.optim.clip_gradients`)
 _CLIP_EPS = 1e-6
+
+#: smallest block (bytes) of the in-place passes on a CPU: below ~512 KiB the
+#: per-block call overhead costs more than the memory saved.  Arrays no larger
+#: than this are never cut.
+BLOCK_BYTES = 512 << 10
+#: on a GPU only very large arrays are cut: small kernels leave the device idle
+GPU_BLOCK_BYTES = 32 << 20
+#: a block is at most 1/16 of the step's working set (parameters + gradients +
+#: activations); a block's temporaries (W^T dZ, the 0/1 factor of relu, ...)
+#: are about twice its size, so the step's peak stays within ~1.1x of that set
+_BLOCK_FRACTION = 16
+
+
+def _block_budget(xp, Ws, m, min_bytes):
+    """Bytes per block for a step on ``m`` examples (see :data:`BLOCK_BYTES`)."""
+    item = xp.finfo(Ws[0].dtype).bits // 8
+    n_params = sum(W.shape[0] * (W.shape[1] + 1) for W in Ws)
+    n_acts = (Ws[0].shape[1] + sum(W.shape[0] for W in Ws)) * m  # A[0..L]
+    return max(min_bytes, (2 * n_params + n_acts) * item // _BLOCK_FRACTION)
+
+
+class Blocks(NamedTuple):
+    """How an ``(n, m)`` hidden activation is cut: nearly equal row and column slices.
+
+    The forward's ``A = g(Z)`` runs over ``rows`` (contiguous); the backward's
+    ``dZ[l-1] = (W^T dZ) * g'`` over ``cols`` (``W^T dZ[:, s]`` keeps the
+    GEMM's two large dimensions, so it runs at full speed).
+    """
+
+    rows: list
+    cols: list
+
+
+def _split(n, k):
+    """``k`` nearly equal consecutive slices of ``range(n)``."""
+    return [slice((i * n) // k, ((i + 1) * n) // k) for i in range(k)]
+
+
+def _cut(n, m, item, budget):
+    """:class:`Blocks` of at most ``budget`` bytes for an ``(n, m)`` array, or None for one piece."""
+    k = -(-(n * m * item) // max(1, budget))  # ceil
+    if k <= 1 or min(n, m) <= 1:
+        return None
+    return Blocks(_split(n, min(k, n)), _split(m, min(k, m)))
 
 
 class TrainState:
@@ -51,7 +108,8 @@ class TrainState:
         caller owns; updated in place, ``state["t"]`` is incremented).
     """
 
-    __slots__ = ("parameters", "Ws", "bs", "name", "hyper", "state", "vW", "vb", "sW", "sb", "L", "ones")
+    __slots__ = ("parameters", "Ws", "bs", "name", "hyper", "state", "vW", "vb", "sW", "sb", "L", "ones",
+                 "_block_bytes", "_blocks")
 
     def __init__(self, parameters, optimizer, state):
         L = 0
@@ -70,6 +128,31 @@ class TrainState:
         self.sW = None if s is None else [s[f"dW{l}"] for l in range(1, L + 1)]
         self.sb = None if s is None else [s[f"db{l}"] for l in range(1, L + 1)]
         self.ones = {}  # shape -> ones(shape): sums as GEMVs (faster than xp.sum for small arrays)
+        gpu = array_api_compat.is_cupy_namespace(array_api_compat.array_namespace(self.Ws[0]))
+        self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
+
+    @property
+    def block_bytes(self):
+        """Smallest block in bytes (:data:`BLOCK_BYTES`, :data:`GPU_BLOCK_BYTES` on cupy)."""
+        return self._block_bytes
+
+    @block_bytes.setter
+    def block_bytes(self, value):
+        self._block_bytes = int(value)
+        self._blocks = {}  # m -> TrainState.blocks
+
+    def blocks(self, xp, m):
+        """How each hidden activation ``A[1..L-1]`` ``(n_l, m)`` is cut, or None if none is.
+
+        A list of (:class:`Blocks` or None) per hidden layer, cached per ``m``.
+        """
+        out = self._blocks.get(m, False)
+        if out is False:
+            budget = _block_budget(xp, self.Ws, m, self._block_bytes)
+            item = xp.finfo(self.Ws[0].dtype).bits // 8
+            out = [_cut(W.shape[0], m, item, budget) for W in self.Ws[:-1]]
+            out = self._blocks[m] = out if any(b is not None for b in out) else None
+        return out
 
     def ones_column(self, xp, m):
         """Cached ones of shape ``(m, 1)``: ``db = dZ @ ones`` sums over the m columns."""
@@ -87,13 +170,15 @@ class TrainState:
         return o
 
 
-def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None):
+def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None, blocks=None):
     """Activations ``[A0 = X, A1, ..., AL]`` and, with dropout, the unmasked ``g(Z[l])``.
 
-    ``Z[l] = W[l] A[l-1]`` then ``Z[l] += b[l]`` in place (one ``(n_l, m)``
-    array, not two); ``A[l] = g(Z[l])`` (times ``masks[l-1]`` with dropout).
-    ``ones_row`` (ones of shape ``(1, n_L)``, :meth:`TrainState.ones_row`) lets a
-    softmax output sum its column as a GEMV.
+    ``Z[l] = W[l] A[l-1]`` then ``Z[l] += b[l]`` and ``A[l] = g(Z[l])`` in place
+    (one ``(n_l, m)`` array per layer; in row blocks when large, see
+    :data:`BLOCK_BYTES`), times ``masks[l-1]`` with dropout.  ``ones_row``
+    (ones of shape ``(1, n_L)``, :meth:`TrainState.ones_row`) lets a softmax
+    output sum its column as a GEMV; ``blocks`` (:meth:`TrainState.blocks`)
+    the row blocks of each hidden activation (None: each in one piece).
     """
     acts = [X]
     gs = None if masks is None else []
@@ -103,7 +188,13 @@ def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None):
         Z = Ws[l] @ A
         Z += bs[l]
         if l < L - 1:
-            A = hidden.fwd(xp, Z)
+            cut = None if blocks is None else blocks[l]
+            if cut is None:
+                A = hidden.fwd(xp, Z)
+            else:
+                for s in cut.rows:
+                    Z[s, :] = hidden.fwd(xp, Z[s, :])  # A = g(Z) over Z, block by block
+                A = Z
             if masks is not None:
                 gs.append(A)
                 A = A * masks[l]
@@ -111,6 +202,28 @@ def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None):
             A = output.fwd(xp, Z) if output.fwd_ip is None else output.fwd_ip(xp, Z, ones_row)
         acts.append(A)
     return acts, gs
+
+
+def _delta_prev(xp, W, dZ, A_prev, hidden, mask, g, cols):
+    """``dZ[l-1] = (W^T dZ) * g'(Z[l-1])`` (times the dropout mask), over ``A_prev`` when cut.
+
+    W : (n_l, n_prev) the layer's weights before the update; dZ : (n_l, m);
+    A_prev : (n_prev, m) the cached ``A[l-1]`` (overwritten block by block
+    when ``cols``, column slices, is given); mask, g : (n_prev, m) the dropout
+    mask and the unmasked ``g(Z[l-1])``, or None.
+    """
+    gA = A_prev if g is None else g  # g'(Z[l-1]) from the unmasked activation
+    if cols is None:
+        dA = W.T @ dZ  # dA[l-1] = W^T dZ
+        if mask is not None:
+            dA *= mask  # dropout backward
+        return hidden.bwd_a(xp, dA, gA)
+    for s in cols:
+        dA = W.T @ dZ[:, s]  # columns s of dA[l-1] = W^T dZ
+        if mask is not None:
+            dA *= mask[:, s]
+        A_prev[:, s] = hidden.bwd_a(xp, dA, gA[:, s])  # dZ = dA * g'(Z), read before written
+    return A_prev
 
 
 def _update(xp, ts, l, theta, g, p, t, lr, folded):
@@ -161,10 +274,11 @@ def _update(xp, ts, l, theta, g, p, t, lr, folded):
 def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0, clip_norm=None):
     """Fused backward from ``dZ[L] = A[L] - Y`` and the in-place update of ``ts``.
 
-    ``acts`` from :func:`forward_train` (its last entry is overwritten with
-    ``dZ[L]``); ``lr`` a Python float (or 0-d array); ``l2`` adds
-    ``(l2 / m) W`` to ``dW``; ``clip_norm`` rescales all gradients to that
-    global L2 norm before any update.
+    ``acts`` from :func:`forward_train` (overwritten: ``A[L]`` with ``c dZ[L]``,
+    an ``A[l]`` cut in blocks with ``c dZ[l]``; ``A[0]`` is never written);
+    ``lr`` a Python float (or 0-d array); ``l2`` adds ``(l2 / m) W`` to
+    ``dW``; ``clip_norm`` rescales all gradients to that global L2 norm before
+    any update.
     """
     Ws, bs = ts.Ws, ts.bs
     L = len(Ws)
@@ -177,23 +291,23 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
     l2c = (l2 / m) * (lr if folded else 1.0)
     pending = [] if clip_norm is not None else None
     ones = ts.ones_column(xp, m)
+    blocks = ts.blocks(xp, m)
     dZ = acts[L]
     dZ -= Y  # dZ[L] = A[L] - Y, in place in A[L]
+    dZ *= c  # c dZ[L]: dW, db and every dZ[l-1] below are linear in it, so they carry c
     for l in range(L - 1, -1, -1):
         W = Ws[l]
-        A_prev = acts[l]
-        dA = W.T @ dZ if l > 0 else None  # dA[l-1] = W^T dZ with the old W
-        if m <= W.shape[1]:  # dZ (n_l, m) no larger than dW (n_l, n_prev): scale dZ
-            dZ *= c
-            dW = dZ @ A_prev.T
-            db = dZ @ ones  # sum over the m columns
-        else:
-            dW = dZ @ A_prev.T
-            dW *= c
-            db = dZ @ ones  # sum over the m columns
-            db *= c
+        dW = dZ @ acts[l].T  # dW = dZ A[l-1]^T (times c)
+        db = dZ @ ones  # db = sum of dZ over the m columns (times c), a GEMV
         if l2:
             dW += l2c * W  # dW += (lambda / m) W
+        if l > 0:  # with the old W; A[l-1] is free once dW has it
+            cut = None if blocks is None else blocks[l - 1]
+            if cut is None and masks is None:
+                dZ = hidden.bwd_a(xp, W.T @ dZ, acts[l])  # dZ[l-1] = (W^T dZ) * g'(Z[l-1])
+            else:
+                dZ = _delta_prev(xp, W, dZ, acts[l], hidden, None if masks is None else masks[l - 1],
+                                 None if gs is None else gs[l - 1], None if cut is None else cut.cols)
         if folded and pending is None:  # gradient descent, lr already applied
             W -= dW
             bs[l] -= db
@@ -202,12 +316,6 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
             _update(xp, ts, l, bs[l], db, "b", t, lr, folded)
         else:
             pending.append((l, dW, db))
-        if l > 0:
-            if masks is None:
-                dZ = hidden.bwd_a(xp, dA, A_prev)  # dZ = dA * g'(Z) from A
-            else:
-                dA *= masks[l - 1]  # dropout backward
-                dZ = hidden.bwd_a(xp, dA, gs[l - 1])
     if pending is not None:
         total_sq = None
         for _, dW, db in pending:
@@ -230,5 +338,5 @@ def train_step(xp, X, Y, ts, hidden, output, lr, **kw):
     updated in place.
     """
     acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, kw.get("masks"),
-                             ones_row=ts.ones_row(xp, ts.Ws[-1].shape[0]))
+                             ones_row=ts.ones_row(xp, ts.Ws[-1].shape[0]), blocks=ts.blocks(xp, X.shape[1]))
     backward_update(xp, acts, Y, ts, hidden, lr, gs=gs, **kw)

@@ -74,6 +74,12 @@ def _assert_close(bk, got, want, dtype):
             np.testing.assert_allclose(to_np(got[k]), to_np(want[k]), rtol=rtol, atol=atol, err_msg=k)
 
 
+#: smallest row block of the in-place passes: the default (no blocks at these
+#: sizes), and 1 byte (blocks of ~1/12 of the working set: 1-4 rows, uneven)
+BLOCKS = [None, 1]
+
+
+@pytest.mark.parametrize("block_bytes", BLOCKS)
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
 @pytest.mark.parametrize("hidden,out,dims", [
     ("relu", "softmax", [5, 7, 4, 3]),
@@ -81,7 +87,7 @@ def _assert_close(bk, got, want, dtype):
     ("leaky_relu", "linear", [3, 9, 2]),
     ("sigmoid", "sigmoid", [6, 3, 5, 2]),
 ])
-def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims):
+def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, block_bytes):
     # m = 8 < n_prev for some layers and > for others: both placements of 1/m run
     X, Y, params = _problem(bk, dtype, dims, out, m=8)
     opt = get_optimizer(optimizer)
@@ -89,6 +95,12 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims):
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
+    if block_bytes is not None:
+        ts.block_bytes = block_bytes
+        # every hidden activation goes through the blocked path, in 2 or more blocks
+        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, 8))
+    else:
+        assert ts.blocks(bk.xp, 8) is None
     for _ in range(3):
         train_step(bk.xp, X, Y, ts, get_activation(hidden), get_activation(out), 0.05)
     _assert_close(bk, mine, want_p, dtype)
@@ -99,8 +111,9 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims):
         np.testing.assert_array_equal(to_np(params[k]), to_np(fresh[k]))
 
 
+@pytest.mark.parametrize("block_bytes", BLOCKS)
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
-def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer):
+def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, block_bytes):
     dims, dtype = [6, 8, 5, 1], "float64"
     X, Y, params = _problem(bk, dtype, dims, "sigmoid", m=10, seed=3)
     masks = dropout_masks(dims, 10, 0.7, rng=2, dtype=dtype, backend=bk)
@@ -111,8 +124,12 @@ def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer):
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
+    if block_bytes is not None:
+        ts.block_bytes = block_bytes
+        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, 10))
     for _ in range(2):
-        acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, get_activation("relu"), get_activation("sigmoid"), masks)
+        acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, get_activation("relu"), get_activation("sigmoid"), masks,
+                                 blocks=ts.blocks(bk.xp, 10))
         backward_update(bk.xp, acts, Y, ts, get_activation("relu"), 0.1, gs=gs, **kw)
     _assert_close(bk, mine, want_p, dtype)
     _assert_close(bk, state, want_s, dtype)
@@ -145,8 +162,13 @@ def test_fit_never_mutates_arrays_held_from_before(bk):
     assert any(not np.array_equal(to_np(model.parameters[k]), snap_p[k]) for k in snap_p)
 
 
-def test_fit_matches_the_course_loop(bk):
-    # full batch, gd: MLP.fit (in-place step) == _forward/_backward/update_parameters
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_fit_matches_the_course_loop(bk, block_bytes, monkeypatch):
+    # full batch, gd: MLP.fit (in-place step) == _forward/_backward/update_parameters;
+    # with 1-byte blocks every (n, m) activation is processed in row blocks
+    if block_bytes is not None:
+        monkeypatch.setattr(bpnet.step, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(bpnet.step, "GPU_BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(1)
     Xh = rng.normal(size=(5, 30))
     yh = (Xh[0] - Xh[1] > 0).astype(float)[np.newaxis, :]
@@ -159,6 +181,24 @@ def test_fit_matches_the_course_loop(bk):
         grads = bpnet.L_model_backward(AL, Y, caches, fused=True)
         p = bpnet.update_parameters(p, grads, 0.1)
     _assert_close(bk, model.parameters, p, "float64")
+
+
+@pytest.mark.parametrize("n,m,budget,k", [(7, 8, 8 * 8, 7), (7, 8, 3 * 8 * 8, 3), (7, 8, 7 * 8 * 8, None),
+                                          (5, 3, 8, 5), (1, 1000, 10, None), (300, 2, 8, 300)])
+def test_blocks_cover_the_array_in_nearly_equal_pieces(n, m, budget, k):
+    from bpnet.step import _cut
+
+    blocks = _cut(n, m, 8, budget)
+    if k is None:
+        assert blocks is None  # fits in one block (or a single row): processed whole
+        return
+    for slices, size, per in ((blocks.rows, n, m), (blocks.cols, m, n)):
+        assert len(slices) == min(k, size)
+        sizes = [s.stop - s.start for s in slices]
+        assert slices[0].start == 0 and slices[-1].stop == size
+        assert all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+        assert max(sizes) - min(sizes) <= 1
+        assert min(sizes) * per * 8 <= max(budget, per * 8)  # about the budget, or one row/column
 
 
 def _load_bench():
