@@ -27,7 +27,7 @@ rounding, on any Array API namespace, but
   time; with gradient clipping, which needs the global norm first, all
   gradients are computed, clipped, then applied.
 
-An ``(n, m)`` activation larger than 1/16 of the step's working set
+An ``(n, m)`` activation larger than 1/20 of the step's working set
 (parameters + gradients + activations) and than :data:`BLOCK_BYTES` is
 processed in blocks (``A[s, :] = g(Z[s, :])`` over row blocks,
 ``A[l-1][:, s] = (W^T dZ[:, s]) * g'`` over column blocks: slices and
@@ -56,10 +56,10 @@ _CLIP_EPS = 1e-6
 BLOCK_BYTES = 512 << 10
 #: on a GPU only very large arrays are cut: small kernels leave the device idle
 GPU_BLOCK_BYTES = 32 << 20
-#: a block is at most 1/16 of the step's working set (parameters + gradients +
+#: a block is at most 1/20 of the step's working set (parameters + gradients +
 #: activations); a block's temporaries (W^T dZ, the 0/1 factor of relu, ...)
 #: are about twice its size, so the step's peak stays within ~1.1x of that set
-_BLOCK_FRACTION = 16
+_BLOCK_FRACTION = 20
 
 
 def _block_budget(xp, Ws, m, min_bytes):
@@ -156,17 +156,17 @@ class TrainState:
 
     def ones_column(self, xp, m):
         """Cached ones of shape ``(m, 1)``: ``db = dZ @ ones`` sums over the m columns."""
-        return self._ones(xp, (m, 1))
+        o = self.ones.get((m, 1))  # (looked up inline: this runs every step of small nets too)
+        return self._new_ones(xp, (m, 1)) if o is None else o
 
     def ones_row(self, xp, n):
         """Cached ones of shape ``(1, n)``: ``ones @ E`` sums E's n rows (the softmax denominator)."""
-        return self._ones(xp, (1, n))
+        o = self.ones.get((1, n))
+        return self._new_ones(xp, (1, n)) if o is None else o
 
-    def _ones(self, xp, shape):
-        o = self.ones.get(shape)
-        if o is None:
-            W = self.Ws[0]
-            o = self.ones[shape] = xp.ones(shape, dtype=W.dtype, device=array_api_compat.device(W))
+    def _new_ones(self, xp, shape):
+        W = self.Ws[0]
+        o = self.ones[shape] = xp.ones(shape, dtype=W.dtype, device=array_api_compat.device(W))
         return o
 
 
