@@ -74,12 +74,27 @@ def _assert_close(bk, got, want, dtype):
             np.testing.assert_allclose(to_np(got[k]), to_np(want[k]), rtol=rtol, atol=atol, err_msg=k)
 
 
-#: smallest row block of the in-place passes: the default (no blocks at these
-#: sizes), and 1 byte (blocks of ~1/12 of the working set: 1-4 rows, uneven)
-BLOCKS = [None, 1]
+#: how the step is cut: the default (nothing is, at these sizes); "acts": the
+#: hidden activations in blocks of ~1/20 of the working set (1-4 rows or
+#: columns, uneven); "W": the gradient-descent update row by row of W (with the
+#: activations whole, so every layer's update is blocked); "both"
+BLOCKS = [None, "acts", "W", "both"]
 
 
-@pytest.mark.parametrize("block_bytes", BLOCKS)
+def _cut_step(bk, ts, how, m):
+    """Set ``ts``'s block sizes for ``how`` (see BLOCKS) and check that they take effect."""
+    if how is None:
+        assert ts.blocks(bk.xp, m) is None and ts.w_rows == [None] * len(ts.Ws)
+        return
+    if how in ("acts", "both"):
+        ts.block_bytes = 1
+        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, m))
+    if how in ("W", "both"):
+        ts.w_block_bytes = 1
+        assert all(len(rows) == W.shape[0] for rows, W in zip(ts.w_rows, ts.Ws))
+
+
+@pytest.mark.parametrize("cut", BLOCKS)
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
 @pytest.mark.parametrize("hidden,out,dims", [
     ("relu", "softmax", [5, 7, 4, 3]),
@@ -87,7 +102,7 @@ BLOCKS = [None, 1]
     ("leaky_relu", "linear", [3, 9, 2]),
     ("sigmoid", "sigmoid", [6, 3, 5, 2]),
 ])
-def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, block_bytes):
+def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cut):
     # m = 8 < n_prev for some layers and > for others: both placements of 1/m run
     X, Y, params = _problem(bk, dtype, dims, out, m=8)
     opt = get_optimizer(optimizer)
@@ -95,12 +110,7 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, bl
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
-    if block_bytes is not None:
-        ts.block_bytes = block_bytes
-        # every hidden activation goes through the blocked path, in 2 or more blocks
-        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, 8))
-    else:
-        assert ts.blocks(bk.xp, 8) is None
+    _cut_step(bk, ts, cut, 8)
     for _ in range(3):
         train_step(bk.xp, X, Y, ts, get_activation(hidden), get_activation(out), 0.05)
     _assert_close(bk, mine, want_p, dtype)
@@ -111,22 +121,21 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, bl
         np.testing.assert_array_equal(to_np(params[k]), to_np(fresh[k]))
 
 
-@pytest.mark.parametrize("block_bytes", BLOCKS)
+@pytest.mark.parametrize("cut", BLOCKS)
+@pytest.mark.parametrize("clip_norm", [0.05, None])
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
-def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, block_bytes):
+def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip_norm, cut):
     dims, dtype = [6, 8, 5, 1], "float64"
     X, Y, params = _problem(bk, dtype, dims, "sigmoid", m=10, seed=3)
     masks = dropout_masks(dims, 10, 0.7, rng=2, dtype=dtype, backend=bk)
     opt = get_optimizer(optimizer)
-    kw = dict(masks=masks, l2=0.3, clip_norm=0.05)
+    kw = dict(masks=masks, l2=0.3, clip_norm=clip_norm)
     want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "sigmoid", opt, opt.init(params), 0.1,
                                 steps=2, **kw)
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
-    if block_bytes is not None:
-        ts.block_bytes = block_bytes
-        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, 10))
+    _cut_step(bk, ts, cut, 10)
     for _ in range(2):
         acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, get_activation("relu"), get_activation("sigmoid"), masks,
                                  blocks=ts.blocks(bk.xp, 10))
@@ -167,8 +176,8 @@ def test_fit_matches_the_course_loop(bk, block_bytes, monkeypatch):
     # full batch, gd: MLP.fit (in-place step) == _forward/_backward/update_parameters;
     # with 1-byte blocks every (n, m) activation is processed in row blocks
     if block_bytes is not None:
-        monkeypatch.setattr(bpnet.step, "BLOCK_BYTES", block_bytes)
-        monkeypatch.setattr(bpnet.step, "GPU_BLOCK_BYTES", block_bytes)
+        for name in ("BLOCK_BYTES", "GPU_BLOCK_BYTES", "W_BLOCK_BYTES", "GPU_W_BLOCK_BYTES"):
+            monkeypatch.setattr(bpnet.step, name, block_bytes)
     rng = np.random.default_rng(1)
     Xh = rng.normal(size=(5, 30))
     yh = (Xh[0] - Xh[1] > 0).astype(float)[np.newaxis, :]
