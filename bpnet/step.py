@@ -315,6 +315,8 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
     c = lr / m if folded else 1.0 / m
     l2c = (l2 / m) * (lr if folded else 1.0)
     pending = [] if clip_norm is not None else None
+    gd = folded and pending is None  # W -= dW right away, lr already applied
+    w_rows = ts.w_rows if gd else None
     ones = ts.ones_column(xp, m)
     blocks = ts.blocks(xp, m)
     dZ = acts[L]
@@ -325,7 +327,7 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
         cut = None if (blocks is None or l == 0) else blocks[l - 1]
         # plain gradient descent on a large W: W -= c dZ A^T block by block, each
         # block of dW used from cache and no full dW (not when dZ[l-1] overwrites A[l-1])
-        wrows = ts.w_rows[l] if (folded and pending is None and cut is None) else None
+        wrows = None if (w_rows is None or cut is not None) else w_rows[l]
         if wrows is None:
             dW = dZ @ A_prev.T  # dW = dZ A[l-1]^T (times c)
             if l2:
@@ -345,7 +347,7 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
                     G += l2c * W[s, :]
                 W[s, :] -= G
             bs[l] -= db
-        elif folded and pending is None:  # gradient descent, lr already applied
+        elif gd:
             W -= dW
             bs[l] -= db
         elif pending is None:
@@ -368,13 +370,13 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
             _update(xp, ts, l, bs[l], db, "b", t, lr, folded)
 
 
-def train_step(xp, X, Y, ts, hidden, output, lr, **kw):
+def train_step(xp, X, Y, ts, hidden, output, lr, masks=None, **kw):
     """One step: :func:`forward_train` then :func:`backward_update` (returns None).
 
     For the fused pairs only (sigmoid + binary cross-entropy, softmax +
     categorical cross-entropy, linear + mse).  ``ts`` (:class:`TrainState`) is
     updated in place.
     """
-    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, kw.get("masks"),
+    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, masks,
                              ones_row=ts.ones_row(xp, ts.Ws[-1].shape[0]), blocks=ts.blocks(xp, X.shape[1]))
-    backward_update(xp, acts, Y, ts, hidden, lr, gs=gs, **kw)
+    backward_update(xp, acts, Y, ts, hidden, lr, gs=gs, masks=masks, **kw)
