@@ -593,8 +593,9 @@ class MLP:
             masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
                      if keep_prob is not None else None)
             if ts is not None:
-                acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks,
-                                         ones_row=ts.ones_row(xp, self.layer_dims[-1]), blocks=ts.blocks(xp, mb))
+                batch = ts.batch(xp, mb)  # (ones column, ones row, blocks), cached per batch size
+                acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks, ones_row=batch[1],
+                                         blocks=batch[2])
                 AL = acts[-1]
             else:
                 AL, caches = _forward(xp, Xb, params, L, hidden, output, masks)
@@ -604,7 +605,8 @@ class MLP:
                 h = self._hits(xp, AL, Yb)
                 hits = h if hits is None else hits + h
             if ts is not None:  # fused backward + in-place update (bpnet.step); AL is overwritten
-                backward_update(xp, acts, Yb, ts, hidden, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm)
+                backward_update(xp, acts, Yb, ts, hidden, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm,
+                                batch=batch)
                 continue
             grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=fused, need_dA0=False, masks=masks)
             if l2:

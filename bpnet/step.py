@@ -120,7 +120,7 @@ class TrainState:
     """
 
     __slots__ = ("parameters", "Ws", "bs", "name", "hyper", "state", "vW", "vb", "sW", "sb", "L", "ones",
-                 "_block_bytes", "_blocks", "_w_block_bytes", "w_rows")
+                 "_block_bytes", "_blocks", "_batch", "_w_block_bytes", "w_rows")
 
     def __init__(self, parameters, optimizer, state):
         L = 0
@@ -153,6 +153,7 @@ class TrainState:
     def block_bytes(self, value):
         self._block_bytes = int(value)
         self._blocks = {}  # m -> TrainState.blocks
+        self._batch = {}  # m -> TrainState.batch
 
     @property
     def w_block_bytes(self):
@@ -178,6 +179,14 @@ class TrainState:
             out = [_cut(W.shape[0], m, item, budget) for W in self.Ws[:-1]]
             out = self._blocks[m] = out if any(b is not None for b in out) else None
         return out
+
+    def batch(self, xp, m):
+        """``(ones_column(m), ones_row(n_L), blocks(m))`` for a batch of ``m``, cached: one lookup a step."""
+        got = self._batch.get(m)
+        if got is None:
+            got = self._batch[m] = (self.ones_column(xp, m), self.ones_row(xp, self.Ws[-1].shape[0]),
+                                    self.blocks(xp, m))
+        return got
 
     def ones_column(self, xp, m):
         """Cached ones of shape ``(m, 1)``: ``db = dZ @ ones`` sums over the m columns."""
@@ -296,14 +305,15 @@ def _update(xp, ts, l, theta, g, p, t, lr, folded):
     theta -= U
 
 
-def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0, clip_norm=None):
+def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0, clip_norm=None, batch=None):
     """Fused backward from ``dZ[L] = A[L] - Y`` and the in-place update of ``ts``.
 
     ``acts`` from :func:`forward_train` (overwritten: ``A[L]`` with ``c dZ[L]``,
     an ``A[l]`` cut in blocks with ``c dZ[l]``; ``A[0]`` is never written);
     ``lr`` a Python float (or 0-d array); ``l2`` adds ``(l2 / m) W`` to
     ``dW``; ``clip_norm`` rescales all gradients to that global L2 norm before
-    any update.
+    any update; ``batch`` is :meth:`TrainState.batch` for this batch size
+    (looked up when not given).
     """
     Ws, bs = ts.Ws, ts.bs
     L = len(Ws)
@@ -317,8 +327,7 @@ def backward_update(xp, acts, Y, ts, hidden, lr, *, gs=None, masks=None, l2=0.0,
     pending = [] if clip_norm is not None else None
     gd = folded and pending is None  # W -= dW right away, lr already applied
     w_rows = ts.w_rows if gd else None
-    ones = ts.ones_column(xp, m)
-    blocks = ts.blocks(xp, m)
+    ones, _, blocks = ts.batch(xp, m) if batch is None else batch
     dZ = acts[L]
     dZ -= Y  # dZ[L] = A[L] - Y, in place in A[L]
     dZ *= c  # c dZ[L]: dW, db and every dZ[l-1] below are linear in it, so they carry c
@@ -377,6 +386,6 @@ def train_step(xp, X, Y, ts, hidden, output, lr, masks=None, **kw):
     categorical cross-entropy, linear + mse).  ``ts`` (:class:`TrainState`) is
     updated in place.
     """
-    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, masks,
-                             ones_row=ts.ones_row(xp, ts.Ws[-1].shape[0]), blocks=ts.blocks(xp, X.shape[1]))
-    backward_update(xp, acts, Y, ts, hidden, lr, gs=gs, masks=masks, **kw)
+    batch = ts.batch(xp, X.shape[1])
+    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, hidden, output, masks, ones_row=batch[1], blocks=batch[2])
+    backward_update(xp, acts, Y, ts, hidden, lr, gs=gs, masks=masks, batch=batch, **kw)
