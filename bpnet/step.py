@@ -13,27 +13,31 @@ rounding, on any Array API namespace, but
   return new dicts;
 * keeps only the activations ``A[0..L]`` for the backward pass, no ``Z``:
   each activation's derivative is computed from ``A``
-  (:attr:`bpnet.activations.Activation.bwd_a`), ``Z = W A`` gets its bias
-  in place (``Z += b``) and ``A = g(Z)`` overwrites ``Z``, so the forward
-  makes one ``(n_l, m)`` array per layer;
+  (:attr:`bpnet.activations.Activation.bwd_a`), and ``Z = W A`` gets its
+  bias in place (``Z += b``);
 * starts from the fused ``dZ[L] = A[L] - Y`` computed in place in ``A[L]``
   and scales it once by ``1/m`` (times the learning rate, for plain gradient
   descent): every later quantity (``dW``, ``db``, ``dZ[l-1]``) is linear in
-  ``dZ[L]``, so it carries the factor with no further pass;
-* writes ``dZ[l-1] = (W[l]^T dZ[l]) * g'(Z[l-1])`` over ``A[l-1]`` (which
-  ``dW[l] = dZ[l] A[l-1]^T`` has used) and skips ``dA[0]``;
-* updates layer ``l`` as soon as its gradients exist (after ``dZ[l-1]`` has
-  used the old ``W[l]``), so at most one layer's gradients are alive at a
-  time; with gradient clipping, which needs the global norm first, all
-  gradients are computed, clipped, then applied.
+  ``dZ[L]``, so it carries the factor with no further pass; ``dA[0]`` is
+  never computed;
+* updates layer ``l`` as soon as its gradients exist (after
+  ``dZ[l-1] = (W[l]^T dZ[l]) * g'(Z[l-1])`` has used the old ``W[l]``), so
+  at most one layer's gradients are alive at a time; with gradient clipping,
+  which needs the global norm first, all gradients are computed, clipped,
+  then applied.
 
-An ``(n, m)`` activation larger than 1/20 of the step's working set
-(parameters + gradients + activations) and than :data:`BLOCK_BYTES` is
-processed in blocks (``A[s, :] = g(Z[s, :])`` over row blocks,
-``A[l-1][:, s] = (W^T dZ[:, s]) * g'`` over column blocks: slices and
-``__setitem__``, both in the standard), so the step's temporaries keep its
-peak memory within ~1.1x of that working set at any batch size; smaller
-arrays are processed whole, which is faster.
+The standard has no ``out=``, so large arrays are processed in blocks
+(slices and ``__setitem__``, both in the standard) to keep the temporaries
+small.  A hidden activation larger than 1/20 of the step's working set
+(parameters + gradients + activations) and than :data:`BLOCK_BYTES` gets
+``A = g(Z)`` written over ``Z`` row block by row block, and ``dZ[l-1]``
+written over the cached ``A[l-1]`` (once ``dW[l] = dZ[l] A[l-1]^T`` has used
+it) column block by column block, ``W^T dZ[:, s]``; so the step's peak memory
+stays within ~1.1x of that working set at any batch size.  Plain gradient
+descent updates a ``W`` of at least two :data:`W_BLOCK_BYTES` blocks row
+block by row block, ``W[s] -= c dZ[s] A^T``: each block of ``dW`` is
+subtracted while in cache and no full ``dW`` exists.  Smaller arrays are
+processed whole, which is faster.
 
 Nothing is brought to the host: the step count ``t`` is a Python int and the
 learning rate a Python float (or a 0-d array of the parameters' device).
@@ -45,7 +49,7 @@ from typing import NamedTuple
 
 import array_api_compat
 
-__all__ = ["TrainState", "forward_train", "backward_update", "train_step", "BLOCK_BYTES"]
+__all__ = ["TrainState", "forward_train", "backward_update", "train_step", "BLOCK_BYTES", "W_BLOCK_BYTES"]
 
 #: added to the global norm before dividing (as :func:`bpnet.optim.clip_gradients`)
 _CLIP_EPS = 1e-6
@@ -207,12 +211,12 @@ class TrainState:
 def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None, blocks=None):
     """Activations ``[A0 = X, A1, ..., AL]`` and, with dropout, the unmasked ``g(Z[l])``.
 
-    ``Z[l] = W[l] A[l-1]`` then ``Z[l] += b[l]`` and ``A[l] = g(Z[l])`` in place
-    (one ``(n_l, m)`` array per layer; in row blocks when large, see
+    ``Z[l] = W[l] A[l-1]`` then ``Z[l] += b[l]`` and ``A[l] = g(Z[l])`` (written
+    over ``Z[l]`` row block by row block when ``blocks`` cuts it, see
     :data:`BLOCK_BYTES`), times ``masks[l-1]`` with dropout.  ``ones_row``
     (ones of shape ``(1, n_L)``, :meth:`TrainState.ones_row`) lets a softmax
     output sum its column as a GEMV; ``blocks`` (:meth:`TrainState.blocks`)
-    the row blocks of each hidden activation (None: each in one piece).
+    says how each hidden activation is cut (None: each in one piece).
     """
     acts = [X]
     gs = None if masks is None else []
