@@ -28,16 +28,17 @@ rounding, on any Array API namespace, but
 
 The standard has no ``out=``, so large arrays are processed in blocks
 (slices and ``__setitem__``, both in the standard) to keep the temporaries
-small.  A hidden activation larger than 1/20 of the step's working set
-(parameters + gradients + activations) and than :data:`BLOCK_BYTES` gets
-``A = g(Z)`` written over ``Z`` row block by row block, and ``dZ[l-1]``
-written over the cached ``A[l-1]`` (once ``dW[l] = dZ[l] A[l-1]^T`` has used
-it) column block by column block, ``W^T dZ[:, s]``; so the step's peak memory
-stays within ~1.1x of that working set at any batch size.  Plain gradient
-descent updates a ``W`` of at least two :data:`W_BLOCK_BYTES` blocks row
-block by row block, ``W[s] -= c dZ[s] A^T``: each block of ``dW`` is
-subtracted while in cache and no full ``dW`` exists.  Smaller arrays are
-processed whole, which is faster.
+small.  A hidden activation larger than 1/10 of the step's working set
+(parameters + gradients + activations) gets ``A = g(Z)`` written over ``Z``
+row block by row block, and ``dZ[l-1]`` written over the cached ``A[l-1]``
+(once ``dW[l] = dZ[l] A[l-1]^T`` has used it) column block by column block,
+``W^T dZ[:, s]``, in blocks of about 1/20 of that set (at least
+:data:`BLOCK_BYTES`); so the step's peak memory stays within ~1.1x of the
+working set at any batch size.  Plain gradient descent updates a ``W`` of at
+least two :data:`W_BLOCK_BYTES` blocks row block by row block,
+``W[s] -= c dZ[s] A^T``: each block of ``dW`` is subtracted while in cache
+and no full ``dW`` exists.  Smaller arrays are processed whole, which is
+faster.
 
 Nothing is brought to the host: the step count ``t`` is a Python int and the
 learning rate a Python float (or a 0-d array of the parameters' device).
@@ -54,15 +55,16 @@ __all__ = ["TrainState", "forward_train", "backward_update", "train_step", "BLOC
 #: added to the global norm before dividing (as :func:`bpnet.optim.clip_gradients`)
 _CLIP_EPS = 1e-6
 
-#: smallest block (bytes) of the in-place passes on a CPU: below ~512 KiB the
-#: per-block call overhead costs more than the memory saved.  Arrays no larger
-#: than this are never cut.
-BLOCK_BYTES = 512 << 10
+#: smallest block (bytes) of the in-place passes on a CPU: below ~256 KiB the
+#: per-block call overhead costs more than the memory saved.
+BLOCK_BYTES = 256 << 10
 #: on a GPU only very large arrays are cut: small kernels leave the device idle
 GPU_BLOCK_BYTES = 32 << 20
-#: a block is at most 1/20 of the step's working set (parameters + gradients +
-#: activations); a block's temporaries (W^T dZ, the 0/1 factor of relu, ...)
-#: are about twice its size, so the step's peak stays within ~1.1x of that set
+#: a block is about 1/20 of the step's working set (parameters + gradients +
+#: activations), and only an array over twice that (1/10 of the set: one such
+#: temporary would take the peak past 1.1x) is cut; a block's temporaries
+#: (W^T dZ, the 0/1 factor of relu, ...) are about twice its size, so the
+#: step's peak stays within ~1.1x of that set
 _BLOCK_FRACTION = 20
 #: row blocks of ``W -= c dZ A^T`` (plain gradient descent) for a ``W`` of at
 #: least two of them: each block of ``dW`` is subtracted while in cache (a
@@ -103,9 +105,9 @@ def _split(n, k):
 
 
 def _cut(n, m, item, budget):
-    """:class:`Blocks` of at most ``budget`` bytes for an ``(n, m)`` array, or None for one piece."""
+    """:class:`Blocks` of about ``budget`` bytes for an ``(n, m)`` array over twice that, else None."""
     k = -(-(n * m * item) // max(1, budget))  # ceil
-    if k <= 1 or min(n, m) <= 1:
+    if k <= 2 or min(n, m) <= 1:
         return None
     return Blocks(_split(n, min(k, n)), _split(m, min(k, m)))
 

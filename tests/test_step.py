@@ -75,18 +75,19 @@ def _assert_close(bk, got, want, dtype):
 
 
 #: how the step is cut: the default (nothing is, at these sizes); "acts": the
-#: hidden activations in blocks of ~1/20 of the working set (1-4 rows or
-#: columns, uneven); "W": the gradient-descent update row by row of W (with the
+#: hidden activations in blocks of 1/1000 of the working set (one row or
+#: column); "W": the gradient-descent update row by row of W (with the
 #: activations whole, so every layer's update is blocked); "both"
 BLOCKS = [None, "acts", "W", "both"]
 
 
-def _cut_step(bk, ts, how, m):
+def _cut_step(bk, ts, how, m, monkeypatch):
     """Set ``ts``'s block sizes for ``how`` (see BLOCKS) and check that they take effect."""
     if how is None:
         assert ts.blocks(bk.xp, m) is None and ts.w_rows == [None] * len(ts.Ws)
         return
     if how in ("acts", "both"):
+        monkeypatch.setattr(bpnet.step, "_BLOCK_FRACTION", 1000)  # blocks of 1/1000 of the working set
         ts.block_bytes = 1
         assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, m))
     if how in ("W", "both"):
@@ -102,7 +103,7 @@ def _cut_step(bk, ts, how, m):
     ("leaky_relu", "linear", [3, 9, 2]),
     ("sigmoid", "sigmoid", [6, 3, 5, 2]),
 ])
-def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cut):
+def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cut, monkeypatch):
     # m = 8 < n_prev for some layers and > for others: both placements of 1/m run
     X, Y, params = _problem(bk, dtype, dims, out, m=8)
     opt = get_optimizer(optimizer)
@@ -110,7 +111,7 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cu
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
-    _cut_step(bk, ts, cut, 8)
+    _cut_step(bk, ts, cut, 8, monkeypatch)
     for _ in range(3):
         train_step(bk.xp, X, Y, ts, get_activation(hidden), get_activation(out), 0.05)
     _assert_close(bk, mine, want_p, dtype)
@@ -124,7 +125,7 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cu
 @pytest.mark.parametrize("cut", BLOCKS)
 @pytest.mark.parametrize("clip_norm", [0.05, None])
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
-def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip_norm, cut):
+def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip_norm, cut, monkeypatch):
     dims, dtype = [6, 8, 5, 1], "float64"
     X, Y, params = _problem(bk, dtype, dims, "sigmoid", m=10, seed=3)
     masks = dropout_masks(dims, 10, 0.7, rng=2, dtype=dtype, backend=bk)
@@ -135,7 +136,7 @@ def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
-    _cut_step(bk, ts, cut, 10)
+    _cut_step(bk, ts, cut, 10, monkeypatch)
     for _ in range(2):
         acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, get_activation("relu"), get_activation("sigmoid"), masks,
                                  blocks=ts.blocks(bk.xp, 10))
@@ -193,13 +194,14 @@ def test_fit_matches_the_course_loop(bk, block_bytes, monkeypatch):
 
 
 @pytest.mark.parametrize("n,m,budget,k", [(7, 8, 8 * 8, 7), (7, 8, 3 * 8 * 8, 3), (7, 8, 7 * 8 * 8, None),
-                                          (5, 3, 8, 5), (1, 1000, 10, None), (300, 2, 8, 300)])
+                                          (7, 8, 4 * 8 * 8, None), (5, 3, 8, 5), (1, 1000, 10, None),
+                                          (300, 2, 8, 300)])
 def test_blocks_cover_the_array_in_nearly_equal_pieces(n, m, budget, k):
     from bpnet.step import _cut
 
     blocks = _cut(n, m, 8, budget)
     if k is None:
-        assert blocks is None  # fits in one block (or a single row): processed whole
+        assert blocks is None  # within two blocks (or a single row): processed whole
         return
     for slices, size, per in ((blocks.rows, n, m), (blocks.cols, m, n)):
         assert len(slices) == min(k, size)
