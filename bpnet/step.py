@@ -126,7 +126,7 @@ class TrainState:
     """
 
     __slots__ = ("parameters", "Ws", "bs", "name", "hyper", "state", "vW", "vb", "sW", "sb", "L", "ones",
-                 "_block_bytes", "_blocks", "_batch", "_w_block_bytes", "w_rows")
+                 "_block_bytes", "_batch", "_w_block_bytes", "w_rows")
 
     def __init__(self, parameters, optimizer, state):
         L = 0
@@ -158,7 +158,6 @@ class TrainState:
     @block_bytes.setter
     def block_bytes(self, value):
         self._block_bytes = int(value)
-        self._blocks = {}  # m -> TrainState.blocks
         self._batch = {}  # m -> TrainState.batch
 
     @property
@@ -176,15 +175,12 @@ class TrainState:
     def blocks(self, xp, m):
         """How each hidden activation ``A[1..L-1]`` ``(n_l, m)`` is cut, or None if none is.
 
-        A list of (:class:`Blocks` or None) per hidden layer, cached per ``m``.
+        A list of (:class:`Blocks` or None) per hidden layer (cached in :meth:`batch`).
         """
-        out = self._blocks.get(m, False)
-        if out is False:
-            budget = _block_budget(xp, self.Ws, m, self._block_bytes)
-            item = xp.finfo(self.Ws[0].dtype).bits // 8
-            out = [_cut(W.shape[0], m, item, budget) for W in self.Ws[:-1]]
-            out = self._blocks[m] = out if any(b is not None for b in out) else None
-        return out
+        budget = _block_budget(xp, self.Ws, m, self._block_bytes)
+        item = xp.finfo(self.Ws[0].dtype).bits // 8
+        out = [_cut(W.shape[0], m, item, budget) for W in self.Ws[:-1]]
+        return out if any(b is not None for b in out) else None
 
     def batch(self, xp, m):
         """``(ones_column(m), ones_row(n_L), blocks(m))`` for a batch of ``m``, cached: one lookup a step."""
