@@ -472,6 +472,7 @@ class MLP:
         # the step updates in place: work on copies made once per fit call, so arrays
         # held from before the call (the user's, a previous model.parameters) never change
         params, state = _owned_copy(xp, self.parameters), _owned_copy(xp, self.optimizer_state)
+        ts = TrainState(params, o.opt, state) if fused else None  # the in-place step's view of them
         o.t0 = time.perf_counter()
         for _ in range(o.epochs):
             e = self.epoch  # 0-based index of this epoch
@@ -484,7 +485,7 @@ class MLP:
                 Xs, Ys = X, Y
             try:
                 params, state, cost_sum, hits = self._run_epoch(
-                    xp, Xs, Ys, params, state, o.opt, lr, o.batch_size, o.keep_prob, rng, o.l2, o.clip_norm, fused)
+                    xp, Xs, Ys, params, state, o.opt, lr, o.batch_size, o.keep_prob, rng, o.l2, o.clip_norm, ts)
             except Exception as exc:
                 if _is_out_of_memory(exc):
                     raise MemoryError(
@@ -571,12 +572,16 @@ class MLP:
         if o.checkpoint is not None and self.epoch % o.checkpoint_every != 0 and not self.history.stopped_early:
             self.save(o.checkpoint)
 
-    def _run_epoch(self, xp, Xs, Ys, params, state, opt, lr, batch_size, keep_prob, rng, l2, clip_norm, fused):
+    def _run_epoch(self, xp, Xs, Ys, params, state, opt, lr, batch_size, keep_prob, rng, l2, clip_norm, ts):
         """One pass over the (shuffled) columns of ``Xs`` in mini-batches.
 
-        Returns the new parameters and optimiser state and two 0-d device
-        accumulators: the sum over batches of ``batch cost * batch size`` and the
-        number of correct predictions (``None`` for regression).  No host sync.
+        ``ts``: the :class:`bpnet.step.TrainState` over ``params`` and ``state``
+        for the fused (output, loss) pairs, which the step updates in place
+        (built once per fit); None for the others (the course's backward and
+        ``opt.step``).  Returns the new parameters and optimiser state and two
+        0-d device accumulators: the sum over batches of ``batch cost * batch
+        size`` and the number of correct predictions (``None`` for regression).
+        No host sync.
         """
         bk, L, m = self.backend, self.L, Xs.shape[1]
         hidden = get_activation(self.hidden_activation)
@@ -584,7 +589,6 @@ class MLP:
         spec = get_loss(self.loss)
         grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
         cost_sum = hits = None
-        ts = TrainState(params, opt, state) if fused else None  # in place: fit owns params and state
         for start in range(0, m, batch_size):
             stop = min(start + batch_size, m)
             Xb = Xs[:, start:stop]
@@ -608,7 +612,7 @@ class MLP:
                 backward_update(xp, acts, Yb, ts, hidden, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm,
                                 batch=batch)
                 continue
-            grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=fused, need_dA0=False, masks=masks)
+            grads = _backward(xp, AL, Yb, caches, hidden, output, spec, fused=False, need_dA0=False, masks=masks)
             if l2:
                 grads = _add_l2_gradients(grads, params, L, l2, mb)  # dW += (lambda / m) W
             if clip_norm is not None:

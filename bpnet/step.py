@@ -50,10 +50,9 @@ from typing import NamedTuple
 
 import array_api_compat
 
-__all__ = ["TrainState", "forward_train", "backward_update", "train_step", "BLOCK_BYTES", "W_BLOCK_BYTES"]
+from .optim import _CLIP_EPS, _n_layers
 
-#: added to the global norm before dividing (as :func:`bpnet.optim.clip_gradients`)
-_CLIP_EPS = 1e-6
+__all__ = ["TrainState", "forward_train", "backward_update", "train_step", "BLOCK_BYTES", "W_BLOCK_BYTES"]
 
 #: smallest block (bytes) of the in-place passes on a CPU: below ~256 KiB the
 #: per-block call overhead costs more than the memory saved.
@@ -125,15 +124,11 @@ class TrainState:
         caller owns; updated in place, ``state["t"]`` is incremented).
     """
 
-    __slots__ = ("parameters", "Ws", "bs", "name", "hyper", "state", "vW", "vb", "sW", "sb", "L", "ones",
+    __slots__ = ("Ws", "bs", "name", "hyper", "state", "vW", "vb", "sW", "sb",
                  "_block_bytes", "_batch", "_w_block_bytes", "w_rows")
 
     def __init__(self, parameters, optimizer, state):
-        L = 0
-        while f"W{L + 1}" in parameters:
-            L += 1
-        self.L = L
-        self.parameters = parameters
+        L = _n_layers(parameters)
         self.Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
         self.bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
         self.name = optimizer.name
@@ -144,7 +139,6 @@ class TrainState:
         self.vb = None if v is None else [v[f"db{l}"] for l in range(1, L + 1)]
         self.sW = None if s is None else [s[f"dW{l}"] for l in range(1, L + 1)]
         self.sb = None if s is None else [s[f"db{l}"] for l in range(1, L + 1)]
-        self.ones = {}  # shape -> ones(shape): sums as GEMVs (faster than xp.sum for small arrays)
         xp = array_api_compat.array_namespace(self.Ws[0])
         gpu = array_api_compat.is_cupy_namespace(xp)
         self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
@@ -183,27 +177,20 @@ class TrainState:
         return out if any(b is not None for b in out) else None
 
     def batch(self, xp, m):
-        """``(ones_column(m), ones_row(n_L), blocks(m))`` for a batch of ``m``, cached: one lookup a step."""
+        """``(ones (m, 1), ones (1, n_L), blocks(m))`` for a batch of ``m``, cached: one lookup a step.
+
+        The ones turn sums into GEMVs (faster than ``xp.sum`` for small arrays):
+        ``db = dZ @ ones`` over the m columns, and ``ones @ E`` over the n_L rows
+        of a softmax output (its denominator).
+        """
         got = self._batch.get(m)
         if got is None:
-            got = self._batch[m] = (self.ones_column(xp, m), self.ones_row(xp, self.Ws[-1].shape[0]),
+            W = self.Ws[0]
+            dev = array_api_compat.device(W)
+            got = self._batch[m] = (xp.ones((m, 1), dtype=W.dtype, device=dev),
+                                    xp.ones((1, self.Ws[-1].shape[0]), dtype=W.dtype, device=dev),
                                     self.blocks(xp, m))
         return got
-
-    def ones_column(self, xp, m):
-        """Cached ones of shape ``(m, 1)``: ``db = dZ @ ones`` sums over the m columns."""
-        o = self.ones.get((m, 1))  # (looked up inline: this runs every step of small nets too)
-        return self._new_ones(xp, (m, 1)) if o is None else o
-
-    def ones_row(self, xp, n):
-        """Cached ones of shape ``(1, n)``: ``ones @ E`` sums E's n rows (the softmax denominator)."""
-        o = self.ones.get((1, n))
-        return self._new_ones(xp, (1, n)) if o is None else o
-
-    def _new_ones(self, xp, shape):
-        W = self.Ws[0]
-        o = self.ones[shape] = xp.ones(shape, dtype=W.dtype, device=array_api_compat.device(W))
-        return o
 
 
 def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None, blocks=None):
@@ -212,7 +199,7 @@ def forward_train(xp, X, Ws, bs, hidden, output, masks=None, ones_row=None, bloc
     ``Z[l] = W[l] A[l-1]`` then ``Z[l] += b[l]`` and ``A[l] = g(Z[l])`` (written
     over ``Z[l]`` row block by row block when ``blocks`` cuts it, see
     :data:`BLOCK_BYTES`), times ``masks[l-1]`` with dropout.  ``ones_row``
-    (ones of shape ``(1, n_L)``, :meth:`TrainState.ones_row`) lets a softmax
+    (ones of shape ``(1, n_L)``, from :meth:`TrainState.batch`) lets a softmax
     output sum its column as a GEMV; ``blocks`` (:meth:`TrainState.blocks`)
     says how each hidden activation is cut (None: each in one piece).
     """
