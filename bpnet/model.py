@@ -335,7 +335,7 @@ class MLP:
                 if lo < 0 or hi >= n_out:
                     raise ValueError(f"{name}: class indices must be in [0, {n_out - 1}] for {n_out} output units, "
                                      f"got values from {lo} to {hi}")
-                classes = xp.arange(n_out, device=bk.device)
+                classes = xp.arange(n_out, dtype=Y.dtype, device=bk.device)  # Y's integer dtype: no promotion
                 Y = xp.astype(xp.reshape(classes, (n_out, 1)) == xp.reshape(Y, (1, m)), bk.dtype(self.dtype))
             else:
                 Y = xp.reshape(Y, (1, m))

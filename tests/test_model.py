@@ -81,6 +81,19 @@ def test_multiclass_with_index_or_one_hot_labels(bk, digits):
     assert tuple(a.predict(digits.X_test).shape) == (digits.X_test.shape[1],)
 
 
+@pytest.mark.parametrize("int_dtype", ["uint8", "int32", "uint64", "int64"])
+def test_class_indices_of_any_integer_dtype(bk, int_dtype):
+    # the one-hot comparison uses the labels' own integer dtype (uint64 vs int64 has no promotion)
+    y = np.array([0, 2, 1, 2, 0, 1], dtype=int_dtype)
+    X = np.random.default_rng(0).normal(size=(3, 6))
+    model = MLP([3, 4, 3], dtype="float64", backend=bk, seed=0)
+    model.fit(X, bk.asarray(y), epochs=1, batch_size=6)
+    ref = MLP([3, 4, 3], dtype="float64", backend=bk, seed=0)
+    ref.fit(X, np.eye(3)[:, y.astype(np.int64)], epochs=1, batch_size=6)
+    for k in ref.parameters:
+        np.testing.assert_array_equal(to_np(model.parameters[k]), to_np(ref.parameters[k]))
+
+
 def test_regression_with_mse(bk):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3, 200))
