@@ -305,16 +305,6 @@ def _shuffle_block(block, seed, epoch, c):
     return xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
 
 
-def _hits(xp, AL, Y, task):
-    if task == "multiclass":
-        right = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
-    else:
-        right = (AL > 0.5) == (Y > 0.5)
-        if AL.shape[0] > 1:
-            right = xp.all(right, axis=0)
-    return xp.sum(xp.astype(right, AL.dtype))
-
-
 def _chunk_grad(block, params_host, lo, hi, weight, mask_seed, cfg):
     """Weighted gradients of columns ``[lo, hi)`` of one block (runs on the worker).
 
@@ -327,6 +317,7 @@ def _chunk_grad(block, params_host, lo, hi, weight, mask_seed, cfg):
     from .backends import to_numpy
     from .core import _backward, _forward
     from .losses import get_loss
+    from .model import _hits
 
     X, Y = block
     xp = array_api_compat.array_namespace(X)

@@ -206,6 +206,17 @@ def _check_choice(value, name, choices):
     return value
 
 
+
+def _hits(xp, AL, Y, task):
+    """Number of correct predictions in a batch, as a 0-d device array (also run on Dask workers)."""
+    if task == "multiclass":
+        right = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
+    else:
+        right = (AL > 0.5) == (Y > 0.5)
+        if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
+            right = xp.all(right, axis=0)
+    return xp.sum(xp.astype(right, AL.dtype))
+
 class MLP:
     """An L-layer perceptron trained with the course's backpropagation.
 
@@ -621,14 +632,7 @@ class MLP:
         return params, state, cost_sum, hits
 
     def _hits(self, xp, AL, Y):
-        """Number of correct predictions in a batch, as a 0-d device array."""
-        if self.task == "multiclass":
-            right = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
-        else:
-            right = (AL > 0.5) == (Y > 0.5)
-            if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
-                right = xp.all(right, axis=0)
-        return xp.sum(xp.astype(right, AL.dtype))
+        return _hits(xp, AL, Y, self.task)
 
     def _evaluate(self, X, Y):
         xp = self.backend.xp
