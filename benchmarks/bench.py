@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bpnet  # noqa: E402
 from bpnet import backends  # noqa: E402
+from bpnet._io import atomic_write  # noqa: E402
 from bpnet.activations import get_activation  # noqa: E402
 from bpnet.optim import get_optimizer  # noqa: E402
 from bpnet.step import TrainState, train_step  # noqa: E402
@@ -638,7 +639,7 @@ def main(argv=None):
     print("\nSummary:\n")
     print_table(records)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=1)), binary=False, argname="--json")
         print(f"\nwrote {args.json}")
     if limiter is not None:
         limiter.restore_original_limits()

@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bpnet  # noqa: E402
 from bpnet import distributed as bd  # noqa: E402
+from bpnet._io import atomic_write  # noqa: E402
 
 DIMS = [784, 256, 128, 10]
 
@@ -152,7 +153,8 @@ def main(argv=None):
               f"{s2 / r['step_s']:>5.2f}x {s1 / r['step_s']:>5.2f}x")
     print("# vs 2t / vs 1t: single-process step time / dask step time (> 1: dask is faster)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "workers": args.workers, "dims": DIMS}, indent=1))
+        text = json.dumps({"rows": rows, "workers": args.workers, "dims": DIMS}, indent=1)
+        atomic_write(args.json, lambda f: f.write(text), binary=False, argname="--json")
     return rows
 
 
