@@ -515,13 +515,13 @@ def cmd_evaluate(args) -> int:
     source = args.data or meta["source"]
     if args.split == "val" and meta["val_size"] == 0 and args.data is None:
         raise ValueError("--split: the model was trained without a validation split (use test, train or all)")
+    # the same split, raw (standardize=False), then standardised with the statistics the model was trained with
     ds = load_dataset(source, test_size=meta["test_size"], val_size=meta["val_size"], seed=meta["split_seed"],
-                      label=args.label or meta.get("label_arg"))
+                      label=args.label or meta.get("label_arg"), standardize=False)
     parts = {"train": [("train", ds.X_train, ds.y_train)], "val": [("val", ds.X_val, ds.y_val)],
              "test": [("test", ds.X_test, ds.y_test)]}
     parts["all"] = parts["train"] + parts["val"] + parts["test"]
-    # back to raw rows, then standardised with the statistics the model was trained with
-    raw = np.concatenate([(X * ds.std + ds.mean).T for _, X, _ in parts[args.split]], axis=0)
+    raw = np.concatenate([X.T for _, X, _ in parts[args.split]], axis=0)
     y = np.concatenate([yy for _, _, yy in parts[args.split]])
     if raw.shape[1] != saved.n_x:
         raise ValueError(f"--data: {source} has {raw.shape[1]} features, the model expects {saved.n_x}")
