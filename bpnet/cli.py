@@ -447,6 +447,9 @@ def _check_output_and_loss(ds, output: str, loss: str) -> None:
                          f"{ds.output_activation} or auto")
     if loss == "categorical_crossentropy" and output != "softmax":
         raise ValueError(f"--output: categorical_crossentropy expects softmax, got {output}; use softmax or auto")
+    if loss == "binary_crossentropy" and output == "softmax":
+        raise ValueError("--output: binary_crossentropy trains independent 0/1 output units, which need sigmoid "
+                         "(MLP refuses softmax with it), got softmax; use sigmoid, categorical_crossentropy, or auto")
     if loss == "binary_crossentropy" and output == "linear":
         raise ValueError("--output: binary_crossentropy expects probabilities in (0, 1) (sigmoid or softmax), "
                          "got linear; use sigmoid or auto")
