@@ -13,7 +13,7 @@ import numbers
 
 import array_api_compat
 
-from .backends import _dtype_str, _name_of_namespace, describe, namespace_of
+from .backends import _dtype_str, describe, namespace_of
 
 
 def is_array(x) -> bool:
@@ -184,10 +184,6 @@ def check_positive_int(value, name: str, *, allow_zero: bool = False) -> int:
     if v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{name}: expected an integer {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return v
-
-
-def backend_name(x) -> str:
-    return _name_of_namespace(array_api_compat.array_namespace(x))
 
 
 def check_slots(d, name: str, parameters, L: int, hint: str = "") -> None:

@@ -547,7 +547,7 @@ class _Session:
         if client.status != "running":
             return False
         try:
-            return self.conn.n_workers > 0 and bool(client.scheduler_info().get("workers"))
+            return bool(client.scheduler_info().get("workers"))
         except Exception:
             return False
 
