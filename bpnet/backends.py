@@ -140,9 +140,12 @@ def _dtype_name(dtype) -> str:
 
 
 def _device_str(device) -> str:
+    """A device as users name it: ``"cpu"``, ``"device1"`` (array-api-strict), ``"cuda:0"`` (cupy)."""
     s = str(device)
     if s.startswith("array_api_strict.Device("):
         return s[len("array_api_strict.Device(") : -1].strip("'")
+    if type(device).__module__.startswith("cupy") and hasattr(device, "id"):
+        return f"cuda:{device.id}"  # str() gives '<CUDA Device 0>'
     return s
 
 

@@ -531,7 +531,7 @@ def test_module_to_numpy_numpy_passthrough():
 def test_describe(bk):
     x = bk.asarray(np.ones((3, 4)), dtype="float32")
     d = backends.describe(x)
-    dev = "cpu" if bk.name == "numpy" else str(bk.device).split("'")[1]
+    dev = {"numpy": "cpu", "cupy": f"cuda:{getattr(bk.device, 'id', 0)}"}.get(bk.name) or str(bk.device).split("'")[1]
     assert d == f"{bk.name} array on device {dev!r}, shape (3, 4), dtype float32"
 
 
