@@ -96,6 +96,18 @@ def rtol_for(dtype):
     return 1e-12 if dtype == "float64" else 1e-5
 
 
+def assert_same_result(bk_a, bk_b, got, want, err_msg=""):
+    """``got`` (computed on ``bk_a``) equals ``want`` (on ``bk_b``): bit for bit when both ran on
+    numpy's BLAS (numpy, array-api-strict), else to rounding (cuBLAS sums in another order)."""
+    got, want = to_np(got), to_np(want)
+    if bk_a.name != "cupy" and bk_b.name != "cupy":
+        np.testing.assert_array_equal(got, want, err_msg=err_msg, strict=True)
+    else:
+        assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, want.dtype, got.shape, want.shape)
+        np.testing.assert_allclose(got, want, rtol=rtol_for(str(want.dtype)), atol=rtol_for(str(want.dtype)),
+                                   err_msg=err_msg)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -31,7 +31,7 @@ from bpnet.checkpoint import (
     save_checkpoint,
 )
 
-from conftest import assert_on, to_np
+from conftest import assert_on, assert_same_result, to_np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIMS = [6, 5, 3, 1]
@@ -176,7 +176,9 @@ def test_predictions_identical_after_load_on_another_backend(bk, tmp_path):
         AL, _ = bpnet.L_model_forward(X, loaded)
         pred = bpnet.predict(X, loaded)
         assert_on(tb, pred)
-        np.testing.assert_array_equal(to_np(AL), to_np(AL_src), strict=True)
+        for k in params:  # the parameters travel bit for bit
+            np.testing.assert_array_equal(to_np(loaded[k]), to_np(params[k]), strict=True)
+        assert_same_result(tb, bk, AL, AL_src)
         np.testing.assert_array_equal(to_np(pred), to_np(pred_src), strict=True)
 
 

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from bpnet import backends
 from bpnet.cli import main
 from bpnet.model import MLP
 
@@ -33,7 +34,7 @@ def test_train_default_main_job(capsys, tmp_path, monkeypatch):
     assert main(["train"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "backend: numpy (device: cpu)"  # backend and device first
+    assert lines[0] == f"backend: {backends.get()}"  # backend and device first (auto: cupy on a GPU)
     costs = re.findall(r"^Cost after iteration (\d+): (\S+)$", out, re.M)
     assert [int(i) for i, _ in costs] == [*range(0, 2500, 100), 2499]
     assert float(costs[-1][1]) < 0.1 * float(costs[0][1])
@@ -139,7 +140,7 @@ def test_resume_continues_the_same_run(capsys, tmp_path):
     full, part = MLP.load(tmp_path / "full" / "model.npz"), MLP.load(tmp_path / "part" / "model.npz")
     assert part.epoch == full.epoch == 6
     for k in full.parameters:
-        np.testing.assert_array_equal(part.parameters[k], full.parameters[k])
+        np.testing.assert_array_equal(backends.to_numpy(part.parameters[k]), backends.to_numpy(full.parameters[k]))
     capsys.readouterr()
 
 

@@ -173,7 +173,7 @@ def test_huge_learning_rate_L_layer_model(bk, dtype, cancer):
         params, costs = bpnet.L_layer_model(bk.asarray(cancer.X_train, dtype=dtype),
                                             bk.asarray(cancer.Y_train, dtype=dtype), [cancer.n_x, 8, 1],
                                             learning_rate=1e4, num_iterations=40, hidden_activation="tanh",
-                                            print_every=5)
+                                            print_every=5, backend=bk)
         AL, _ = bpnet.L_model_forward(bk.asarray(cancer.X_train, dtype=dtype), params,
                                       hidden_activation="tanh")
     assert all(math.isfinite(c) for c in costs) and all(_finite(v) for v in params.values())

@@ -168,7 +168,8 @@ def test_backends_agree_with_numpy(backend, cancer, digits):
         assert est.model_.backend.name == backend.split(":")[0]
         assert est.model_.dtype == "float64"
         np.testing.assert_allclose(got, getattr(ref, method)(X_new), rtol=1e-9, atol=1e-12)
-        np.testing.assert_array_equal(est.predict(X_new), ref.predict(X_new))
+        if cls is MLPClassifier:  # the same classes (a regressor's predict is checked above)
+            np.testing.assert_array_equal(est.predict(X_new), ref.predict(X_new))
         np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-9)
     if backend == "array_api_strict:device1":
         assert backends._device_str(est.model_.backend.device) == "device1"

@@ -21,7 +21,8 @@ def test_cost_decreases_and_accuracy_is_good(bk, cancer):
     X = bk.asarray(cancer.X_train)
     Y = bk.asarray(cancer.Y_train)
     dims = [cancer.n_x, 20, 7, 5, 1]
-    params, costs = bpnet.L_layer_model(X, Y, dims, learning_rate=0.05, num_iterations=600, init="he")
+    params, costs = bpnet.L_layer_model(X, Y, dims, learning_rate=0.05, num_iterations=600, init="he",
+                                        backend=bk)
     assert len(costs) == 7  # iterations 0, 100, ..., 500 and the last, 599
     assert all(b < a for a, b in zip(costs, costs[1:])), costs
     assert costs[-1] < 0.2 * costs[0]
@@ -35,7 +36,7 @@ def test_parity_with_numpy_from_the_same_seed(bk, dtype, cancer):
     kw = dict(learning_rate=0.05, num_iterations=50, init="he", seed=5, dtype=dtype, print_every=10)
     ref, ref_costs = bpnet.L_layer_model(cancer.X_train, cancer.Y_train, dims, backend="numpy", **kw)
     got, got_costs = bpnet.L_layer_model(bk.asarray(cancer.X_train, dtype=dtype),
-                                         bk.asarray(cancer.Y_train, dtype=dtype), dims, **kw)
+                                         bk.asarray(cancer.Y_train, dtype=dtype), dims, backend=bk, **kw)
     for k in ref:
         assert_on(bk, got[k], dtype)
         np.testing.assert_allclose(to_np(got[k]), to_np(ref[k]), rtol=PARITY_RTOL[dtype],
@@ -46,7 +47,7 @@ def test_parity_with_numpy_from_the_same_seed(bk, dtype, cancer):
 def test_same_seed_same_backend_is_bit_identical(bk, cancer):
     dims = [cancer.n_x, 6, 1]
     runs = [bpnet.L_layer_model(bk.asarray(cancer.X_train), bk.asarray(cancer.Y_train), dims,
-                                learning_rate=0.1, num_iterations=30, seed=9)[0] for _ in range(2)]
+                                learning_rate=0.1, num_iterations=30, seed=9, backend=bk)[0] for _ in range(2)]
     for k in runs[0]:
         np.testing.assert_array_equal(to_np(runs[0][k]), to_np(runs[1][k]))
 
@@ -56,7 +57,8 @@ def test_softmax_training_on_digits(bk):
     params, costs = bpnet.L_layer_model(bk.asarray(ds.X_train, dtype="float32"),
                                         bk.asarray(ds.Y_train, dtype="float32"),
                                         [ds.n_x, 32, ds.n_y], learning_rate=0.5, num_iterations=150,
-                                        loss="categorical_crossentropy", init="he", print_every=50)
+                                        loss="categorical_crossentropy", init="he", print_every=50,
+                                        backend=bk)
     assert_on(bk, params["W1"], "float32")
     assert costs[-1] < 0.5 * costs[0]
     cls = to_np(bpnet.predict(bk.asarray(ds.X_test, dtype="float32"), params, output_activation="softmax"))
