@@ -28,8 +28,10 @@ __all__ = ["LOSSES", "Loss", "FUSED_PAIRS", "get_loss", "DEFAULT_OUTPUT"]
 
 
 def _clip01(xp, AL):
+    # P = min(max(AL, eps), 1 - eps): two elementwise kernels.  Not xp.clip: array-api-compat's
+    # clip assigns through boolean masks, which on cupy waits for the GPU (a host sync per call)
     eps = float(xp.finfo(AL.dtype).eps)
-    return xp.clip(AL, eps, 1.0 - eps)
+    return xp.minimum(xp.maximum(AL, eps), 1.0 - eps)
 
 
 def _bce_cost(xp, AL, Y):
