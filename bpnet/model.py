@@ -127,11 +127,39 @@ def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=N
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     bk = _backends.get(backend)
-    masks = []
-    for n in dims[1:-1]:
-        D = rng.random((n, m)) < keep_prob  # D[l] ~ Bernoulli(keep_prob)
-        masks.append(bk.asarray(D / keep_prob, dtype=dtype))  # D / keep_prob
-    return masks
+    return [bk.asarray(D / keep_prob, dtype=dtype) for D in _draw_masks(rng, dims[1:-1], m, keep_prob)]
+
+
+def _draw_masks(rng, hidden, m, keep_prob):
+    """Host 0/1 masks ``D[l] ~ Bernoulli(keep_prob)`` of one batch, shape (n_l, m), layer by layer."""
+    return [rng.random((n, m)) < keep_prob for n in hidden]
+
+
+#: Host bytes of dropout masks moved to the device at once by :func:`_epoch_masks`.
+MASK_GROUP_BYTES = 64 * 2**20
+
+
+def _epoch_masks(layer_dims, m, batch_size, keep_prob, rng, dtype, bk):
+    """The dropout masks of an epoch's mini-batches, one list (as :func:`dropout_masks`) per batch.
+
+    Drawn on the host batch after batch, layer after layer -- the very draws of
+    calling :func:`dropout_masks` once per batch with ``rng`` -- but moved to the
+    device for a group of consecutive batches at once (up to :data:`MASK_GROUP_BYTES`,
+    at least one batch) and sliced per batch there: a copy from pageable host
+    memory waits for the device's queue to drain, so one copy per layer per group
+    instead of per batch keeps the training loop from waiting on the GPU.
+    """
+    hidden = list(layer_dims[1:-1])
+    col_bytes = max(1, sum(hidden) * np.dtype(dtype).itemsize)
+    group = max(1, MASK_GROUP_BYTES // (col_bytes * batch_size)) * batch_size  # columns, whole batches
+    for g0 in range(0, m, group):
+        g1 = min(g0 + group, m)
+        drawn = [_draw_masks(rng, hidden, min(b + batch_size, g1) - b, keep_prob) for b in range(g0, g1, batch_size)]
+        dev = [bk.asarray(np.concatenate([d[i] for d in drawn], axis=1) / keep_prob, dtype=dtype)
+               for i in range(len(hidden))]
+        for b in range(g0, g1, batch_size):
+            cols = slice(b - g0, min(b + batch_size, g1) - g0)
+            yield [D[:, cols] for D in dev]
 
 
 def _owned_copy(xp, d):
@@ -600,13 +628,14 @@ class MLP:
         spec = get_loss(self.loss)
         grad_keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
         cost_sum = hits = None
+        batch_masks = (_epoch_masks(self.layer_dims, m, batch_size, keep_prob, rng, self.dtype, bk)
+                       if keep_prob is not None else None)
         for start in range(0, m, batch_size):
             stop = min(start + batch_size, m)
             Xb = Xs[:, start:stop]
             Yb = Ys[:, start:stop]
             mb = stop - start
-            masks = (dropout_masks(self.layer_dims, mb, keep_prob, rng=rng, dtype=self.dtype, backend=bk)
-                     if keep_prob is not None else None)
+            masks = next(batch_masks) if batch_masks is not None else None
             if ts is not None:
                 batch = ts.batch(xp, mb)  # (ones column, ones row, blocks), cached per batch size
                 acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, hidden, output, masks, ones_row=batch[1],

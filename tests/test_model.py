@@ -5,6 +5,7 @@ import pytest
 
 import bpnet
 from bpnet import backends
+from bpnet import model as model_mod
 from bpnet.datasets import load_dataset
 from bpnet.model import MLP, History, dropout_masks
 
@@ -161,6 +162,34 @@ def test_dropout_is_reproducible_and_off_at_inference(bk, cancer):
     assert abs((M > 0).mean() - 0.8) < 0.02  # 16000 Bernoulli(0.8) draws
     again = dropout_masks([cancer.n_x, 32, 16, 1], 500, 0.8, rng=3, dtype="float32", backend="numpy")
     np.testing.assert_array_equal(M, again[0])  # same masks on every backend
+
+
+@pytest.mark.parametrize("group_bytes", [1, 3 * (8 + 5) * 4 * 4, 2**30])  # 1 batch, 3 batches, all at once
+def test_epoch_masks_are_the_per_batch_draws_moved_in_groups(bk, monkeypatch, group_bytes):
+    """The training loop's masks equal dropout_masks called batch after batch on one generator."""
+    monkeypatch.setattr(model_mod, "MASK_GROUP_BYTES", group_bytes)
+    dims, m, batch, kp = [3, 8, 5, 1], 30, 4, 0.7  # 7 full batches and one of 2
+    got = list(model_mod._epoch_masks(dims, m, batch, kp, np.random.default_rng(4), "float32", bk))
+    rng = np.random.default_rng(4)
+    want = [dropout_masks(dims, min(batch, m - b), kp, rng=rng, dtype="float32", backend="numpy")
+            for b in range(0, m, batch)]
+    assert len(got) == len(want) == 8
+    for g, w in zip(got, want):
+        assert len(g) == 2
+        for G, W in zip(g, w):
+            assert_on(bk, G, "float32", W.shape)
+            np.testing.assert_array_equal(to_np(G), W)
+
+
+def test_dropout_training_does_not_depend_on_the_mask_group_size(bk, cancer, monkeypatch):
+    runs = []
+    for group_bytes in (1, 2**30):
+        monkeypatch.setattr(model_mod, "MASK_GROUP_BYTES", group_bytes)
+        model = MLP([cancer.n_x, 16, 8, 1], backend=bk, dtype="float64", seed=2)
+        model.fit(cancer.X_train, cancer.Y_train, epochs=2, batch_size=64, dropout=0.2, seed=5)
+        runs.append(model)
+    for k in runs[0].parameters:
+        np.testing.assert_array_equal(to_np(runs[0].parameters[k]), to_np(runs[1].parameters[k]), err_msg=k)
 
 
 def test_dropout_backward_matches_finite_differences(bk):
