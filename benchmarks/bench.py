@@ -34,11 +34,14 @@ median of many steps after warm-up, all with the same BLAS/torch thread count
   medians summed): the time the products alone take.
 
 On a GPU every timed region is bracketed by a device synchronisation.  Memory:
-``peak_mem_bytes`` is tracemalloc's peak over building the implementation's
-copy of the parameters and batch and two steps (numpy-based implementations),
-cupy's memory pool (``total_bytes`` after two steps) or
-``torch.cuda.max_memory_allocated``; ``theoretical_mem_bytes`` = parameters +
-gradients + activations A[0..L] + labels + optimiser state (none for SGD).
+``peak_mem_bytes`` is the peak of the bytes in use over building the
+implementation's copy of the parameters and batch and two steps: tracemalloc's
+(numpy-based implementations), the peak of cupy's pool ``used_bytes`` (an
+allocator hook), or ``torch.cuda.max_memory_allocated`` (which counts cuBLAS's
+workspace).  On a GPU ``reserved_mem_bytes`` is what the caching allocator
+holds (cupy pool ``total_bytes``, ``torch.cuda.max_memory_reserved``).
+``theoretical_mem_bytes`` = parameters + gradients + activations A[0..L] +
+labels + optimiser state (none for SGD).
 """
 
 from __future__ import annotations
@@ -338,14 +341,19 @@ def gemm_time(dims, m, dtype, gpu=False, reps=7):
 
 
 def peak_memory(make, steps=2):
-    """Peak bytes of building an implementation and running ``steps`` steps."""
+    """(peak bytes, reserved bytes or None) of building an implementation and running ``steps`` steps.
+
+    On the host the peak is tracemalloc's (numpy-based implementations; None for torch CPU,
+    whose allocator it does not see); on a GPU see :func:`_gpu_peak`.
+    """
     gc.collect()
     tracemalloc.start()
     try:
         im = make()
         if im.gpu:
             tracemalloc.stop()
-            return _gpu_peak(make)
+            del im  # not counted in the GPU figures
+            return _gpu_peak(make, steps)
         for _ in range(steps):
             im.step()
         peak = tracemalloc.get_traced_memory()[1]
@@ -353,11 +361,29 @@ def peak_memory(make, steps=2):
         if tracemalloc.is_tracing():
             tracemalloc.stop()
     if im.name == "torch":
-        return None  # torch's CPU allocator is not traced by tracemalloc
-    return peak
+        return None, None  # torch's CPU allocator is not traced by tracemalloc
+    return peak, None
+
+
+class _PeakTracker:
+    """A cupy allocator over the default pool that records the peak of the bytes in use.
+
+    The live peak, like tracemalloc's and ``torch.cuda.max_memory_allocated``; the pool's
+    ``total_bytes`` (what it holds, freed blocks included) is the reserved figure.
+    """
+
+    def __init__(self, pool):
+        self.pool, self.base = pool, pool.used_bytes()
+        self.peak = self.base
+
+    def malloc(self, nbytes):
+        mem = self.pool.malloc(nbytes)
+        self.peak = max(self.peak, self.pool.used_bytes())
+        return mem
 
 
 def _gpu_peak(make, steps=2):
+    """(peak bytes in use, bytes reserved) on the GPU over building ``make()`` and ``steps`` steps."""
     gc.collect()
     try:
         import cupy
@@ -365,7 +391,7 @@ def _gpu_peak(make, steps=2):
         pool = cupy.get_default_memory_pool()
         pool.free_all_blocks()
     except ImportError:
-        pool = None
+        cupy = pool = None
     try:
         import torch
 
@@ -374,13 +400,22 @@ def _gpu_peak(make, steps=2):
             torch.cuda.reset_peak_memory_stats()
     except ImportError:
         torch = None
-    im = make()
-    for _ in range(steps):
-        im.step()
-    im.sync()
+    tracker = _PeakTracker(pool) if pool is not None else None
+    if tracker is not None:
+        cupy.cuda.set_allocator(tracker.malloc)
+    try:
+        im = make()
+        for _ in range(steps):
+            im.step()
+        im.sync()
+    finally:
+        if tracker is not None:
+            cupy.cuda.set_allocator(pool.malloc)
     if im.name.startswith("torch"):
-        return int(torch.cuda.max_memory_allocated())
-    return int(pool.total_bytes()) if pool is not None else None
+        return int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())
+    if tracker is None:
+        return None, None
+    return tracker.peak - tracker.base, int(pool.total_bytes())
 
 
 def build_makers(net, dtype, bpnet_backends, include_torch, include_sklearn):
@@ -414,7 +449,7 @@ def run_net(net, dtype, args, bpnet_backends, include_torch, include_sklearn):
     t_gemm_gpu = gemm_time(dims, m, dtype, gpu=True) if "cupy" in bpnet_backends else None
     del impls
     gc.collect()
-    mems = [peak_memory(mk) for mk in makers] if not args.no_memory else [None] * len(makers)
+    mems = [peak_memory(mk) for mk in makers] if not args.no_memory else [(None, None)] * len(makers)
     by = {(n, b): t for (n, b, _), t in zip(impls_meta, times)}
     t_plain = by.get(("plain-numpy", "numpy"))
     t_torch_cpu = by.get(("torch", "cpu"))
@@ -422,7 +457,7 @@ def run_net(net, dtype, args, bpnet_backends, include_torch, include_sklearn):
     flops = step_flops(dims, m)
     theo = theoretical_mem(dims, m, dtype)
     records = []
-    for (name, backend, gpu), t, mem in zip(impls_meta, times, mems):
+    for (name, backend, gpu), t, (mem, reserved) in zip(impls_meta, times, mems):
         t_torch = t_torch_gpu if gpu else t_torch_cpu
         t_gemm = t_gemm_gpu if gpu else t_gemm_cpu
         records.append(dict(
@@ -431,7 +466,7 @@ def run_net(net, dtype, args, bpnet_backends, include_torch, include_sklearn):
             ratio_vs_plain_numpy=(t / t_plain) if t_plain else None,
             ratio_vs_torch=(t / t_torch) if t_torch else None,
             gemm_bound_fraction=(t_gemm / t) if t_gemm else None,
-            peak_mem_bytes=mem, theoretical_mem_bytes=theo,
+            peak_mem_bytes=mem, reserved_mem_bytes=reserved, theoretical_mem_bytes=theo,
             peak_over_theoretical=(mem / theo) if mem else None, rounds=rounds))
     for gpu, t_gemm in ((False, t_gemm_cpu), (True, t_gemm_gpu)):
         if t_gemm is None:
@@ -448,21 +483,37 @@ def run_net(net, dtype, args, bpnet_backends, include_torch, include_sklearn):
     return records
 
 
-def batch_scaling(args, bpnet_backends, dtype="float32", net="a"):
-    """Step time and peak memory of bpnet vs plain numpy on net (a) for batch 64 .. 8192."""
+def _scaling_reference(backend, include_torch):
+    """The implementation bpnet on ``backend`` is compared with: torch CUDA on cupy, else plain numpy."""
+    if backend == "cupy" and include_torch:
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch-cuda", lambda **kw: Torch(device="cuda", **kw)
+    return "plain-numpy", PlainNumpy
+
+
+def batch_scaling(args, backend, include_torch=False, dtype="float32", net="a"):
+    """Step time and peak memory of bpnet on ``backend`` vs its reference on net (a), batch 64 .. 8192.
+
+    The reference is plain numpy on a CPU backend and torch CUDA eager on cupy (plain numpy
+    when torch has no GPU).
+    """
     sizes = [64, 256, 1024, 8192] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    ref_name, ref = _scaling_reference(backend, include_torch)
     rows = []
     for m in sizes:
         spec = dict(NETS[net], m=m)
         X, Y, labels, params = make_problem(spec["dims"], m, spec["out"], dtype)
         kw = dict(X=X, Y=Y, labels=labels, params=params, out=spec["out"], dims=spec["dims"])
-        makers = [lambda: Bpnet(bpnet_backends[0], **kw), lambda: PlainNumpy(**kw)]
+        makers = [lambda: Bpnet(backend, **kw), lambda: ref(**kw)]
         impls = [mk() for mk in makers]
         times, _ = interleaved(impls, args.budget / 2, 3, args.max_rounds)
         del impls
-        mems = [peak_memory(mk) for mk in makers] if not args.no_memory else [None, None]
-        rows.append(dict(net=net, batch=m, dtype=dtype, bpnet_ms=times[0] * 1e3, plain_numpy_ms=times[1] * 1e3,
-                         ratio=times[0] / times[1], bpnet_peak_mem_bytes=mems[0], plain_peak_mem_bytes=mems[1],
+        mems = [peak_memory(mk)[0] for mk in makers] if not args.no_memory else [None, None]
+        rows.append(dict(net=net, batch=m, dtype=dtype, backend=backend, reference=ref_name,
+                         bpnet_ms=times[0] * 1e3, reference_ms=times[1] * 1e3, ratio=times[0] / times[1],
+                         bpnet_peak_mem_bytes=mems[0], reference_peak_mem_bytes=mems[1],
                          theoretical_mem_bytes=theoretical_mem(spec["dims"], m, dtype)))
     return rows
 
@@ -625,12 +676,17 @@ def main(argv=None):
             records.extend(recs)
     result = dict(environment=env, args={k: str(v) for k, v in vars(args).items()}, records=records)
     if not args.no_scaling:
-        result["batch_scaling"] = batch_scaling(args, wanted)
-        print("# batch scaling, net a, float32 (bpnet on", wanted[0], "vs plain numpy)")
-        for r in result["batch_scaling"]:
-            print(f"  m={r['batch']:>5}  bpnet {r['bpnet_ms']:9.3f} ms  plain {r['plain_numpy_ms']:9.3f} ms  "
-                  f"ratio {r['ratio']:.3f}  peak MiB {fmt_mem(r['bpnet_peak_mem_bytes'])} / "
-                  f"{fmt_mem(r['plain_peak_mem_bytes'])}  theoretical {fmt_mem(r['theoretical_mem_bytes'])}")
+        # the performance backends (numpy, cupy) asked for, else the first one
+        scaled = [b for b in wanted if b.split(":")[0] in ("numpy", "cupy")] or wanted[:1]
+        result["batch_scaling"] = []
+        for b in scaled:
+            rows = batch_scaling(args, b, include_torch)
+            result["batch_scaling"].extend(rows)
+            print(f"# batch scaling, net a, float32: bpnet on {b} vs {rows[0]['reference']}")
+            for r in rows:
+                print(f"  m={r['batch']:>5}  bpnet {r['bpnet_ms']:9.3f} ms  {r['reference']} {r['reference_ms']:9.3f} ms"
+                      f"  ratio {r['ratio']:.3f}  peak MiB {fmt_mem(r['bpnet_peak_mem_bytes'])} / "
+                      f"{fmt_mem(r['reference_peak_mem_bytes'])}  theoretical {fmt_mem(r['theoretical_mem_bytes'])}")
         result["end_to_end"] = end_to_end(args, wanted[0])
         e2e = result["end_to_end"]
         print("# end to end:", json.dumps(e2e["digits_to_accuracy"]))
