@@ -246,3 +246,31 @@ def test_cli_train_dask_local_2(tmp_path, capsys):
     assert "--chunk-size: only used with --dask" in capsys.readouterr().err
     assert main(["train", "--dask", "host:1", "--out", str(tmp_path / "y")]) == 2
     assert "--dask: expected local:N or a scheduler address" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("cupy" in bpnet.backends.unavailable_reasons(),
+                    reason=f"needs a usable cupy GPU: {bpnet.backends.unavailable_reasons().get('cupy')}")
+# numpy 2.5 deprecates the 'generic' timedelta unit; the cupy-block path of dask/distributed (not
+# bpnet, which uses no timedelta) triggered it on the GPU machine (dask 2026.8, cupy 14.2)
+@pytest.mark.filterwarnings("ignore:The 'generic' unit for NumPy timedelta:DeprecationWarning")
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_cupy_blocks_train_on_the_gpu_like_one_process(optimizer):
+    """A dask array of cupy blocks (one GPU, an in-process worker): each chunk's gradients are computed
+    with cupy on the GPU, and 4 full-batch steps equal MLP.fit in one process to rounding (float64)."""
+    import cupy
+
+    X, y, Y = _data()
+    kw = dict(epochs=4, batch_size=600, optimizer=optimizer, learning_rate=0.05)
+    ref = bpnet.MLP([6, 16, 3], dtype="float64", backend="numpy", seed=1)
+    ref.fit(X, y, shuffle=False, **kw)
+    Xd = da.from_array(X, chunks=(6, 150)).map_blocks(cupy.asarray)
+    Yd = da.from_array(Y, chunks=(3, 150)).map_blocks(cupy.asarray)
+    assert isinstance(Xd.blocks[0].compute(), cupy.ndarray)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as c:
+        dist = bpnet.MLP([6, 16, 3], dtype="float64", backend="numpy", seed=1)
+        dist.fit(Xd, Yd, client=c, **kw)
+    assert dist.distributed_stats["chunk_sizes"] == [150] * 4 and dist.epoch == 4
+    for k in ref.parameters:
+        np.testing.assert_allclose(dist.parameters[k], ref.parameters[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(dist.history.cost, ref.history.cost, rtol=1e-10)
