@@ -43,7 +43,9 @@ def _to_backend(bk, x, name, dtype=None, *, labels=False):
             if dtype is None:
                 return x
             _check_fits(xp, x, name, dtype)
-            return xp.astype(x, bk.dtype(dtype))
+            # no copy when the dtype already matches (the math never writes its inputs), as
+            # bk.asarray does for host numpy below: a dataset on the GPU is not doubled
+            return xp.astype(x, bk.dtype(dtype), copy=False)
         host = _backends.to_numpy(x)
     else:
         try:

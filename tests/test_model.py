@@ -150,6 +150,19 @@ def test_checkpoint_portable_across_backends(bk, cancer, tmp_path):
         assert loaded.config() == model.config()
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_data_already_on_the_backend_is_used_in_place_and_never_written(bk, cancer, shuffle):
+    X = bk.asarray(cancer.X_train, dtype="float32")
+    Y = bk.asarray(cancer.Y_train, dtype="float32")
+    before = to_np(X).copy()
+    model = MLP([cancer.n_x, 8, 1], backend=bk, dtype="float32", seed=0)
+    assert model._prepare_X(X) is X  # no copy of a dataset that is already where and what it must be
+    model.fit(X, Y, epochs=2, batch_size=64, shuffle=shuffle, optimizer="gd", learning_rate=0.1)
+    model.predict_proba(X)
+    np.testing.assert_array_equal(to_np(X), before)
+    assert model._prepare_X(bk.asarray(cancer.X_train, dtype="float64")).dtype == bk.dtype("float32")
+
+
 def test_dropout_is_reproducible_and_off_at_inference(bk, cancer):
     a = MLP([cancer.n_x, 32, 1], backend=bk, seed=1)
     before = to_np(a.predict_proba(cancer.X_test))
