@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 
 import matplotlib
 
@@ -110,6 +112,16 @@ ax.set_xlabel("iteration")
 ax.set_ylabel("cost J")
 ax.set_title(f"[{', '.join(map(str, layers_dims))}], learning rate 0.0075 (test accuracy {100 * test_acc:.1f}%)")
 fig.tight_layout()
-fig.savefig(args.output)
+# written to a temporary file beside the target, then renamed over it: an interrupted run never
+# leaves a half-written plot in place of an earlier one
+out = os.path.abspath(args.output)
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".tmp-", suffix=os.path.splitext(out)[1])
+try:
+    with os.fdopen(fd, "wb") as f:
+        fig.savefig(f, format=os.path.splitext(out)[1].lstrip(".") or "png")
+    os.replace(tmp, out)
+except BaseException:
+    os.unlink(tmp)
+    raise
 plt.close(fig)
 print(f"cost plot: {args.output}")

@@ -167,6 +167,7 @@ def test_course_example_trains_and_plots(tmp_path, given):
     assert "Cost after iteration 100:" in proc.stdout
     assert re.search(r"test accuracy: \d+\.\d\d%", proc.stdout)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [q.name for q in tmp_path.iterdir() if q.name.startswith(".tmp-")] == []  # written atomically
 
 
 def test_course_example_is_notebook_style():
