@@ -1,11 +1,12 @@
 """MLP: training, dropout, early stopping, resume, data moved once, on every backend."""
 
+import time
+
 import numpy as np
 import pytest
 
 import bpnet
-from bpnet import backends
-from bpnet import model as model_mod
+from bpnet import backends, model as model_mod
 from bpnet.datasets import load_dataset
 from bpnet.model import MLP, History, dropout_masks
 
@@ -358,8 +359,6 @@ def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
     45 of 52 ms, when the log-losses used array-api-compat's ``clip``).  Not run with dropout:
     there the host's random draws for the masks (~1 s an epoch here) outlast the GPU's work.
     """
-    import time
-
     bk = backends.get("cupy")
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2048, 4 * 4096)).astype(np.float32)
