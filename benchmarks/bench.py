@@ -17,7 +17,7 @@ Implementations, measured in one process, interleaved (A B C A B C ...), the
 median of many steps after warm-up, all with the same BLAS/torch thread count
 (pinned with threadpoolctl and ``torch.set_num_threads``):
 
-* ``bpnet`` on each backend asked for (the kernel ``bpnet.step.train_step``
+* ``bpnet`` on each backend asked for (the kernel ``bpnet.train.step.train_step``
   that ``MLP.fit`` runs);
 * ``plain-numpy``: the same equations written directly in numpy in this file,
   in place where sensible (``Z += b``, ``np.maximum(Z, 0, out=Z)``, an
@@ -63,10 +63,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bpnet  # noqa: E402
 from bpnet import backends  # noqa: E402
-from bpnet._io import atomic_write  # noqa: E402
-from bpnet.activations import get_activation  # noqa: E402
+from bpnet.io.atomic import atomic_write  # noqa: E402
+from bpnet.nn import get_activation, get_loss  # noqa: E402
 from bpnet.optim import get_optimizer  # noqa: E402
-from bpnet.step import TrainState, train_step  # noqa: E402
+from bpnet.train.step import Net, TrainState, train_step  # noqa: E402
 
 NETS = {
     "a": dict(dims=[784, 512, 256, 10], m=256, out="softmax"),
@@ -129,10 +129,11 @@ class Bpnet:
         p = {k: bk.asarray(np.array(v, copy=True)) for k, v in params.items()}  # owned: updated in place
         opt = get_optimizer("gd")
         self.ts = TrainState(p, opt, opt.init(p))
-        self.hidden, self.output = get_activation("relu"), get_activation(out)
+        loss = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}[out]
+        self.net = Net(get_activation("relu"), get_activation(out), get_loss(loss))
 
     def step(self):
-        train_step(self.xp, self.X, self.Y, self.ts, self.hidden, self.output, LR)
+        train_step(self.xp, self.X, self.Y, self.ts, self.net, LR)
 
     def sync(self):
         self.bk.synchronize()
@@ -520,7 +521,7 @@ def batch_scaling(args, backend, include_torch=False, dtype="float32", net="a"):
 
 def end_to_end(args, backend, target=0.95):
     """digits (embedded): MLP 64-64-10, Adam, batch 64, until test accuracy >= target; then epoch time vs size."""
-    from bpnet.datasets import load_dataset
+    from bpnet.io.datasets import load_dataset
 
     ds = load_dataset("digits")
     out = {}

@@ -21,7 +21,7 @@ features).  Measured, median of ``--steps`` steps after one warm-up:
   return zero gradients without touching the data: broadcast, scheduling,
   the reduction of full-size gradients, the gather and the update -- what
   Dask costs per step whatever m is;
-* ``single-2t`` / ``single-1t``: :func:`bpnet.step.train_step` (the kernel
+* ``single-2t`` / ``single-1t``: :func:`bpnet.train.step.train_step` (the kernel
   :meth:`bpnet.MLP.fit` runs) in this process on the same shapes, BLAS pinned
   to 2 threads / 1 thread with threadpoolctl (when installed).
 """
@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bpnet  # noqa: E402
 from bpnet import distributed as bd  # noqa: E402
-from bpnet._io import atomic_write  # noqa: E402
+from bpnet.io.atomic import atomic_write  # noqa: E402
 
 DIMS = [784, 256, 128, 10]
 
@@ -92,8 +92,8 @@ def bench_dask(conn, m, workers, steps, seed=0):
 
 
 def bench_single(m, steps, threads, seed=0):
-    from bpnet.activations import get_activation
-    from bpnet.step import TrainState, train_step
+    from bpnet.nn import get_activation, get_loss
+    from bpnet.train.step import Net, TrainState, train_step
 
     try:
         from threadpoolctl import threadpool_limits
@@ -111,8 +111,8 @@ def bench_single(m, steps, threads, seed=0):
         params = {k: v.copy() for k, v in model.parameters.items()}
         ts = TrainState(params, opt, opt.init(params))
         xp = model.backend.xp
-        hidden, output = get_activation("relu"), get_activation("softmax")
-        return _median(lambda: train_step(xp, X, Y, ts, hidden, output, 0.01), steps)
+        net = Net(get_activation("relu"), get_activation("softmax"), get_loss("categorical_crossentropy"))
+        return _median(lambda: train_step(xp, X, Y, ts, net, 0.01), steps)
     finally:
         if limiter is not None:
             limiter.unregister() if hasattr(limiter, "unregister") else limiter.restore_original_limits()

@@ -2,6 +2,14 @@
 
 The same forward and backward code runs on numpy (CPU), cupy (NVIDIA GPU) and
 array-api-strict; :mod:`bpnet.backends` picks where new arrays are created.
+The layers of the package, each importing only those below it::
+
+    cli, sklearn          front ends
+    model, tools          MLP; gradcheck, explain, plots
+    train                 the in-place step, FitConfig, the one epoch loop (local, Dask)
+    optim, io             optimisers; checkpoints, data sets, the saved preprocessor
+    nn                    activations, losses, init, the course's Step-by-Step API
+    backends, _validate   where arrays live; the one validation vocabulary
 
 >>> import bpnet
 >>> parameters = bpnet.initialize_parameters_deep([5, 4, 3])
@@ -9,31 +17,27 @@ array-api-strict; :mod:`bpnet.backends` picks where new arrays are created.
 ((4, 5), (4, 1))
 """
 
-__version__ = "0.1.0"
-
 from . import backends
-from .activations import (
+from ._version import __version__
+from .io.checkpoint import Checkpoint, CheckpointError, check_architecture, load_checkpoint, read_header, save_checkpoint
+from .model import MLP, Model
+from .nn import (
     ACTIVATIONS,
-    get_activation,
-    identity_backward,
-    leaky_relu,
-    leaky_relu_backward,
-    linear,
-    relu,
-    relu_backward,
-    sigmoid,
-    sigmoid_backward,
-    softmax,
-    softmax_backward,
-    tanh,
-    tanh_backward,
-)
-from .core import (
+    DEFAULT_OUTPUT,
+    FUSED_PAIRS,
     INITS,
+    LOSSES,
     L_model_backward,
     L_model_forward,
     compute_cost,
+    dropout_masks,
+    get_activation,
+    get_loss,
+    identity_backward,
     initialize_parameters_deep,
+    leaky_relu,
+    leaky_relu_backward,
+    linear,
     linear_activation_backward,
     linear_activation_forward,
     linear_backward,
@@ -41,11 +45,17 @@ from .core import (
     model_backward,
     model_forward,
     predict,
-    update_parameters,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softmax,
+    softmax_backward,
+    softplus,
+    softplus_backward,
+    tanh,
+    tanh_backward,
 )
-from .gradcheck import gradient_check, numerical_gradients
-from .losses import FUSED_PAIRS, LOSSES
-from .train import L_layer_model, TrainingDivergedError
 from . import optim
 from .optim import (
     OPTIMIZERS,
@@ -61,74 +71,31 @@ from .optim import (
     random_mini_batches,
     schedule_lr_decay,
     update_lr,
+    update_parameters,
     update_parameters_with_adam,
     update_parameters_with_momentum,
     update_parameters_with_rmsprop,
 )
-from .model import MLP, History, Model, dropout_masks
-from .checkpoint import Checkpoint, CheckpointError, check_architecture, load_checkpoint, read_header, save_checkpoint
+from .tools.gradcheck import gradient_check, numerical_gradients
+from .train import FitConfig, History, L_layer_model, TrainingDivergedError
 
 __all__ = [
-    "__version__",
-    "backends",
-    "ACTIVATIONS",
-    "LOSSES",
-    "FUSED_PAIRS",
-    "INITS",
-    "get_activation",
-    "relu",
-    "relu_backward",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "tanh",
-    "tanh_backward",
-    "sigmoid",
-    "sigmoid_backward",
-    "linear",
-    "identity_backward",
-    "softmax",
-    "softmax_backward",
-    "initialize_parameters_deep",
-    "linear_forward",
-    "linear_activation_forward",
-    "L_model_forward",
-    "model_forward",
-    "compute_cost",
-    "linear_backward",
-    "linear_activation_backward",
-    "L_model_backward",
-    "model_backward",
-    "update_parameters",
-    "predict",
-    "gradient_check",
-    "numerical_gradients",
-    "L_layer_model",
-    "TrainingDivergedError",
-    "optim",
-    "OPTIMIZERS",
-    "Optimizer",
-    "get_optimizer",
-    "random_mini_batches",
-    "initialize_velocity",
-    "update_parameters_with_momentum",
-    "initialize_adam",
-    "update_parameters_with_adam",
-    "initialize_rmsprop",
-    "update_parameters_with_rmsprop",
-    "update_lr",
-    "schedule_lr_decay",
-    "l2_cost",
-    "compute_cost_with_regularization",
-    "add_l2_gradients",
-    "clip_gradients",
-    "MLP",
-    "Model",
-    "History",
+    "__version__", "backends", "optim",
+    # registries
+    "ACTIVATIONS", "LOSSES", "FUSED_PAIRS", "DEFAULT_OUTPUT", "INITS", "OPTIMIZERS", "get_activation", "get_loss",
+    "get_optimizer", "Optimizer",
+    # the course's Step-by-Step API
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "tanh", "tanh_backward", "sigmoid",
+    "sigmoid_backward", "softplus", "softplus_backward", "linear", "identity_backward", "softmax", "softmax_backward",
+    "initialize_parameters_deep", "linear_forward", "linear_activation_forward", "L_model_forward", "model_forward",
+    "compute_cost", "linear_backward", "linear_activation_backward", "L_model_backward", "model_backward",
+    "update_parameters", "predict", "gradient_check", "numerical_gradients", "L_layer_model", "TrainingDivergedError",
+    # the course's optimisation and regularisation functions
+    "random_mini_batches", "initialize_velocity", "update_parameters_with_momentum", "initialize_adam",
+    "update_parameters_with_adam", "initialize_rmsprop", "update_parameters_with_rmsprop", "update_lr",
+    "schedule_lr_decay", "l2_cost", "compute_cost_with_regularization", "add_l2_gradients", "clip_gradients",
     "dropout_masks",
-    "Checkpoint",
-    "CheckpointError",
-    "save_checkpoint",
-    "load_checkpoint",
-    "read_header",
-    "check_architecture",
+    # the model and its files
+    "MLP", "Model", "History", "FitConfig", "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint",
+    "read_header", "check_architecture",
 ]

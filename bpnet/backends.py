@@ -49,6 +49,11 @@ __all__ = [
     "describe",
     "unavailable_reasons",
     "to_numpy",
+    "backend_of",
+    "spec",
+    "float_dtype",
+    "dtype_str",
+    "device_str",
 ]
 
 ENV_VAR = "BPNET_BACKEND"
@@ -99,7 +104,7 @@ class Backend:
         """
         host = np.asarray(host_array)
         if dtype is not None:
-            host = host.astype(np.dtype(_dtype_name(dtype)), copy=False)
+            host = host.astype(np.dtype(_numpy_dtype_name(dtype)), copy=False)
         xp_dtype = getattr(self.xp, host.dtype.name, None)
         if xp_dtype is None:
             raise TypeError(
@@ -109,7 +114,7 @@ class Backend:
 
     def dtype(self, dtype):
         """This backend's dtype object for ``"float32"``/``"float64"``/numpy dtypes."""
-        return getattr(self.xp, _dtype_name(dtype))
+        return getattr(self.xp, _numpy_dtype_name(dtype))
 
     def to_numpy(self, x) -> np.ndarray:
         """Copy a backend array to the host as a ``numpy.ndarray``."""
@@ -120,10 +125,10 @@ class Backend:
         self._sync()
 
     def __str__(self) -> str:
-        return f"{self.name} (device: {_device_str(self.device)})"
+        return f"{self.name} (device: {device_str(self.device)})"
 
 
-def _dtype_name(dtype) -> str:
+def _numpy_dtype_name(dtype) -> str:
     if isinstance(dtype, str):
         name = dtype
     else:
@@ -139,7 +144,18 @@ def _dtype_name(dtype) -> str:
     return name
 
 
-def _device_str(device) -> str:
+def float_dtype(dtype, argname: str = "dtype") -> str:
+    """``"float32"`` or ``"float64"`` for a name, a numpy dtype or a dtype of any backend; else TypeError."""
+    try:
+        name = _numpy_dtype_name(dtype)
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):
+        raise TypeError(f"{argname}: expected 'float32' or 'float64', got {dtype!r}")
+    return name
+
+
+def device_str(device) -> str:
     """A device as users name it: ``"cpu"``, ``"device1"`` (array-api-strict), ``"cuda:0"`` (cupy)."""
     s = str(device)
     if s.startswith("array_api_strict.Device("):
@@ -170,10 +186,10 @@ def _strict_backend(device=None) -> Backend:
     else:
         dev = None
         for d in devices:
-            if d == device or _device_str(d) == str(device):
+            if d == device or device_str(d) == str(device):
                 dev = d
         if dev is None:
-            names = ", ".join(repr(_device_str(d)) for d in devices)
+            names = ", ".join(repr(device_str(d)) for d in devices)
             raise ValueError(
                 f"device: array_api_strict has devices {names}, got {device!r}"
             )
@@ -306,7 +322,7 @@ def get(name: str | Backend | None = None, *, device=None) -> Backend:
 # what backend an array lives on
 
 
-def _name_of_namespace(xp) -> str:
+def name_of_namespace(xp) -> str:
     if array_api_compat.is_numpy_namespace(xp):
         return "numpy"
     if array_api_compat.is_cupy_namespace(xp):
@@ -326,15 +342,30 @@ def describe(x) -> str:
         xp = array_api_compat.array_namespace(x)
     except TypeError:
         return f"{type(x).__module__}.{type(x).__name__}"
-    dev = _device_str(array_api_compat.device(x))
+    dev = device_str(array_api_compat.device(x))
     return (
-        f"{_name_of_namespace(xp)} array on device {dev!r}, shape {tuple(x.shape)}, "
-        f"dtype {_dtype_str(x.dtype)}"
+        f"{name_of_namespace(xp)} array on device {dev!r}, shape {tuple(x.shape)}, "
+        f"dtype {dtype_str(x.dtype)}"
     )
 
 
-def _dtype_str(dtype) -> str:
+def dtype_str(dtype) -> str:
+    """A dtype of any backend as its plain name, e.g. ``"float32"``."""
     return str(dtype).rsplit(".", 1)[-1]
+
+
+def backend_of(x) -> Backend:
+    """The :class:`Backend` (and device) an array lives on."""
+    return get(name_of_namespace(array_api_compat.array_namespace(x)), device=array_api_compat.device(x))
+
+
+def spec(bk: Backend) -> str:
+    """A name :func:`get` resolves back to ``bk``, e.g. ``"array_api_strict:device1"``, ``"cupy:0"``."""
+    if bk.name == "numpy":
+        return "numpy"
+    if bk.name == "cupy":
+        return f"cupy:{getattr(bk.device, 'id', 0)}"
+    return f"{bk.name}:{device_str(bk.device)}"
 
 
 def namespace_of(**arrays):
@@ -361,14 +392,14 @@ def namespace_of(**arrays):
             continue
         if xp is not first_xp:
             raise TypeError(
-                f"{arg} and {first_name} come from two backends: {arg} is {_a(_name_of_namespace(xp))} "
-                f"array, {first_name} is {_a(_name_of_namespace(first_xp))} array; move both to one backend "
+                f"{arg} and {first_name} come from two backends: {arg} is {_a(name_of_namespace(xp))} "
+                f"array, {first_name} is {_a(name_of_namespace(first_xp))} array; move both to one backend "
                 "(bpnet.backends.get(name).asarray)"
             )
         if dev != first_dev:
             raise ValueError(
-                f"{arg} and {first_name} are on two devices of {_name_of_namespace(xp)}: "
-                f"{arg} on {_device_str(dev)!r}, {first_name} on {_device_str(first_dev)!r}"
+                f"{arg} and {first_name} are on two devices of {name_of_namespace(xp)}: "
+                f"{arg} on {device_str(dev)!r}, {first_name} on {device_str(first_dev)!r}"
             )
     if first_xp is None:
         raise TypeError("expected at least one array")

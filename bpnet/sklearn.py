@@ -5,8 +5,8 @@ estimator (bpnet's own functions take examples as columns; the transpose
 happens here), return host ``numpy`` arrays, and train on any bpnet backend
 (``backend="numpy"``, ``"array_api_strict"``, ``"array_api_strict:device1"``,
 ``"cupy"``, ``"cupy:1"``; ``None`` = ``BPNET_BACKEND``, else cupy when a GPU
-is usable, else numpy).  They clone, pickle (the weights are stored as host
-arrays and moved back to the backend on unpickling), and sit in a
+is usable, else numpy).  They clone, pickle (:class:`bpnet.MLP` pickles as host
+arrays and moves them back to its backend), and sit in a
 :class:`~sklearn.pipeline.Pipeline` or :class:`~sklearn.model_selection.GridSearchCV`:
 
 >>> from sklearn.datasets import load_breast_cancer
@@ -62,7 +62,6 @@ Differences from :class:`sklearn.neural_network.MLPClassifier` /
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import array_api_compat
 import numpy as np
@@ -76,9 +75,8 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends as _backends
-from .activations import ACTIVATIONS
-from .core import INITS
-from .model import DEFAULT_LR, MLP, History
+from .model import MLP
+from .nn import ACTIVATIONS, INITS
 from .optim import OPTIMIZERS
 
 try:  # scikit-learn >= 1.6
@@ -188,54 +186,6 @@ def _verbose(value):
     return int(value)
 
 
-def _backend_spec(bk) -> str:
-    """A name ``bpnet.backends.get`` resolves back to ``bk`` (``"array_api_strict:device1"``, ``"cupy:0"``)."""
-    if bk.name == "numpy":
-        return "numpy"
-    if bk.name == "cupy":
-        return f"cupy:{getattr(bk.device, 'id', 0)}"
-    return f"{bk.name}:{_backends._device_str(bk.device)}"
-
-
-def _tree(x, fn):
-    """Apply ``fn`` to every array in a nest of dicts (optimiser state); other leaves unchanged."""
-    if isinstance(x, dict):
-        return {k: _tree(v, fn) for k, v in x.items()}
-    if isinstance(x, (numbers.Number, str, type(None))):
-        return x
-    return fn(x)
-
-
-def _export_model(model: MLP) -> dict:
-    """Everything of a fitted :class:`MLP` as host data (picklable, no module references)."""
-    return {
-        "config": model.config(),
-        "backend": _backend_spec(model.backend),
-        "parameters": {k: _backends.to_numpy(v).copy() for k, v in model.parameters.items()},
-        "optimizer_state": _tree(model.optimizer_state, lambda a: _backends.to_numpy(a).copy()),
-        "optimizer_config": model.optimizer_config,
-        "epoch": model.epoch,
-        "history": model.history.to_dict(),
-    }
-
-
-def _import_model(state: dict) -> MLP:
-    """Rebuild an :class:`MLP` from :func:`_export_model`; numpy (with a warning) if its backend is gone."""
-    try:
-        bk = _backends.get(state["backend"])
-    except _backends.BackendUnavailableError as exc:
-        warnings.warn(f"bpnet.sklearn: the estimator was fitted on backend {state['backend']!r}, which is not "
-                      f"available here ({exc}); its weights are loaded onto numpy", UserWarning, stacklevel=3)
-        bk = _backends.get("numpy")
-    model = MLP(**state["config"], backend=bk)
-    model.parameters = {k: bk.asarray(v) for k, v in state["parameters"].items()}
-    model.optimizer_state = _tree(state["optimizer_state"], bk.asarray)
-    model.optimizer_config = state["optimizer_config"]
-    model.epoch = state["epoch"]
-    model.history = History.from_dict(state["history"])
-    return model
-
-
 class _BaseMLP(BaseEstimator):
     """Shared parameters, validation, training loop hand-off, pickling and weights of both estimators."""
 
@@ -282,7 +232,7 @@ class _BaseMLP(BaseEstimator):
                 raise _bad("hidden_layer_sizes", "a sequence of positive integers (or one integer)",
                            self.hidden_layer_sizes)
         optimizer = _choice(self.optimizer, "optimizer", OPTIMIZERS)
-        lr = DEFAULT_LR[optimizer] if self.learning_rate is None else \
+        lr = OPTIMIZERS[optimizer].default_lr if self.learning_rate is None else \
             _real(self.learning_rate, "learning_rate", low_open=True, high=None)
         if isinstance(self.batch_size, str) and self.batch_size == "auto":
             batch_size = "auto"
@@ -311,7 +261,7 @@ class _BaseMLP(BaseEstimator):
         if self.backend is not None and not isinstance(self.backend, str):
             hint = ""
             if isinstance(self.backend, _backends.Backend):
-                hint = f" (pass the name, e.g. {_backend_spec(self.backend)!r}, so that the estimator can be cloned)"
+                hint = f" (pass the name, e.g. {_backends.spec(self.backend)!r}, so that the estimator can be cloned)"
             raise _bad("backend", f"a backend name (str) or None{hint}", self.backend)
         try:
             bk = _backends.get(self.backend)
@@ -427,25 +377,6 @@ class _BaseMLP(BaseEstimator):
         if model is None:
             raise AttributeError("n_layers_: the estimator is not fitted yet")
         return len(model.layer_dims)
-
-    # ------------------------------------------------------------------ #
-    # pickling: the MLP holds module references (its backend); store host arrays instead
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_bpnet_model_state"] = _export_model(model)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        exported = state.pop("_bpnet_model_state", None)
-        if exported is not None:
-            state["model_"] = _import_model(exported)
-            if "history_" in state:
-                state["history_"] = state["model_"].history
-        super().__setstate__(state)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

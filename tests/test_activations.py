@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bpnet
-from bpnet.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
+from bpnet.nn.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
 
 from conftest import assert_on, to_np
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import bpnet
-from bpnet import backends, gradcheck
+from bpnet import backends
+from bpnet.tools import gradcheck
 
 from conftest import to_np
 

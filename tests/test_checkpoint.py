@@ -18,8 +18,8 @@ import pytest
 
 import bpnet
 from bpnet import backends
-from bpnet import checkpoint as ckpt
-from bpnet._checks import check_parameters
+from bpnet.io import checkpoint as ckpt
+from bpnet._validate import check_parameters
 from bpnet.checkpoint import (
     FORMAT,
     FORMAT_VERSION,

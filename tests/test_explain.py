@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import bpnet
-from bpnet import cli, explain
-from bpnet.backends import _device_str
-from bpnet.explain import build_plan, check_plan, compare_shapes, render_check, render_plan, trace_shapes
+from bpnet import cli
+from bpnet.tools import explain
+from bpnet.backends import device_str as _device_str
+from bpnet.tools.explain import build_plan, check_plan, compare_shapes, render_check, render_plan, trace_shapes
 
 from conftest import to_np
 

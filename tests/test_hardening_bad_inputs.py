@@ -469,8 +469,8 @@ def _forbid_math(monkeypatch):
     """Make every computing kernel fail the test if it is called."""
     import importlib
 
-    from bpnet.activations import ACTIVATIONS
-    from bpnet.losses import LOSSES
+    from bpnet.nn.activations import ACTIVATIONS
+    from bpnet.nn.losses import LOSSES
 
     def reached(*args, **kwargs):
         raise AssertionError("a bad input reached the math: validation must come first")

@@ -51,7 +51,7 @@ from bpnet import backends
 from bpnet.checkpoint import load_checkpoint
 from bpnet.cli import main
 from bpnet.datasets import load_dataset
-from bpnet.losses import LOSSES
+from bpnet.nn.losses import LOSSES
 from bpnet.model import MLP
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

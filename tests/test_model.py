@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import bpnet
+import bpnet.train.loop
 from bpnet import backends, model as model_mod
 from bpnet.datasets import load_dataset
-from bpnet.model import MLP, History, dropout_masks
+from bpnet import dropout_masks
+from bpnet.model import MLP, History
 
 from conftest import assert_on, assert_same_result, to_np
 
@@ -181,9 +183,9 @@ def test_dropout_is_reproducible_and_off_at_inference(bk, cancer):
 @pytest.mark.parametrize("group_bytes", [1, 3 * (8 + 5) * 4 * 4, 2**30])  # 1 batch, 3 batches, all at once
 def test_epoch_masks_are_the_per_batch_draws_moved_in_groups(bk, monkeypatch, group_bytes):
     """The training loop's masks equal dropout_masks called batch after batch on one generator."""
-    monkeypatch.setattr(model_mod, "MASK_GROUP_BYTES", group_bytes)
+    monkeypatch.setattr(bpnet.train.loop, "MASK_GROUP_BYTES", group_bytes)
     dims, m, batch, kp = [3, 8, 5, 1], 30, 4, 0.7  # 7 full batches and one of 2
-    got = list(model_mod._epoch_masks(dims, m, batch, kp, np.random.default_rng(4), "float32", bk))
+    got = list(bpnet.train.loop.epoch_masks(dims[1:-1], m, batch, kp, np.random.default_rng(4), bk.dtype("float32"), bk))
     rng = np.random.default_rng(4)
     want = [dropout_masks(dims, min(batch, m - b), kp, rng=rng, dtype="float32", backend="numpy")
             for b in range(0, m, batch)]
@@ -198,7 +200,7 @@ def test_epoch_masks_are_the_per_batch_draws_moved_in_groups(bk, monkeypatch, gr
 def test_dropout_training_does_not_depend_on_the_mask_group_size(bk, cancer, monkeypatch):
     runs = []
     for group_bytes in (1, 2**30):
-        monkeypatch.setattr(model_mod, "MASK_GROUP_BYTES", group_bytes)
+        monkeypatch.setattr(bpnet.train.loop, "MASK_GROUP_BYTES", group_bytes)
         model = MLP([cancer.n_x, 16, 8, 1], backend=bk, dtype="float64", seed=2)
         model.fit(cancer.X_train, cancer.Y_train, epochs=2, batch_size=64, dropout=0.2, seed=5)
         runs.append(model)

@@ -16,15 +16,17 @@ import numpy as np
 import pytest
 
 import bpnet
-from bpnet.activations import get_activation
-from bpnet.core import _backward, _forward
-from bpnet.losses import get_loss
-from bpnet.model import MLP, dropout_masks
-from bpnet.optim import _add_l2_gradients, _clip, get_optimizer
-from bpnet.step import TrainState, backward_update, forward_train, train_step
+from bpnet.nn.activations import get_activation
+from bpnet.nn._kernels import backward as _backward, forward as _forward
+from bpnet.nn.losses import get_loss
+from bpnet import dropout_masks
+from bpnet.model import MLP
+from bpnet.optim import get_optimizer
+from bpnet.train.step import Net, TrainState, backward_update, forward_train, train_step
 
 from conftest import assert_on, to_np
 
+NET = Net(get_activation("relu"), get_activation("sigmoid"), get_loss("binary_crossentropy"))
 LOSS_OF = {"sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy", "linear": "mse"}
 
 
@@ -55,9 +57,9 @@ def _reference(bk, X, Y, params, hidden, out, opt, state, lr, steps, masks=None,
         AL, caches = _forward(xp, X, params, L, h, o, masks)
         grads = _backward(xp, AL, Y, caches, h, o, spec, fused=True, need_dA0=False, masks=masks)
         if l2:
-            grads = _add_l2_gradients(grads, params, L, l2, X.shape[1])
+            grads = bpnet.add_l2_gradients(grads, params, l2, X.shape[1])
         if clip_norm is not None:
-            grads, _ = _clip(xp, grads, keys, clip_norm)
+            grads, _ = bpnet.clip_gradients(grads, clip_norm)
         params, state = opt.step(params, grads, state, lr)
     return params, state
 
@@ -87,7 +89,7 @@ def _cut_step(bk, ts, how, m, monkeypatch):
         assert ts.blocks(bk.xp, m) is None and ts.w_rows == [None] * len(ts.Ws)
         return
     if how in ("acts", "both"):
-        monkeypatch.setattr(bpnet.step, "_BLOCK_FRACTION", 1000)  # blocks of 1/1000 of the working set
+        monkeypatch.setattr(bpnet.train.step, "BLOCK_FRACTION", 1000)  # blocks of 1/1000 of the working set
         ts.block_bytes = 1
         assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, m))
     if how in ("W", "both"):
@@ -113,7 +115,7 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cu
     ts = TrainState(mine, opt, state)
     _cut_step(bk, ts, cut, 8, monkeypatch)
     for _ in range(3):
-        train_step(bk.xp, X, Y, ts, get_activation(hidden), get_activation(out), 0.05)
+        train_step(bk.xp, X, Y, ts, Net(get_activation(hidden), get_activation(out), get_loss(LOSS_OF[out])), 0.05)
     _assert_close(bk, mine, want_p, dtype)
     _assert_close(bk, state, want_s, dtype)
     # only the arrays handed to the step changed: the original parameters did not
@@ -138,9 +140,9 @@ def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip
     ts = TrainState(mine, opt, state)
     _cut_step(bk, ts, cut, 10, monkeypatch)
     for _ in range(2):
-        acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, get_activation("relu"), get_activation("sigmoid"), masks,
+        acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, NET, masks,
                                  blocks=ts.blocks(bk.xp, 10))
-        backward_update(bk.xp, acts, Y, ts, get_activation("relu"), 0.1, gs=gs, **kw)
+        backward_update(bk.xp, acts, Y, ts, NET, 0.1, gs=gs, **kw)
     _assert_close(bk, mine, want_p, dtype)
     _assert_close(bk, state, want_s, dtype)
 
@@ -178,7 +180,7 @@ def test_fit_matches_the_course_loop(bk, block_bytes, monkeypatch):
     # with 1-byte blocks every (n, m) activation is processed in row blocks
     if block_bytes is not None:
         for name in ("BLOCK_BYTES", "GPU_BLOCK_BYTES", "W_BLOCK_BYTES", "GPU_W_BLOCK_BYTES"):
-            monkeypatch.setattr(bpnet.step, name, block_bytes)
+            monkeypatch.setattr(bpnet.train.step, name, block_bytes)
     rng = np.random.default_rng(1)
     Xh = rng.normal(size=(5, 30))
     yh = (Xh[0] - Xh[1] > 0).astype(float)[np.newaxis, :]
@@ -197,7 +199,7 @@ def test_fit_matches_the_course_loop(bk, block_bytes, monkeypatch):
                                           (7, 8, 4 * 8 * 8, None), (5, 3, 8, 5), (1, 1000, 10, None),
                                           (300, 2, 8, 300)])
 def test_blocks_cover_the_array_in_nearly_equal_pieces(n, m, budget, k):
-    from bpnet.step import _cut
+    from bpnet.train.step import cut as _cut
 
     blocks = _cut(n, m, 8, budget)
     if k is None:

@@ -37,11 +37,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backends as _backends
-from ._checks import check_positive_int
-from .activations import LEAKY_RELU_SLOPE, get_activation
-from .core import _backward, _check_layer_dims, _forward, _update, initialize_parameters_deep
-from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, get_loss
+from .. import backends as _backends
+from .._validate import integer, layer_dims as _check_layer_dims
+from ..nn import FUSED_PAIRS, DEFAULT_OUTPUT, get_activation, get_loss, initialize_parameters_deep
+from ..nn._kernels import backward as _backward, forward as _forward
+from ..nn.activations import LEAKY_RELU_SLOPE
+
+
+def check_positive_int(value, name):
+    return integer(value, name, low=1)
+
+
+def _update(parameters, grads, lr, L):
+    return {k: parameters[k] - lr * grads["d" + k] for k in parameters}
 
 __all__ = [
     "FLOP_CONVENTION",

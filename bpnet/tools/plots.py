@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from ._io import atomic_write
+from ..io.atomic import atomic_write
 
 __all__ = ["plot_history", "plot_decision_boundary"]
 

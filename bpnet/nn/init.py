@@ -1,0 +1,59 @@
+"""Initial weights: the course's ``initialize_parameters_deep`` and its scales."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _validate as v
+from .. import backends
+
+__all__ = ["INITS", "initialize_parameters_deep"]
+
+#: weight scale of each initialisation, as a function of n_{l-1}
+INITS = {
+    "course": lambda n_prev: 0.01,  # the Step-by-Step assignment: randn * 0.01
+    "he": lambda n_prev: math.sqrt(2.0 / n_prev),  # He et al. 2015, for ReLU
+    "xavier": lambda n_prev: math.sqrt(1.0 / n_prev),  # randn / sqrt(n_prev), the application notebook
+}
+
+
+def initialize_parameters_deep(layer_dims, *, init="course", seed=3, dtype="float64", backend=None):
+    """Initialise ``W1, b1, ..., WL, bL`` for the layer sizes ``layer_dims``.
+
+    Called as the course calls it, ``initialize_parameters_deep([5, 4, 3])``
+    returns exactly the course's numbers: float64, drawn from the legacy
+    ``numpy.random.RandomState(3)`` as ``randn(n_l, n_{l-1}) * 0.01``, zero
+    biases.  The global numpy random state is not touched.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+        ``[n_x, n_1, ..., n_L]``, at least two positive sizes.
+    init : {"course", "he", "xavier"}
+        Weight scale: ``0.01``, ``sqrt(2 / n_{l-1})`` or ``sqrt(1 / n_{l-1})``.
+    seed : int
+        Seed of the ``RandomState`` the weights are drawn from.
+    dtype : {"float64", "float32"}
+    backend : str or Backend, optional
+        Where the arrays are created (:func:`bpnet.backends.get`).  Draws
+        happen on the host and are moved, so every backend gets identical weights.
+
+    Returns
+    -------
+    parameters : dict
+        ``W{l}`` of shape ``(n_l, n_{l-1})`` and ``b{l}`` of shape ``(n_l, 1)``.
+    """
+    dims = v.layer_dims(layer_dims)
+    v.choice(init, "init", INITS, what="initialisation")
+    seed = v.seed(seed)
+    dname = backends.float_dtype(dtype)
+    bk = backends.get(backend)
+    rng = np.random.RandomState(seed)
+    parameters = {}
+    for l in range(1, len(dims)):
+        W = rng.randn(dims[l], dims[l - 1]) * INITS[init](dims[l - 1])  # float64 on the host
+        parameters[f"W{l}"] = bk.asarray(W, dtype=dname)
+        parameters[f"b{l}"] = bk.xp.zeros((dims[l], 1), dtype=bk.dtype(dname), device=bk.device)
+    return parameters

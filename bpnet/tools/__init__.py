@@ -1,0 +1,1 @@
+"""Tools over the math: gradient checking, ``explain``, plots."""

@@ -1,0 +1,9 @@
+"""Training: the one in-place step, the fit options, the one epoch loop and its gradient sources."""
+
+from .config import FitConfig
+from .course import L_layer_model
+from .loop import EpochResult, History, LocalBatches, TrainingDivergedError, epochs, owned_copy
+from .step import Net, TrainState, backward_update, forward_train, train_step
+
+__all__ = ["FitConfig", "L_layer_model", "History", "LocalBatches", "TrainingDivergedError", "EpochResult", "epochs",
+           "owned_copy", "Net", "TrainState", "forward_train", "backward_update", "train_step"]

@@ -1,0 +1,354 @@
+"""The training step: forward, backward from ``dZ[L]`` and an in-place update, for every output/loss pair.
+
+This is the kernel every training path runs (``MLP.fit``, ``L_layer_model``,
+the Dask workers, ``bpnet explain``) and the one ``benchmarks/bench.py``
+times.  It computes the numbers of the course's path to rounding, on any
+Array API namespace, but
+
+* **updates the parameters and optimiser moments in place** (``W -= dW``)
+  with each rule's ``update_`` (:mod:`bpnet.optim.rules`): the caller owns them;
+* keeps only the activations ``A[0..L]``, no ``Z`` (every derivative is
+  written through ``A``), and adds the bias in place (``Z = W A; Z += b``);
+* starts from ``dZ[L] = A[L] - Y`` for a loss's canonical output, else from
+  ``dZ[L] = dL/dA[L] * g'(A[L])``, computed in ``A[L]``'s memory, and scales it
+  once by ``1/m`` (times the learning rate for plain gradient descent): every
+  later quantity (``dW``, ``db``, ``dZ[l-1]``) is linear in ``dZ[L]``;
+  ``dA[0]`` is never computed;
+* updates layer l as soon as its gradients exist (after ``dZ[l-1]`` used the
+  old ``W[l]``); with clipping, which needs the global norm first, all
+  gradients are computed, clipped, then applied (:func:`apply_gradients`).
+
+The standard has no ``out=``, so large arrays are processed in blocks
+(slices and ``__setitem__``): a hidden activation over 1/10 of the step's
+working set gets ``A = g(Z)`` written over ``Z`` row block by row block and
+``dZ[l-1]`` written over ``A[l-1]`` column block by column block, in blocks of
+about 1/20 of that set (at least :data:`BLOCK_BYTES`), so the peak stays
+within ~1.1x of the working set; plain gradient descent updates a large ``W``
+row block by row block (``W[s] -= c dZ[s] A^T``, no full ``dW``).
+
+Nothing is brought to the host: ``t`` is a Python int, the learning rate a
+Python float (or a 0-d array of the parameters' device).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import array_api_compat
+
+from .._validate import n_layers
+from ..nn import Activation, Loss
+from ..optim.rules import clip_scale
+
+__all__ = ["Net", "TrainState", "Blocks", "forward_train", "backward_update", "apply_gradients", "train_step",
+           "batch_metrics", "cut", "split", "BLOCK_BYTES", "W_BLOCK_BYTES"]
+
+#: smallest block (bytes) of the in-place passes on a CPU: below ~256 KiB the
+#: per-block call overhead costs more than the memory saved
+BLOCK_BYTES = 256 << 10
+#: on a GPU only very large arrays are cut: small kernels leave the device idle
+GPU_BLOCK_BYTES = 32 << 20
+#: a block is about 1/20 of the working set (parameters + gradients + activations); only an array
+#: over twice that is cut; a block's temporaries are about twice its size, so the peak stays ~1.1x
+BLOCK_FRACTION = 20
+#: row blocks of ``W -= c dZ A^T`` (plain gradient descent) for a ``W`` of at least two of them:
+#: each block of ``dW`` is subtracted while in cache (16 MiB measured fastest: 32 MiB of L3)
+W_BLOCK_BYTES = 16 << 20
+GPU_W_BLOCK_BYTES = 1 << 40  # cuBLAS: one GEMM per layer
+
+
+class Net(NamedTuple):
+    """What the step computes with: hidden and output activations and the loss (registry entries)."""
+
+    hidden: Activation
+    output: Activation
+    loss: Loss
+
+    @property
+    def fused(self) -> bool:
+        """``dZ[L] = A[L] - Y`` exactly (the output is the loss's canonical one)."""
+        return self.output.name == self.loss.output
+
+
+class Blocks(NamedTuple):
+    """How an ``(n, m)`` hidden activation is cut: ``rows`` for the forward, ``cols`` for the backward.
+
+    ``W^T dZ[:, s]`` keeps the GEMM's two large dimensions, so it runs at full speed.
+    """
+
+    rows: list
+    cols: list
+
+
+def split(n, k):
+    """``k`` nearly equal consecutive slices of ``range(n)``."""
+    return [slice((i * n) // k, ((i + 1) * n) // k) for i in range(k)]
+
+
+def cut(n, m, item, budget):
+    """:class:`Blocks` of about ``budget`` bytes for an ``(n, m)`` array over twice that, else None."""
+    k = -(-(n * m * item) // max(1, budget))  # ceil
+    if k <= 2 or min(n, m) <= 1:
+        return None
+    return Blocks(split(n, min(k, n)), split(m, min(k, m)))
+
+
+def _cut_rows(n, row_bytes, block_bytes):
+    """Row slices of about ``block_bytes`` for an ``(n, .)`` array of at least two such blocks, else None."""
+    k = (n * row_bytes) // max(1, block_bytes)  # floor: blocks of at least block_bytes
+    return split(n, min(k, n)) if k >= 2 else None
+
+
+class TrainState:
+    """What the step mutates: the parameters (as lists, in place) and the optimiser state.
+
+    Parameters
+    ----------
+    parameters : dict ``W1, b1, ..., WL, bL``
+        Arrays the caller owns; updated in place (the dict keeps pointing at them).
+    optimizer : :class:`bpnet.optim.Optimizer`
+    state : dict from ``optimizer.init``: ``t`` and the moments the caller owns
+        (updated in place; ``state["t"]`` is incremented).
+    """
+
+    __slots__ = ("Ws", "bs", "rule", "hyper", "state", "moments", "_block_bytes", "_batch", "_w_block_bytes",
+                 "w_rows")
+
+    def __init__(self, parameters, optimizer, state):
+        L = n_layers(parameters)
+        self.Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
+        self.bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
+        self.rule, self.hyper, self.state = optimizer.rule, optimizer.hyper, state
+        #: moments[p][l]: {slot: the moment array of parameter p ("W" or "b") of layer l + 1}
+        self.moments = {p: [{s: state[s][f"d{p}{l}"] for s in self.rule.slots} for l in range(1, L + 1)]
+                        for p in "Wb"}
+        gpu = array_api_compat.is_cupy_namespace(array_api_compat.array_namespace(self.Ws[0]))
+        self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
+        self.w_block_bytes = GPU_W_BLOCK_BYTES if gpu else W_BLOCK_BYTES
+
+    @property
+    def parameters(self) -> dict:
+        """``W1, b1, ...``: the live arrays (not copies)."""
+        return {f"{p}{l + 1}": a for l in range(len(self.Ws)) for p, a in (("W", self.Ws[l]), ("b", self.bs[l]))}
+
+    @property
+    def block_bytes(self):
+        """Smallest block in bytes (:data:`BLOCK_BYTES`, :data:`GPU_BLOCK_BYTES` on cupy)."""
+        return self._block_bytes
+
+    @block_bytes.setter
+    def block_bytes(self, value):
+        self._block_bytes = int(value)
+        self._batch = {}  # m -> TrainState.batch
+
+    @property
+    def w_block_bytes(self):
+        """Row-block size of the blocked gradient-descent update (:data:`W_BLOCK_BYTES`)."""
+        return self._w_block_bytes
+
+    @w_block_bytes.setter
+    def w_block_bytes(self, value):
+        self._w_block_bytes = int(value)
+        item = array_api_compat.array_namespace(self.Ws[0]).finfo(self.Ws[0].dtype).bits // 8
+        #: row slices of each W for the blocked update, or None: updated whole
+        self.w_rows = [_cut_rows(W.shape[0], W.shape[1] * item, self._w_block_bytes) for W in self.Ws]
+
+    def blocks(self, xp, m):
+        """How each hidden activation ``A[1..L-1]`` ``(n_l, m)`` is cut (a list of Blocks or None), or None."""
+        item = xp.finfo(self.Ws[0].dtype).bits // 8
+        n_params = sum(W.shape[0] * (W.shape[1] + 1) for W in self.Ws)
+        n_acts = (self.Ws[0].shape[1] + sum(W.shape[0] for W in self.Ws)) * m  # A[0..L]
+        budget = max(self._block_bytes, (2 * n_params + n_acts) * item // BLOCK_FRACTION)
+        out = [cut(W.shape[0], m, item, budget) for W in self.Ws[:-1]]
+        return out if any(b is not None for b in out) else None
+
+    def batch(self, xp, m):
+        """``(ones (m, 1), ones (1, n_L), blocks(m))`` for a batch of ``m``, cached: one lookup a step.
+
+        The ones turn sums into GEMVs, faster than ``xp.sum`` for small arrays:
+        ``db = dZ @ ones``, and ``ones @ E``, a softmax output's denominator.
+        """
+        got = self._batch.get(m)
+        if got is None:
+            W = self.Ws[0]
+            dev = array_api_compat.device(W)
+            got = self._batch[m] = (xp.ones((m, 1), dtype=W.dtype, device=dev),
+                                    xp.ones((1, self.Ws[-1].shape[0]), dtype=W.dtype, device=dev),
+                                    self.blocks(xp, m))
+        return got
+
+
+def forward_train(xp, X, Ws, bs, net, masks=None, ones_row=None, blocks=None):
+    """Activations ``[A0 = X, A1, ..., AL]`` and, with dropout, the unmasked ``g(Z[l])``.
+
+    ``Z[l] = W[l] A[l-1]; Z[l] += b[l]; A[l] = g(Z[l])`` (over ``Z[l]`` block by
+    block where ``blocks`` cuts it), times ``masks[l-1]`` with dropout.
+    ``ones_row`` (``(1, n_L)``, :meth:`TrainState.batch`) lets a softmax output
+    sum its columns as a GEMV.
+    """
+    acts = [X]
+    gs = None if masks is None else []
+    A = X
+    L = len(Ws)
+    for l in range(L):
+        Z = Ws[l] @ A
+        Z += bs[l]
+        if l < L - 1:
+            rows = None if blocks is None or blocks[l] is None else blocks[l].rows
+            if rows is None:
+                A = net.hidden.forward(xp, Z)
+            else:
+                for s in rows:
+                    Z[s, :] = net.hidden.forward(xp, Z[s, :])  # A = g(Z) over Z, block by block
+                A = Z
+            if masks is not None:
+                gs.append(A)
+                A = A * masks[l]
+        elif net.output.forward_inplace is not None:
+            A = net.output.forward_inplace(xp, Z, ones_row)
+        else:
+            A = net.output.forward(xp, Z)
+        acts.append(A)
+    return acts, gs
+
+
+def batch_metrics(xp, AL, Y, loss):
+    """``(m J, hits)`` of a batch: its cost times its size, and correct predictions (None for regression).
+
+    Both 0-d device arrays (no host sync); call before the backward pass overwrites ``AL``.
+    """
+    cost = loss.cost(xp, AL, Y) * AL.shape[1]
+    if loss.task == "regression":
+        return cost, None
+    if loss.task == "multiclass":
+        right = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
+    else:
+        right = (AL > 0.5) == (Y > 0.5)
+        if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
+            right = xp.all(right, axis=0)
+    return cost, xp.sum(xp.astype(right, AL.dtype))
+
+
+def _delta_prev(xp, W, dZ, A_prev, hidden, mask, g, cols):
+    """``dZ[l-1] = (W^T dZ) * g'(Z[l-1])`` (times the dropout mask), over ``A_prev`` when cut.
+
+    W : (n_l, n_prev), the weights before the update; dZ : (n_l, m); A_prev :
+    (n_prev, m), the cached ``A[l-1]`` (overwritten block by block when ``cols``,
+    column slices, is given); mask, g : (n_prev, m), the dropout mask and the
+    unmasked ``g(Z[l-1])``, or None.
+    """
+    gA = A_prev if g is None else g  # g'(Z[l-1]) from the unmasked activation
+    if cols is None:
+        dA = W.T @ dZ  # dA[l-1] = W^T dZ
+        if mask is not None:
+            dA *= mask  # dropout backward
+        return hidden.backward(xp, dA, gA, inplace=True)
+    for s in cols:
+        dA = W.T @ dZ[:, s]  # columns s of dA[l-1] = W^T dZ
+        if mask is not None:
+            dA *= mask[:, s]
+        A_prev[:, s] = hidden.backward(xp, dA, gA[:, s], inplace=True)  # read before written
+    return A_prev
+
+
+def _seed(xp, acts, Y, net):
+    """``dZ[L]`` in ``A[L]``'s memory: ``A[L] - Y``, or ``dL/dA[L] * g'(A[L])`` without a fused form."""
+    AL = acts[-1]
+    if net.fused:
+        AL -= Y  # dZ[L] = A[L] - Y
+        return AL
+    return net.output.backward(xp, net.loss.grad(xp, AL, Y), AL, inplace=True)
+
+
+def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, clip_norm=None, batch=None,
+                    collect=False, scale=None):
+    """Backward pass from ``dZ[L]`` and the in-place update of ``ts``.
+
+    ``acts`` from :func:`forward_train` (overwritten: ``A[L]`` with ``c dZ[L]``,
+    a cut ``A[l]`` with ``c dZ[l]``; ``A[0]`` never); ``lr`` a Python float (or
+    0-d array); ``l2`` adds ``(l2 / m) W`` to ``dW``; ``clip_norm`` rescales all
+    gradients to that global norm before any update; ``batch`` is
+    :meth:`TrainState.batch` (looked up when not given).  ``collect=True``
+    updates nothing and returns ``[(l, dW, db), ...]`` (l 0-based, from the
+    top), the gradients times ``scale`` (default ``1/m``) instead of ``1/m``.
+    """
+    Ws, bs = ts.Ws, ts.bs
+    L, m = len(Ws), Y.shape[1]
+    t = int(ts.state["t"]) + (0 if collect else 1)
+    ts.state["t"] = t
+    # a rule linear in lr * g (plain gradient descent) folds lr into the 1/m factor: one pass fewer
+    folded = ts.rule.folds_lr and clip_norm is None and not collect and isinstance(lr, float)
+    c = (1.0 / m if scale is None else scale) * (lr if folded else 1.0)
+    l2c = (l2 / m) * (lr if folded else 1.0)
+    pending = [] if (clip_norm is not None or collect) else None
+    w_rows = ts.w_rows if folded else None
+    ones, _, blocks = ts.batch(xp, m) if batch is None else batch
+    dZ = _seed(xp, acts, Y, net)
+    dZ *= c  # c dZ[L]: dW, db and every dZ[l-1] below are linear in it, so they carry c
+    for l in range(L - 1, -1, -1):
+        W, A_prev = Ws[l], acts[l]
+        cols = None if (blocks is None or l == 0 or blocks[l - 1] is None) else blocks[l - 1].cols
+        # W -= c dZ A^T block by block, each block of dW used from cache, when no dZ[l-1] overwrites A[l-1]
+        wrows = None if (w_rows is None or cols is not None) else w_rows[l]
+        if wrows is None:
+            dW = dZ @ A_prev.T  # dW = dZ A[l-1]^T (times c)
+            if l2:
+                dW += l2c * W  # dW += (lambda / m) W
+        db = dZ @ ones  # db = sum of dZ over the m columns (times c), a GEMV
+        dZ_prev = None
+        if l > 0:  # with the old W; A[l-1] is free once dW has it
+            if cols is None and masks is None:
+                dZ_prev = net.hidden.backward(xp, W.T @ dZ, A_prev, inplace=True)  # (W^T dZ) * g'(Z[l-1])
+            else:
+                dZ_prev = _delta_prev(xp, W, dZ, A_prev, net.hidden, None if masks is None else masks[l - 1],
+                                      None if gs is None else gs[l - 1], cols)
+        if wrows is not None:
+            for s in wrows:
+                G = dZ[s, :] @ A_prev.T  # rows s of dW
+                if l2:
+                    G += l2c * W[s, :]
+                W[s, :] -= G  # gd with lr folded: theta -= g
+            bs[l] -= db
+        elif pending is None:
+            _update(xp, ts, l, dW, db, t, None if folded else lr)
+        else:
+            pending.append((l, dW, db))
+        dZ = dZ_prev
+    if collect:
+        return pending
+    if pending is not None:
+        apply_gradients(xp, ts, pending, lr, clip_norm=clip_norm, t=t)
+    return None
+
+
+def _update(xp, ts, l, dW, db, t, lr):
+    ts.rule.update_(xp, ts.Ws[l], dW, ts.moments["W"][l], t, lr, ts.hyper)
+    ts.rule.update_(xp, ts.bs[l], db, ts.moments["b"][l], t, lr, ts.hyper)
+
+
+def apply_gradients(xp, ts, grads, lr, *, l2=0.0, m=1, clip_norm=None, t=None):
+    """Apply ``grads = [(l, dW, db), ...]`` (owned: overwritten) to ``ts`` in place.
+
+    ``l2`` adds ``(l2 / m) W`` to each ``dW``; ``clip_norm`` rescales all of them
+    to that global norm first.  ``t`` is the step number; when None the
+    state's ``t`` is incremented and used.
+    """
+    if t is None:
+        t = ts.state["t"] = int(ts.state["t"]) + 1
+    if l2:
+        for l, dW, _ in grads:
+            dW += (l2 / m) * ts.Ws[l]  # dW += (lambda / m) W
+    if clip_norm is not None:
+        factor, _ = clip_scale(xp, [g for _, dW, db in grads for g in (dW, db)], clip_norm)
+        for _, dW, db in grads:
+            dW *= factor
+            db *= factor
+    for l, dW, db in grads:
+        _update(xp, ts, l, dW, db, t, lr)
+
+
+def train_step(xp, X, Y, ts, net, lr, masks=None, **kw):
+    """One step: :func:`forward_train` then :func:`backward_update` (returns None); ``ts`` is updated in place."""
+    batch = ts.batch(xp, X.shape[1])
+    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
+    backward_update(xp, acts, Y, ts, net, lr, gs=gs, masks=masks, batch=batch, **kw)
