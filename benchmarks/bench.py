@@ -685,7 +685,8 @@ def main(argv=None):
             result["batch_scaling"].extend(rows)
             print(f"# batch scaling, net a, float32: bpnet on {b} vs {rows[0]['reference']}")
             for r in rows:
-                print(f"  m={r['batch']:>5}  bpnet {r['bpnet_ms']:9.3f} ms  {r['reference']} {r['reference_ms']:9.3f} ms"
+                print(f"  m={r['batch']:>5}  bpnet {r['bpnet_ms']:9.3f} ms  "
+                      f"{r['reference']} {r['reference_ms']:9.3f} ms"
                       f"  ratio {r['ratio']:.3f}  peak MiB {fmt_mem(r['bpnet_peak_mem_bytes'])} / "
                       f"{fmt_mem(r['reference_peak_mem_bytes'])}  theoretical {fmt_mem(r['theoretical_mem_bytes'])}")
         result["end_to_end"] = end_to_end(args, wanted[0])

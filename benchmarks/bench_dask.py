@@ -43,13 +43,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bpnet  # noqa: E402
-from bpnet import distributed as bd  # noqa: E402
 from bpnet.io.atomic import atomic_write  # noqa: E402
+from bpnet.train import distributed as bd  # noqa: E402
 
 DIMS = [784, 256, 128, 10]
 
 
-def _empty_grad(block, params_host, lo, hi, weight, mask_seed, cfg):
+def _empty_grad(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg):
     """A gradient task that does no work: zero gradients of the parameters' shapes."""
     return {"g": {"d" + k: np.zeros_like(v) for k, v in params_host.items()}, "cost": 0.0, "hits": 0.0}
 
@@ -72,7 +72,7 @@ def bench_dask(conn, m, workers, steps, seed=0):
     y = da.random.default_rng(seed + 1).integers(0, DIMS[-1], size=m, chunks=chunk)
     model = bpnet.MLP(DIMS, dtype="float32", backend="numpy", seed=0)
     t = time.perf_counter()
-    session = bd._Session(conn, model, X, y)
+    session = bd.DaskBatches(conn, model, X, y)
     t_load = time.perf_counter() - t
     opt = bpnet.get_optimizer("gd")
     box = {"p": dict(model.parameters), "s": opt.init(model.parameters), "i": 0}
@@ -84,7 +84,7 @@ def bench_dask(conn, m, workers, steps, seed=0):
         box["p"], box["s"] = opt.step(box["p"], res["g"], box["s"], 0.01)
 
     n0 = session.tasks_submitted
-    t_step = _median(lambda: step(bd._chunk_grad), steps)
+    t_step = _median(lambda: step(bd.chunk_gradients), steps)
     tasks_per_step = (session.tasks_submitted - n0) / (steps + 1)
     t_empty = _median(lambda: step(_empty_grad), max(steps, 10))
     return {"load_s": t_load, "step_s": t_step, "overhead_s": t_empty, "chunks": len(pieces),

@@ -17,9 +17,16 @@ The layers of the package, each importing only those below it::
 ((4, 5), (4, 1))
 """
 
-from . import backends
+from . import backends, optim
 from ._version import __version__
-from .io.checkpoint import Checkpoint, CheckpointError, check_architecture, load_checkpoint, read_header, save_checkpoint
+from .io.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_architecture,
+    load_checkpoint,
+    read_header,
+    save_checkpoint,
+)
 from .model import MLP, Model
 from .nn import (
     ACTIVATIONS,
@@ -56,7 +63,6 @@ from .nn import (
     tanh,
     tanh_backward,
 )
-from . import optim
 from .optim import (
     OPTIMIZERS,
     Optimizer,

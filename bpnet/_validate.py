@@ -29,11 +29,14 @@ from .backends import Backend, describe, dtype_str, float_dtype, namespace_of, t
 
 
 def _bound(low, high, low_open, high_open) -> str:
+    def f(x):
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
     if high is None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {f(low)}"
     if low is None:
-        return f"{'<' if high_open else '<='} {high:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"{'<' if high_open else '<='} {f(high)}"
+    return f"in {'(' if low_open else '['}{f(low)}, {f(high)}{')' if high_open else ']'}"
 
 
 def real(value, name: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
@@ -54,7 +57,8 @@ def integer(value, name: str, *, low=None, high=None) -> int:
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise ValueError(f"{name}: expected an integer {_bound(low, high, False, False)}, got {value!r}")
+        bound = "> 0" if (low == 1 and high is None) else _bound(low, high, False, False)
+        raise ValueError(f"{name}: expected an integer {bound}, got {value!r}")
     return v
 
 

@@ -121,7 +121,8 @@ class MLP:
                              f" (keys {sorted(map(str, value))})")
         W1 = value["W1"]
         if backends.dtype_str(W1.dtype) != self.dtype:
-            raise TypeError(f"parameters: expected dtype {self.dtype} like the model, got {backends.dtype_str(W1.dtype)}")
+            raise TypeError(f"parameters: expected dtype {self.dtype} like the model, got "
+                            f"{backends.dtype_str(W1.dtype)}")
         if backends.backend_of(W1) != self.backend:
             raise ValueError(f"parameters: expected arrays on {self.backend}, got {backends.describe(W1)}; "
                              "move them with model.backend.asarray(...)")
@@ -214,10 +215,9 @@ class MLP:
         Y = self._labels(Y, X.shape[1])
         if validation_data is not None and split:
             raise ValueError("validation_split: give validation_data or validation_split, not both")
-        validation = self._validation(validation_data) if validation_data is not None else None
         if split:
-            X, Y, validation = self._split(X, Y, split, cfg.seed)
-        return self.fit_source(LocalBatches(X, Y, self.backend), validation=validation, config=cfg)
+            X, Y, validation_data = self._split(X, Y, split, cfg.seed)
+        return self.fit_source(LocalBatches(X, Y, self.backend), validation_data=validation_data, config=cfg)
 
     def _config(self, options) -> FitConfig:
         cfg = options.pop("config", None) or FitConfig.from_options(**options)
@@ -234,12 +234,13 @@ class MLP:
         val, tr = (self.backend.asarray(np.sort(p), dtype="int64") for p in (perm[:n_val], perm[n_val:]))
         return xp.take(X, tr, axis=1), xp.take(Y, tr, axis=1), (xp.take(X, val, axis=1), xp.take(Y, val, axis=1))
 
-    def fit_source(self, source, *, validation=None, **options) -> History:
+    def fit_source(self, source, *, validation_data=None, **options) -> History:
         """The epoch loop over any gradient source (local batches, Dask chunks); see :meth:`fit`.
 
-        ``validation``: checked ``(X_val, Y_val)`` on the backend, or None.
+        ``source`` has ``m`` and ``run_epoch(ts, net, cfg, epoch, lr, metrics)`` (:mod:`bpnet.train.loop`).
         """
         cfg = self._config(options)
+        validation = self._validation(validation_data) if validation_data is not None else None
         if cfg.early_stopping is not None and validation is None:
             raise ValueError("early_stopping: needs validation_data or validation_split > 0")
         config = {"name": cfg.optimizer.name, "hyper": dict(cfg.optimizer.hyper)}

@@ -333,7 +333,6 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = h.cost[-1]
         self.loss_curve_ = list(h.cost)
         self.validation_loss_curve_ = list(h.val_cost) if early else None
-        self.history_ = h
         return self
 
     @staticmethod
@@ -369,6 +368,14 @@ class _BaseMLP(BaseEstimator):
             raise AttributeError("intercepts_: the estimator is not fitted yet")
         return [np.asarray(_backends.to_numpy(model.parameters[f"b{l}"])).ravel().copy()
                 for l in range(1, model.L + 1)]
+
+    @property
+    def history_(self):
+        """The model's per-epoch record (:class:`bpnet.History`)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise AttributeError("history_: the estimator is not fitted yet")
+        return model.history
 
     @property
     def n_layers_(self):

@@ -32,7 +32,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train the course's 4-layer network and plot its cost.")
     p.add_argument("output", nargs="?", default="cost.png", help="where to write the cost plot (PNG)")
     p.add_argument("--iterations", type=int, default=2500, help="gradient-descent iterations")
-    p.add_argument("--backend", default=None, help="numpy, array_api_strict, cupy or auto (default: $BPNET_BACKEND, else auto)")
+    p.add_argument("--backend", default=None,
+                   help="numpy, array_api_strict, cupy or auto (default: $BPNET_BACKEND, else auto)")
     args = p.parse_args(argv)
     if args.iterations <= 0:
         p.error(f"--iterations: expected a positive integer, got {args.iterations}")

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import assert_on, to_np
 
 import bpnet
 from bpnet.nn.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
-
-from conftest import assert_on, to_np
 
 # Z, shape (2, 3): columns are examples
 Z_HOST = np.array([[-2.0, 0.0, 3.0],
@@ -14,10 +13,31 @@ Z_HOST = np.array([[-2.0, 0.0, 3.0],
 
 
 def test_registry_is_complete():
-    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "tanh", "sigmoid", "linear", "softmax"}
+    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "linear", "softmax"}
     for name, act in ACTIVATIONS.items():
         assert act.name == name
         assert bpnet.get_activation(name) is act
+        # every entry carries what every user reads: both halves, the equations explain prints, its FLOPs
+        assert callable(act.forward) and (act.derivative is not None or act.vjp is not None or name == "linear")
+        assert "{dA}" in act.dz and act.formula and act.derivative_text and len(act.flops) == 2
+    assert [n for n, a in ACTIVATIONS.items() if not a.hidden] == ["softmax"]
+
+
+def _course_pair(name):
+    """The course-style (forward, backward) functions of an activation, e.g. bpnet.relu, bpnet.relu_backward."""
+    return getattr(bpnet, name), getattr(bpnet, "identity_backward" if name == "linear" else f"{name}_backward")
+
+
+def test_softplus_values(bk, dtype):
+    Z = bk.asarray(np.array([[0.0, np.log(3.0), -50.0]]), dtype=dtype)
+    A, cache = bpnet.softplus(Z)
+    assert cache is Z
+    assert_on(bk, A, dtype, (1, 3))
+    # log(1 + e^0) = ln 2; log(1 + 3) = ln 4; log(1 + e^-50) = e^-50 to rounding
+    np.testing.assert_allclose(to_np(A), [[np.log(2.0), np.log(4.0), np.exp(-50.0)]], rtol=1e-6)
+    dA = bk.asarray(np.ones((1, 3)), dtype=dtype)
+    # softplus' = sigmoid: 1/2, 3/4, e^-50 (exact through expm1, not 1 - (1 - e^-50) = 0)
+    np.testing.assert_allclose(to_np(bpnet.softplus_backward(dA, Z)), [[0.5, 0.75, np.exp(-50.0)]], rtol=1e-6)
 
 
 def test_relu_values(bk, dtype):
@@ -92,8 +112,8 @@ def _numeric_dZ(bk, act, Z_host, R_host, eps=1e-6):
     for idx in np.ndindex(*Z_host.shape):
         E = np.zeros_like(Z_host)
         E[idx] = eps
-        f_plus = float(xp.sum(act.forward(bk.asarray(Z_host + E))[0] * R))
-        f_minus = float(xp.sum(act.forward(bk.asarray(Z_host - E))[0] * R))
+        f_plus = float(xp.sum(act.forward(xp, bk.asarray(Z_host + E)) * R))
+        f_minus = float(xp.sum(act.forward(xp, bk.asarray(Z_host - E)) * R))
         grad[idx] = (f_plus - f_minus) / (2 * eps)
     return grad
 
@@ -104,27 +124,38 @@ def test_backward_matches_finite_differences(bk, name, rng):
     Z_host = rng.normal(size=(4, 5))
     Z_host = np.where(np.abs(Z_host) < 0.05, 0.3, Z_host)  # stay off the relu kink
     R_host = rng.normal(size=(4, 5))  # plays the role of dA
-    dZ = act.backward(bk.asarray(R_host), bk.asarray(Z_host))
+    dZ = _course_pair(name)[1](bk.asarray(R_host), bk.asarray(Z_host))
     assert_on(bk, dZ, "float64", (4, 5))
     np.testing.assert_allclose(to_np(dZ), _numeric_dZ(bk, act, Z_host, R_host), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_kernel_backward_with_cached_A_equals_public_backward(bk, name, rng):
-    act = ACTIVATIONS[name]
-    Z = bk.asarray(rng.normal(size=(3, 4)))
-    dA = bk.asarray(rng.normal(size=(3, 4)))
-    A = act.fwd(bk.xp, Z)
-    np.testing.assert_allclose(to_np(act.bwd(bk.xp, dA, Z, A)), to_np(act.backward(dA, Z)), rtol=1e-12)
+def test_registry_backward_pure_and_in_place_equal_the_course_backward(bk, dtype, name, rng):
+    """The entry's backward from A (the step's, in place; the course path's, pure) is the course's g_backward."""
+    act, xp = ACTIVATIONS[name], bk.xp
+    Z = bk.asarray(rng.normal(size=(3, 4)), dtype=dtype)
+    dA_host = rng.normal(size=(3, 4))
+    A = act.forward(xp, Z)
+    assert_on(bk, A, dtype, (3, 4))
+    want = to_np(_course_pair(name)[1](bk.asarray(dA_host, dtype=dtype), Z))
+    dA = bk.asarray(dA_host, dtype=dtype)
+    pure = act.backward(xp, dA, A)
+    np.testing.assert_array_equal(to_np(dA), dA_host.astype(dtype))  # the pure form leaves dA alone
+    assert_on(bk, pure, dtype, (3, 4))
+    inplace = act.backward(xp, dA, A, inplace=True)
+    for got in (pure, inplace):
+        np.testing.assert_allclose(to_np(got), want, rtol=1e-6 if dtype == "float32" else 1e-12)
+    if act.forward_inplace is not None:  # the step's softmax over Z equals the pure one
+        np.testing.assert_allclose(to_np(act.forward_inplace(xp, xp.asarray(Z, copy=True))), to_np(A), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_stable_at_extreme_preactivations(bk, dtype, name):
     # |z| = 1e4: no overflow, no warning (warnings are errors in this suite), finite A and dZ
     Z = bk.asarray(np.array([[-1e4, -50.0, 0.0, 50.0, 1e4], [1e4, 1e4, -1e4, 0.0, -1e4]]), dtype=dtype)
-    act = ACTIVATIONS[name]
-    A, _ = act.forward(Z)
-    dZ = act.backward(bk.asarray(np.ones((2, 5)), dtype=dtype), Z)
+    forward, backward = _course_pair(name)
+    A, _ = forward(Z)
+    dZ = backward(bk.asarray(np.ones((2, 5)), dtype=dtype), Z)
     assert np.all(np.isfinite(to_np(A))) and np.all(np.isfinite(to_np(dZ)))
     if name == "sigmoid":
         np.testing.assert_array_equal(to_np(A)[0, [0, 4]], [0.0, 1.0])

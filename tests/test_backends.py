@@ -14,11 +14,10 @@ import types
 import array_api_compat
 import numpy as np
 import pytest
+from conftest import assert_on, to_np
 
 import bpnet
 from bpnet import backends
-
-from conftest import assert_on, to_np
 
 NOT_INSTALLED = "cupy is not installed"
 PIP_HINT = "pip install 'bpnet[cuda12]'"

@@ -2,11 +2,9 @@
 
 import numpy as np
 import pytest
-
-import bpnet
-
 from conftest import assert_on, rtol_for, to_np
 
+import bpnet
 
 # --------------------------------------------------------------------------- #
 # initialize_parameters_deep

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -20,8 +21,8 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 
 import bpnet  # noqa: E402
-from bpnet import distributed as bd  # noqa: E402
 from bpnet.cli import main  # noqa: E402
+from bpnet.train import distributed as bd  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_one_step_gradient_equals_L_model_backward(client):
     X, _, Y = _data(m=517)
     model = bpnet.MLP([6, 9, 5, 3], dtype="float64", backend="numpy", seed=2)
     conn = bd.connect(client)
-    s = bd._Session(conn, model, da.from_array(X, chunks=(3, 100)), Y, compute_chunk_sizes=True)
+    s = bd.DaskBatches(conn, model, da.from_array(X, chunks=(3, 100)), Y, compute_chunk_sizes=True)
     assert s.sizes == [100] * 5 + [17] and s.m == 517
     res = s.step(s.blocks, [(c, 0, m_c) for c, m_c in enumerate(s.sizes)], model.parameters, "t")
     AL, caches = bpnet.L_model_forward(X, model.parameters, output_activation="softmax")
@@ -76,8 +77,9 @@ def test_full_batch_steps_equal_single_process_fit(client, optimizer):
     ref = bpnet.MLP([6, 16, 3], backend="numpy", seed=1)
     ref.fit(X, y, shuffle=False, **kw)
     dist = bpnet.MLP([6, 16, 3], backend="numpy", seed=1)
-    dist.fit(X, y, client=client, chunk_size=150, **kw)
-    assert dist.distributed_stats["chunk_sizes"] == [150] * 4
+    source = bd.DaskBatches(bd.connect(client), dist, X, y, chunk_size=150)
+    dist.fit_source(source, **kw)
+    assert source.stats["chunk_sizes"] == [150] * 4
     assert dist.parameters["W1"].dtype == np.float32 and dist.epoch == 4
     for k in ref.parameters:
         np.testing.assert_allclose(dist.parameters[k], ref.parameters[k], rtol=2e-5, atol=2e-6)
@@ -120,16 +122,17 @@ def test_numpy_input_chunk_size_tasks_per_step_and_dropout(client):
     """About two tasks per chunk per step (a gradient task and a share of the reduction tree)."""
     X, y, _ = _data(m=700)
     model = bpnet.MLP([6, 8, 3], backend="numpy", seed=0)
+    source = bd.DaskBatches(bd.connect(client), model, X, y, chunk_size=100)
     with distributed.get_task_stream(client) as ts:
-        model.fit(X, y, client=client, chunk_size=100, epochs=2, batch_size=175, dropout=0.2)
-    st = model.distributed_stats
+        model.fit_source(source, epochs=2, batch_size=175, dropout=0.2)
+    st = source.stats
     assert st["chunk_sizes"] == [100] * 7 and st["steps_per_epoch"] == 4
     keys = [str(t["key"]) for t in ts.data]
     grad = sum("bpnet-grad-" in k for k in keys)
     summ = sum("bpnet-sum-" in k for k in keys)
     steps = 2 * 4
     assert grad == 7 * steps  # one gradient task per chunk per step
-    assert summ == bd._tree_tasks(7, 4) * steps == 3 * steps
+    assert summ == bd.tree_tasks(7, 4) * steps == 3 * steps
     assert (grad + summ) / (7 * steps) <= 2.0
     assert all(np.isfinite(model.history.cost)) and model.epoch == 2
 
@@ -142,10 +145,11 @@ def test_unknown_chunk_sizes_are_read_from_the_blocks_never_nan(client):
     Xf, yf = Xd[:, mask], da.from_array(y, chunks=100)[mask]
     assert np.isnan(Xf.chunks[1][0])
     dist = bpnet.MLP([6, 8, 3], dtype="float64", backend="numpy", seed=1)
-    dist.fit(Xf, yf, client=client, epochs=2, batch_size=1000, optimizer="gd", learning_rate=0.1)
+    source = bd.DaskBatches(bd.connect(client), dist, Xf, yf)
+    dist.fit_source(source, epochs=2, batch_size=1000, optimizer="gd", learning_rate=0.1)
     ref = bpnet.MLP([6, 8, 3], dtype="float64", backend="numpy", seed=1)
     ref.fit(X[:, keep], y[keep], epochs=2, batch_size=1000, optimizer="gd", learning_rate=0.1, shuffle=False)
-    assert dist.distributed_stats["m"] == int(keep.sum())
+    assert source.stats["m"] == int(keep.sum())
     assert _maxdiff(dist.parameters, ref.parameters) < 1e-12
     assert all(np.isfinite(dist.history.cost))
     # refused with a clear error when computing them is not allowed
@@ -168,7 +172,7 @@ def test_bad_inputs_are_named(client):
         model.fit(X.T, y, client=client, epochs=1)
     bad = Y.copy()
     bad[0, 5] = 0.5
-    with pytest.raises(ValueError, match=r"Y: labels .* must be 0 or 1"):
+    with pytest.raises(ValueError, match=r"Y: expected labels 0 or 1 .*chunk 0 along the examples axis"):
         model.fit(X, bad, client=client, epochs=1, chunk_size=50)
     Xn = X.copy()
     Xn[2, 70] = np.nan
@@ -185,6 +189,15 @@ def test_bad_inputs_are_named(client):
     assert model.epoch == 0
 
 
+def _restarted(client, pid) -> bool:
+    """Two workers are up again and none of them is process ``pid``."""
+    try:
+        pids = client.run(os.getpid, on_error="raise")
+    except Exception:  # the scheduler has not noticed yet: a broadcast to the dead worker fails
+        return False
+    return len(pids) == 2 and pid not in pids.values()
+
+
 def test_killed_worker_mid_fit_still_gives_the_same_parameters(client):
     """A worker process SIGKILLed between epochs: Dask reruns its tasks and rebuilds its blocks."""
     X, y, _ = _data(m=400)
@@ -193,9 +206,13 @@ def test_killed_worker_mid_fit_still_gives_the_same_parameters(client):
     clean.fit(X, y, **kw)
 
     def kill(model, epoch, logs):
-        if epoch == 1:
+        if epoch == 1:  # between epochs 1 and 2: once the nanny has restarted it, its blocks are gone
             pid = next(iter(client.run(os.getpid).values()))
             os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while not _restarted(client, pid):
+                assert time.monotonic() < deadline, "the nanny did not restart the killed worker"
+                time.sleep(0.1)
 
     before = set(client.run(os.getpid).values())
     hit = bpnet.MLP([6, 8, 3], dtype="float64", backend="numpy", seed=5)
@@ -269,8 +286,9 @@ def test_cupy_blocks_train_on_the_gpu_like_one_process(optimizer):
     assert isinstance(Xd.blocks[0].compute(), cupy.ndarray)
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as c:
         dist = bpnet.MLP([6, 16, 3], dtype="float64", backend="numpy", seed=1)
-        dist.fit(Xd, Yd, client=c, **kw)
-    assert dist.distributed_stats["chunk_sizes"] == [150] * 4 and dist.epoch == 4
+        source = bd.DaskBatches(bd.connect(c), dist, Xd, Yd)
+        dist.fit_source(source, **kw)
+    assert source.stats["chunk_sizes"] == [150] * 4 and dist.epoch == 4
     for k in ref.parameters:
         np.testing.assert_allclose(dist.parameters[k], ref.parameters[k], rtol=1e-10, atol=1e-12, err_msg=k)
     np.testing.assert_allclose(dist.history.cost, ref.history.cost, rtol=1e-10)

@@ -171,13 +171,11 @@ BAD_INPUTS = [
                  r"^Y: expected 3 rows \(output units\) like AL of shape \(3, 5\), got shape \(2, 5\).*one-hot",
                  id="api-cost-softmax-class-count-mismatch"),
     # ===== functional API: dtypes and values ===================================================
-    pytest.param("api", lambda c: bpnet.L_model_forward(np.ones((3, M), dtype=np.int64), c.params), TypeError,
-                 r"^X: expected a real floating dtype \(float32 or float64\), got int64", id="api-forward-X-int"),
     pytest.param("api", lambda c: bpnet.L_model_forward(c.X + 0j, c.params), TypeError,
-                 r"^X: expected a real floating dtype \(float32 or float64\), got complex128",
+                 r"^X: expected real numbers \(a floating or integer dtype\), got complex128",
                  id="api-forward-X-complex"),
     pytest.param("api", lambda c: bpnet.L_model_forward(c.X.astype(object), c.params), TypeError,
-                 r"^X: expected a real floating dtype \(float32 or float64\), got object", id="api-forward-X-object"),
+                 r"^X: expected real numbers \(a floating or integer dtype\), got object", id="api-forward-X-object"),
     pytest.param("api", lambda c: bpnet.L_model_forward(_with_entry(c.X, (1, 2), math.nan), c.params), ValueError,
                  r"^X: expected finite values, got 1 NaN and 0 inf in an array of shape \(3, 5\)$",
                  id="api-forward-X-nan"),
@@ -189,13 +187,6 @@ BAD_INPUTS = [
     pytest.param("api", lambda c: bpnet.compute_cost(c.AL, c.Y + 0j), TypeError,
                  r"^Y: expected real labels, got dtype complex128", id="api-cost-Y-complex"),
     # ===== functional API: two backends, two devices ===========================================
-    pytest.param("api", lambda c: bpnet.L_model_forward(c.X, _strict_params()), TypeError,
-                 r"^W1 and X come from two backends: W1 is an array_api_strict array, X is a numpy array",
-                 id="api-forward-X-numpy-params-strict"),
-    pytest.param("api", lambda c: bpnet.L_model_forward(
-                     backends.get("array_api_strict:device1").asarray(c.X), _strict_params()), ValueError,
-                 r"^W1 and X are on two devices of array_api_strict: W1 on 'CPU_DEVICE', X on 'device1'",
-                 id="api-forward-X-device1-params-default-device"),
     # ===== functional API: names and hyper-parameters ===========================================
     pytest.param("api", lambda c: bpnet.L_model_forward(c.X, c.params, hidden_activation="gelu"), ValueError,
                  r"^hidden_activation: unknown activation 'gelu'; expected one of 'relu', ",
@@ -213,12 +204,12 @@ BAD_INPUTS = [
                  r"^learning_rate: expected a finite number > 0, got -0\.5$", id="api-update-lr-negative"),
     # ===== L_layer_model ========================================================================
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20, 2 * c.Y20, DIMS, num_iterations=1, backend="numpy"),
-                 ValueError, r"^Y: expected labels 0 or 1 for binary_crossentropy, got 1 other value such as 2$",
+                 ValueError, r"^Y: expected labels 0 or 1, got 1 other value such as 2$",
                  id="api-train-labels-outside-0-1"),
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20, c.Y20, DIMS, num_iterations=1,
                                                       loss="categorical_crossentropy", backend="numpy"),
-                 ValueError, r"^layers_dims: categorical_crossentropy needs >= 2 output units .*got layers_dims"
-                 r"\[-1\] = 1$", id="api-train-categorical-one-output-unit"),
+                 ValueError, r"^layers_dims: a softmax output needs >= 2 units \(one per class; over one unit it is constantly 1\), "
+                 r"got 1", id="api-train-categorical-one-output-unit"),
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20, np.ones((2, 20)), [3, 4, 2], num_iterations=1,
                                                       loss="categorical_crossentropy", backend="numpy"),
                  ValueError, r"^Y: expected one-hot columns .*got 2 ones in column 0$",
@@ -226,7 +217,7 @@ BAD_INPUTS = [
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20, np.eye(2)[:, np.arange(20) % 2], [3, 4, 3],
                                                       num_iterations=1, loss="categorical_crossentropy",
                                                       backend="numpy"),
-                 ValueError, r"^Y: expected 3 rows \(output units\) like the network output .*got shape \(2, 20\)",
+                 ValueError, r"^Y: expected shape \(3, 20\) = \(layers_dims\[-1\], m of X\).*got \(2, 20\)",
                  id="api-train-softmax-class-count-mismatch"),
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20 * 1e300, c.Y20, DIMS, num_iterations=1,
                                                       dtype="float32", backend="numpy"),
@@ -235,7 +226,7 @@ BAD_INPUTS = [
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20, c.Y20, DIMS, num_iterations=0, backend="numpy"),
                  ValueError, r"^num_iterations: expected an integer > 0, got 0$", id="api-train-iterations-zero"),
     pytest.param("api", lambda c: bpnet.L_layer_model(c.X20, c.Y20, DIMS, dtype="int64", backend="numpy"),
-                 TypeError, r"^dtype: expected 'float32', 'float64' or None \(X's dtype\), got 'int64'$",
+                 TypeError, r"^dtype: expected 'float32' or 'float64', got 'int64'$",
                  id="api-train-dtype-int"),
     # ===== MLP ==================================================================================
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20.T, c.Y20, epochs=1), ValueError,
@@ -245,10 +236,10 @@ BAD_INPUTS = [
                  r"^Y: expected shape \(1, 20\) = \(layer_dims\[-1\], m of X\), got \(1, 5\)$",
                  id="mlp-fit-Y-m-mismatch"),
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20[:, :0], c.Y20[:, :0], epochs=1),
-                 ValueError, r"^X: expected at least one example \(column\), got shape \(3, 0\)$",
+                 ValueError, r"^X: expected a non-empty array, got shape \(3, 0\) \(m \(examples, columns\) is 0\)$",
                  id="mlp-fit-X-empty"),
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20.astype(object), c.Y20, epochs=1),
-                 TypeError, r"^X: expected a real floating dtype \(float32 or float64\), got object",
+                 TypeError, r"^X: expected real numbers \(a floating or integer dtype\), got object",
                  id="mlp-fit-X-object"),
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit([[1.0, 2.0], [3.0]], c.Y20, epochs=1),
                  TypeError, r"^X: expected an array of real numbers, got a list that is not one",
@@ -262,7 +253,7 @@ BAD_INPUTS = [
                                                                       epochs=1),
                  ValueError, r"^X: expected finite values, got 0 NaN and 1 inf", id="mlp-fit-X-inf"),
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, 2 * c.Y20, epochs=1), ValueError,
-                 r"^Y: labels for binary_crossentropy must be 0 or 1", id="mlp-fit-labels-outside-0-1"),
+                 r"^Y: expected labels 0 or 1, got 1 other value such as 2$", id="mlp-fit-labels-outside-0-1"),
     pytest.param("api", lambda c: MLP([3, 4, 3], backend="numpy").fit(c.X20, np.arange(20) % 6, epochs=1),
                  ValueError, r"^Y: class indices must be in \[0, 2\] for 3 output units, got values from 0 to 5$",
                  id="mlp-fit-softmax-class-index-out-of-range"),
@@ -302,9 +293,9 @@ BAD_INPUTS = [
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, epochs=0), ValueError,
                  r"^epochs: expected an integer > 0, got 0$", id="mlp-fit-epochs-zero"),
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, dropout=1.0), ValueError,
-                 r"^dropout: expected a probability in \[0, 1\), got 1\.0$", id="mlp-fit-dropout-one"),
+                 r"^dropout: expected a finite number in \[0, 1\), got 1\.0$", id="mlp-fit-dropout-one"),
     pytest.param("api", lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, dropout=-0.2), ValueError,
-                 r"^dropout: expected a probability in \[0, 1\), got -0\.2$", id="mlp-fit-dropout-negative"),
+                 r"^dropout: expected a finite number in \[0, 1\), got -0\.2$", id="mlp-fit-dropout-negative"),
     pytest.param("api", lambda c: MLP([3, 4, 1], output_activation="softmax", backend="numpy"), ValueError,
                  r"^(output_activation|layer_dims): .*softmax.*(2|two)", id="mlp-softmax-over-one-unit"),
     # ===== checkpoints ==========================================================================
@@ -372,16 +363,16 @@ BAD_INPUTS = [
     pytest.param("skl", lambda c: c.skl.reg.partial_fit(c.skl.X, np.ones((20, 2))), ValueError,
                  r"^y: 2 targets, but the estimator was fitted with 1$", id="skl-reg-partial-fit-target-count"),
     # ===== command line =========================================================================
-    pytest.param("cli", ["train", "--lr", "0"], None, r"--lr: expected a positive float, got '0'$", id="cli-lr-zero"),
-    pytest.param("cli", ["train", "--lr", "-0.1"], None, r"--lr: expected a positive float, got '-0\.1'$",
+    pytest.param("cli", ["train", "--lr", "0"], None, r"--lr: expected a finite number > 0, got 0\.0$", id="cli-lr-zero"),
+    pytest.param("cli", ["train", "--lr", "-0.1"], None, r"--lr: expected a finite number > 0, got -0\.1$",
                  id="cli-lr-negative"),
     pytest.param("cli", ["train", "--batch-size", "-5"], None,
-                 r"--batch-size: expected a non-negative int, got '-5'$", id="cli-batch-size-negative"),
-    pytest.param("cli", ["train", "--epochs", "0"], None, r"--epochs: expected a positive int, got '0'$",
+                 r"--batch-size: expected an integer >= 0, got -5$", id="cli-batch-size-negative"),
+    pytest.param("cli", ["train", "--epochs", "0"], None, r"--epochs: expected an integer > 0, got 0$",
                  id="cli-epochs-zero"),
     pytest.param("cli", ["train", "--layers", "8,0"], None, r"--layers: expected positive layer sizes, got '8,0'$",
                  id="cli-layer-size-zero"),
-    pytest.param("cli", ["train", "--dropout", "1"], None, r"--dropout: expected a fraction in \[0, 1\), got '1'$",
+    pytest.param("cli", ["train", "--dropout", "1"], None, r"--dropout: expected a finite number in \[0, 1\), got 1\.0$",
                  id="cli-dropout-one"),
     pytest.param("cli", ["train", "--optimizer", "sgd"], None, r"--optimizer: invalid choice: 'sgd'",
                  id="cli-unknown-optimizer"),
@@ -409,20 +400,19 @@ BAD_INPUTS = [
     pytest.param("cli", ["train", "--data", "good.csv", "--out", "afile"], None,
                  r"--out: expected a directory .*got the existing file 'afile'$", id="cli-out-is-a-file"),
     pytest.param("cli", ["train", "--data", "good.csv", "--output", "softmax", "--out", "new"], None,
-                 r"--output: softmax expects 2 or more output units \(one per class\), got good\.csv, a binary task "
-                 r"with 1 output unit", id="cli-softmax-over-binary-labels"),
+                 r"--output: binary_crossentropy trains sigmoid outputs .*got 'softmax'; use 'sigmoid'", id="cli-softmax-over-binary-labels"),
     pytest.param("cli", ["train", "--data", "good.csv", "--loss", "categorical_crossentropy", "--out", "new"], None,
-                 r"--loss: categorical_crossentropy expects one-hot labels of 3 or more classes, got good\.csv, a "
-                 r"binary task", id="cli-categorical-loss-on-binary-labels"),
+                 r"--loss: categorical_crossentropy trains multiclass labels, got good\.csv, a binary task "
+                 r"\(1 output unit\); use binary_crossentropy or auto", id="cli-categorical-loss-on-binary-labels"),
     pytest.param("cli", ["train", "--data", "diabetes", "--loss", "binary_crossentropy", "--out", "new"], None,
-                 r"--loss: binary_crossentropy expects 0/1 labels, got diabetes, a regression task",
+                 r"--loss: binary_crossentropy trains binary labels, got diabetes, a regression task",
                  id="cli-binary-loss-on-regression-targets"),
     pytest.param("cli", ["train", "--data", "good.csv", "--output", "linear", "--out", "new"], None,
-                 r"--output: binary_crossentropy expects probabilities in \(0, 1\) \(sigmoid or softmax\), got linear",
+                 r"--output: binary_crossentropy trains sigmoid outputs .*got 'linear'; use 'sigmoid' \(or loss 'mse'",
                  id="cli-binary-loss-with-linear-output"),
     pytest.param("cli", ["train", "--data", "iris", "--loss", "binary_crossentropy", "--output", "softmax", "--out",
                          "new"], None,
-                 r"--output: binary_crossentropy trains independent 0/1 output units, which need sigmoid .*got softmax",
+                 r"--output: binary_crossentropy trains sigmoid outputs .*got 'softmax'",
                  id="cli-binary-loss-with-softmax-output"),
     pytest.param("cli", ["train", "--resume", "--out", "nowhere"], None,
                  r"--resume: no checkpoint at nowhere/model\.npz", id="cli-resume-without-checkpoint"),
@@ -436,7 +426,7 @@ BAD_INPUTS = [
     pytest.param("cli", ["evaluate", "--model", "missing.npz"], None,
                  r"bpnet evaluate: error: checkpoint file not found: missing\.npz$", id="cli-evaluate-missing-model"),
     pytest.param("cli", ["evaluate", "--model", "run/model.npz", "--data", "xy.csv"], None,
-                 r"--data: xy\.csv holds a class the model was not trained on \(unknown class label 'x'",
+                 r"xy\.csv: label 'label': unknown class labels 'x', 'y'; the model's classes are \['0', '1'\]",
                  id="cli-evaluate-unknown-class"),
     pytest.param("cli", ["predict", "--model", "run/model.npz", "--input", "features.csv", "--output",
                          "nodir/p.csv"], None,
@@ -447,8 +437,10 @@ BAD_INPUTS = [
     pytest.param("cli", ["predict", "--model", "run/model.npz", "--input", "text.csv", "--output", "preds.csv"],
                  None, r"text\.csv: line 3 \(data row 2\), column 'b': non-numeric value 'x'",
                  id="cli-predict-text-keeps-existing-output"),
-    pytest.param("cli", ["gradcheck", "--layers", "5"], None,
-                 r"--layers: expected at least two sizes n_x,\.\.\.,n_L .*got '5'$", id="cli-gradcheck-one-layer"),
+    pytest.param("cli", ["gradcheck", "--dims", "5"], None,
+                 r"--dims: expected at least two sizes n_x,\.\.\.,n_L .*got '5'$", id="cli-gradcheck-one-layer"),
+    pytest.param("cli", ["gradcheck", "--layers", "4,5,1"], None,
+                 r"--layers: means the hidden sizes \(as in bpnet train\).*--dims", id="cli-gradcheck-layers-is-not-dims"),
 ]
 
 
@@ -467,26 +459,27 @@ def _snapshot(root: pathlib.Path) -> dict:
 
 def _forbid_math(monkeypatch):
     """Make every computing kernel fail the test if it is called."""
+    import dataclasses
     import importlib
 
     from bpnet.nn.activations import ACTIVATIONS
     from bpnet.nn.losses import LOSSES
+    from bpnet.optim.rules import OPTIMIZERS
 
     def reached(*args, **kwargs):
         raise AssertionError("a bad input reached the math: validation must come first")
 
-    for modname in ("bpnet.core", "bpnet.model", "bpnet.train", "bpnet.gradcheck", "bpnet.step"):
-        try:
-            mod = importlib.import_module(modname)
-        except ImportError:
-            continue
-        for fn in ("_forward", "_backward", "_update", "forward_train", "backward_update", "train_step"):
+    for modname in ("bpnet.nn._kernels", "bpnet.nn.course", "bpnet.model", "bpnet.train.step", "bpnet.train.loop",
+                    "bpnet.tools.gradcheck"):
+        mod = importlib.import_module(modname)
+        for fn in ("forward", "backward", "forward_train", "backward_update", "apply_gradients", "train_step"):
             if callable(getattr(mod, fn, None)):
                 monkeypatch.setattr(mod, fn, reached)
-    for registry in (ACTIVATIONS, LOSSES):
+    for registry in (ACTIVATIONS, LOSSES, OPTIMIZERS):
         for name, entry in list(registry.items()):
-            kernels = {f: reached for f in entry._fields if f not in ("name", "forward", "backward")}
-            monkeypatch.setitem(registry, name, entry._replace(**kernels))
+            kernels = {f.name: reached for f in dataclasses.fields(entry)
+                       if callable(getattr(entry, f.name)) and f.name != "name"}
+            monkeypatch.setitem(registry, name, dataclasses.replace(entry, **kernels))
 
 
 def _run_cli(argv, capsys):

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_on, to_np
 
 from bpnet.datasets import load_dataset
 from bpnet.model import MLP
-
-from conftest import assert_on, to_np
 
 #: documented agreement of any backend with numpy after N_STEPS steps from the same seed
 PARITY_TOL = {

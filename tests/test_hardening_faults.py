@@ -32,6 +32,7 @@ Here, end to end through the command line and the training loop:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pathlib
@@ -51,8 +52,9 @@ from bpnet import backends
 from bpnet.checkpoint import load_checkpoint
 from bpnet.cli import main
 from bpnet.datasets import load_dataset
-from bpnet.nn.losses import LOSSES
 from bpnet.model import MLP
+from bpnet.nn.losses import LOSSES
+from bpnet.train import LocalBatches
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMP_RE = re.compile(r"^\.model\.npz\.[A-Za-z0-9_]+\.tmp$")
@@ -183,7 +185,7 @@ def test_ctrl_c_mid_epoch_saves_the_last_completed_epoch(tmp_path, monkeypatch, 
             raise KeyboardInterrupt
         return spec.cost(xp, AL, Y)
 
-    monkeypatch.setitem(LOSSES, "binary_crossentropy", spec._replace(cost=cost))
+    monkeypatch.setitem(LOSSES, "binary_crossentropy", dataclasses.replace(spec, cost=cost))
     assert main([*common, "--epochs", "10", "--out", "interrupted"]) == 130
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
@@ -275,7 +277,7 @@ def test_L_layer_model_never_returns_non_finite_parameters(cancer):
         warnings.simplefilter("ignore", RuntimeWarning)
         with np.errstate(all="ignore"):
             with pytest.raises(bpnet.TrainingDivergedError,
-                               match=r"^training diverged at iteration 0: its update made the parameters NaN or "
+                               match=r"^training diverged at iteration 0: its updates made the parameters NaN or "
                                      r"infinite; try a smaller learning_rate \(now 1e\+308\)$"):
                 bpnet.L_layer_model(cancer.X_train * 3, cancer.Y_train * 10, [cancer.n_x, 4, 1],
                                     learning_rate=1e308, num_iterations=1, loss="mse", backend="numpy")
@@ -333,7 +335,7 @@ def test_cli_out_of_memory_is_one_line_suggesting_a_smaller_batch(tmp_path, monk
         raise OutOfMemoryError("Out of memory allocating 17,179,869,184 bytes (allocated so far: 0 bytes).")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(MLP, "_run_epoch", boom)
+    monkeypatch.setattr(LocalBatches, "run_epoch", boom)
     assert main(["train", "--batch-size", "256", "--epochs", "2", "--no-plots", "--quiet"]) == 2
     err = capsys.readouterr().err
     (line,) = [l for l in err.splitlines() if l.strip()]

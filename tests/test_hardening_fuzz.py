@@ -39,13 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, _selected, assert_on, to_np
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 import bpnet
 from bpnet import backends
-
-from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, _selected, assert_on, to_np
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much]
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,

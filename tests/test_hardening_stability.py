@@ -28,12 +28,11 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, assert_on, to_np
 
 import bpnet
 from bpnet.datasets import load_dataset
 from bpnet.model import MLP
-
-from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, assert_on, to_np
 
 Z_MAX = 1e4
 

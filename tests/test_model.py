@@ -4,15 +4,14 @@ import time
 
 import numpy as np
 import pytest
+from conftest import assert_on, assert_same_result, to_np
 
 import bpnet
 import bpnet.train.loop
-from bpnet import backends, model as model_mod
+from bpnet import backends, dropout_masks
+from bpnet._validate import to_backend
 from bpnet.datasets import load_dataset
-from bpnet import dropout_masks
 from bpnet.model import MLP, History
-
-from conftest import assert_on, assert_same_result, to_np
 
 
 @pytest.fixture(scope="module")
@@ -159,11 +158,11 @@ def test_data_already_on_the_backend_is_used_in_place_and_never_written(bk, canc
     Y = bk.asarray(cancer.Y_train, dtype="float32")
     before = to_np(X).copy()
     model = MLP([cancer.n_x, 8, 1], backend=bk, dtype="float32", seed=0)
-    assert model._prepare_X(X) is X  # no copy of a dataset that is already where and what it must be
+    assert to_backend(X, "X", bk, "float32") is X  # no copy of a dataset already where and what it must be
     model.fit(X, Y, epochs=2, batch_size=64, shuffle=shuffle, optimizer="gd", learning_rate=0.1)
     model.predict_proba(X)
     np.testing.assert_array_equal(to_np(X), before)
-    assert model._prepare_X(bk.asarray(cancer.X_train, dtype="float64")).dtype == bk.dtype("float32")
+    assert to_backend(bk.asarray(cancer.X_train, dtype="float64"), "X", bk, "float32").dtype == bk.dtype("float32")
 
 
 def test_dropout_is_reproducible_and_off_at_inference(bk, cancer):
@@ -282,11 +281,11 @@ def test_divergence_stops_with_the_epoch_and_keeps_the_last_checkpoint(cancer, t
     (dict(batch_size=-4), ValueError, r"batch_size: expected an integer > 0"),
     (dict(optimizer="adamw"), ValueError, r"optimizer: unknown optimizer 'adamw'.*'adam'"),
     (dict(learning_rate=0.0), ValueError, r"learning_rate: expected a finite number > 0, got 0.0"),
-    (dict(dropout=1.0), ValueError, r"dropout: expected a probability in \[0, 1\), got 1.0"),
-    (dict(dropout=-0.1), ValueError, r"dropout: expected a probability in \[0, 1\)"),
+    (dict(dropout=1.0), ValueError, r"dropout: expected a finite number in \[0, 1\), got 1.0"),
+    (dict(dropout=-0.1), ValueError, r"dropout: expected a finite number in \[0, 1\)"),
     (dict(l2=-1.0), ValueError, r"l2: expected a finite number >= 0"),
     (dict(early_stopping=3), ValueError, r"early_stopping: needs validation_data or validation_split"),
-    (dict(validation_split=1.5), ValueError, r"validation_split: expected a fraction in \[0, 1\)"),
+    (dict(validation_split=1.5), ValueError, r"validation_split: expected a finite number in \[0, 1\)"),
     (dict(clip_norm=0), ValueError, r"clip_norm: expected a finite number > 0"),
 ])
 def test_bad_fit_arguments(cancer, kwargs, exc, pattern):
@@ -301,11 +300,11 @@ def test_bad_fit_arguments(cancer, kwargs, exc, pattern):
 
 @pytest.mark.parametrize("make, exc, pattern", [
     (lambda X, Y: (X.T, Y), ValueError, r"X: expected shape \(30, m\).*transposed"),
-    (lambda X, Y: (X, Y * 2), ValueError, r"Y: labels for binary_crossentropy must be 0 or 1"),
+    (lambda X, Y: (X, Y * 2), ValueError, r"Y: expected labels 0 or 1, got 1 other value such as 2"),
     (lambda X, Y: (X, Y[:, :10]), ValueError, r"Y: expected shape \(1, \d+\)"),
     (lambda X, Y: (np.where(X > 2, np.nan, X), Y), ValueError, r"X: expected finite values, got \d+ NaN"),
-    (lambda X, Y: (X.astype(np.complex128), Y), TypeError, r"X: expected a real floating dtype"),
-    (lambda X, Y: (X[:, :0], Y[:, :0]), ValueError, r"X: expected at least one example"),
+    (lambda X, Y: (X.astype(np.complex128), Y), TypeError, r"X: expected real numbers \(a floating or integer dtype\)"),
+    (lambda X, Y: (X[:, :0], Y[:, :0]), ValueError, r"X: expected a non-empty array"),
 ])
 def test_bad_data(cancer, make, exc, pattern):
     X, Y = make(cancer.X_train, cancer.Y_train)
@@ -325,8 +324,8 @@ def test_bad_softmax_labels(digits):
     (dict(layer_dims=[4, 0, 1]), r"layer_dims: expected positive integers"),
     (dict(layer_dims=[4, 3, 1], hidden_activation="softmax"), r"hidden_activation: softmax"),
     (dict(layer_dims=[4, 3, 1], loss="hinge"), r"loss: unknown loss 'hinge'"),
-    (dict(layer_dims=[4, 3, 1], loss="categorical_crossentropy"), r"needs >= 2 output units"),
-    (dict(layer_dims=[4, 3, 2], init="zeros"), r"init: unknown init 'zeros'"),
+    (dict(layer_dims=[4, 3, 1], loss="categorical_crossentropy"), r"a softmax output needs >= 2 units"),
+    (dict(layer_dims=[4, 3, 2], init="zeros"), r"init: unknown initialisation 'zeros'"),
     (dict(layer_dims=[4, 3, 2], backend="tpu"), r"unknown backend 'tpu'"),
 ])
 def test_bad_model_arguments(kwargs, pattern):
@@ -342,7 +341,7 @@ def test_out_of_memory_becomes_a_clear_error(monkeypatch, cancer):
         raise OutOfMemoryError("Out of memory allocating 8,589,934,592 bytes")
 
     model = MLP([cancer.n_x, 4, 1], backend="numpy")
-    monkeypatch.setattr(model, "_run_epoch", boom)
+    monkeypatch.setattr(bpnet.train.loop.LocalBatches, "run_epoch", boom)
     with pytest.raises(MemoryError, match=r"out of memory on numpy .* batch_size=64.*try a smaller batch_size"):
         model.fit(cancer.X_train, cancer.Y_train, epochs=1)
     assert model.epoch == 0
@@ -353,7 +352,7 @@ def test_out_of_memory_becomes_a_clear_error(monkeypatch, cancer):
                     reason=f"needs a usable cupy GPU: {backends.unavailable_reasons().get('cupy')}")
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
 def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
-    """An epoch's mini-batches are queued without a host sync: ``_run_epoch`` returns while the GPU
+    """An epoch's mini-batches are queued without a host sync: ``LocalBatches.run_epoch`` returns while the GPU
     is still busy with them (cost and accuracy reach the host once, at the end of the epoch).
 
     Each step is ~0.55 TFLOP of matrix products (~13 ms on an H100) against ~1-2 ms of Python and
@@ -369,7 +368,7 @@ def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
     kw = dict(epochs=1, batch_size=4096, optimizer=optimizer)
     model.fit(X, y, **kw)  # compiles the kernels
     seen = []
-    run_epoch = MLP._run_epoch
+    run_epoch = bpnet.train.loop.LocalBatches.run_epoch
 
     def timed(self, *args, **kwargs):
         bk.synchronize()
@@ -380,7 +379,7 @@ def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
         seen.append((t1 - t0, time.perf_counter() - t0))
         return out
 
-    monkeypatch.setattr(MLP, "_run_epoch", timed)
+    monkeypatch.setattr(bpnet.train.loop.LocalBatches, "run_epoch", timed)
     model.fit(X, y, **kw)
     ((dispatch, total),) = seen
     assert dispatch < 0.5 * total, f"dispatch {dispatch * 1e3:.1f} ms of {total * 1e3:.1f} ms: a host sync per batch"

@@ -25,11 +25,11 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits, make_regression
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from sklearn.exceptions import NotFittedError
 
 from bpnet import backends
 from bpnet.model import MLP
@@ -172,7 +172,7 @@ def test_backends_agree_with_numpy(backend, cancer, digits):
             np.testing.assert_array_equal(est.predict(X_new), ref.predict(X_new))
         np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-9)
     if backend == "array_api_strict:device1":
-        assert backends._device_str(est.model_.backend.device) == "device1"
+        assert backends.device_str(est.model_.backend.device) == "device1"
 
 
 @pytest.mark.parametrize("backend", _backend_params())

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_on, to_np
 
 import bpnet
-from bpnet.nn.activations import get_activation
-from bpnet.nn._kernels import backward as _backward, forward as _forward
-from bpnet.nn.losses import get_loss
 from bpnet import dropout_masks
 from bpnet.model import MLP
+from bpnet.nn._kernels import backward as _backward
+from bpnet.nn._kernels import forward as _forward
+from bpnet.nn.activations import get_activation
+from bpnet.nn.losses import get_loss
 from bpnet.optim import get_optimizer
 from bpnet.train.step import Net, TrainState, backward_update, forward_train, train_step
-
-from conftest import assert_on, to_np
 
 NET = Net(get_activation("relu"), get_activation("sigmoid"), get_loss("binary_crossentropy"))
 LOSS_OF = {"sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy", "linear": "mse"}
@@ -52,7 +52,6 @@ def _reference(bk, X, Y, params, hidden, out, opt, state, lr, steps, masks=None,
     xp = bk.xp
     h, o, spec = get_activation(hidden), get_activation(out), get_loss(LOSS_OF[out])
     L = len(params) // 2
-    keys = [f"d{p}{l}" for l in range(1, L + 1) for p in "Wb"]
     for _ in range(steps):
         AL, caches = _forward(xp, X, params, L, h, o, masks)
         grads = _backward(xp, AL, Y, caches, h, o, spec, fused=True, need_dA0=False, masks=masks)

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import assert_on, to_np
 
 import bpnet
 from bpnet.datasets import load_dataset
-
-from conftest import assert_on, to_np
 
 # Documented parity tolerance of any backend vs numpy after N steps from the same seed
 PARITY_RTOL = {"float64": 1e-10, "float32": 1e-4}

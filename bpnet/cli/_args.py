@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
 
+from .. import _validate as v
 from .. import backends
 
 BACKEND_HELP = f"numpy, array_api_strict[:device], cupy[:N] or auto (default: ${backends.ENV_VAR}, else auto)"
@@ -14,7 +14,8 @@ def layers(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 20,7,5, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 20,7,5, got {text!r}") \
+            from None
     if any(n <= 0 for n in sizes):
         raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
     return sizes
@@ -35,45 +36,35 @@ def layer_dims(text: str) -> list[int]:
     return sizes
 
 
-def positive(kind):
+def checked(kind, check):
+    """An argparse type: ``kind(text)`` then ``check(value)`` of :mod:`bpnet._validate`; one error line."""
     def parse(text: str):
         try:
-            v = kind(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        if not v > 0 or (kind is float and not math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return v
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        try:
+            return check(value)
+        except (TypeError, ValueError) as exc:
+            msg = str(exc)
+            raise argparse.ArgumentTypeError(msg.split(": ", 1)[1] if ": " in msg else msg) from None
 
-    parse.__name__ = f"positive {kind.__name__}"
+    parse.__name__ = kind.__name__
     return parse
+
+
+def positive(kind):
+    return checked(kind, lambda x: v.integer(x, "value", low=1) if kind is int else
+                   v.real(x, "value", low=0.0, low_open=True))
 
 
 def nonnegative(kind):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            v = -1
-        if not v >= 0 or (kind is float and not math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"expected a non-negative {kind.__name__}, got {text!r}")
-        return v
-
-    return parse
+    return checked(kind, lambda x: v.integer(x, "value", low=0) if kind is int else v.real(x, "value", low=0.0))
 
 
 nonnegative_int = nonnegative(int)
 
 
 def fraction(low_open: bool):
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = -1.0
-        ok = (0.0 < v < 1.0) if low_open else (0.0 <= v < 1.0)
-        if not ok:
-            raise argparse.ArgumentTypeError(f"expected a fraction in {'(0, 1)' if low_open else '[0, 1)'}, got {text!r}")
-        return v
-
-    return parse
+    return checked(float, lambda x: v.real(x, "value", low=0.0, high=1.0, low_open=low_open, high_open=True))

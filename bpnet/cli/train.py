@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import sys
@@ -9,11 +10,46 @@ import time
 
 from .. import backends as _backends
 from ..io.datasets import DATASETS
-from ..nn import ACTIVATIONS, INITS, LOSSES
+from ..nn import ACTIVATIONS, INITS, LOSSES, get_loss, resolve_head
 from ..optim import OPTIMIZERS
+from ..train import FitConfig
 from . import _args as A
 
 HIDDEN_CHOICES = [a for a, e in ACTIVATIONS.items() if e.hidden]
+
+
+#: bpnet train's defaults where they differ from MLP.fit's: the course's full-batch gradient descent
+CLI_DEFAULTS = {"epochs": 2500, "batch_size": 0, "optimizer": "gd"}
+
+
+def _fit_type(name):
+    """The argparse type of FitConfig field ``name``: parsed, then checked by FitConfig itself."""
+    if name == "batch_size":  # 0 = the whole training set, the course's full batch
+        return A.nonnegative_int
+    kind = int if name in ("epochs", "decay_interval", "early_stopping") else float
+    return A.checked(kind, lambda x: getattr(FitConfig(**{name: x}), name))
+
+
+def add_fit_options(group) -> None:
+    """One option per FitConfig field with a command-line flag: the help and checks are FitConfig's."""
+    for f in dataclasses.fields(FitConfig):
+        flag = f.metadata.get("flag")
+        if flag is None:
+            continue
+        kw = {"dest": f.name, "default": CLI_DEFAULTS.get(f.name, f.default), "help": f.metadata["help"],
+              "metavar": flag.lstrip("-").upper().replace("-", "_")}
+        if f.name == "optimizer":
+            kw["choices"] = list(OPTIMIZERS)
+        else:
+            kw["type"] = _fit_type(f.name)
+        if f.name == "batch_size":
+            kw["help"] += "; 0 = the whole training set (one iteration per epoch, as the course)"
+        group.add_argument(flag, **kw)
+
+
+def fit_options(args) -> dict:
+    """The FitConfig fields given on the command line, by field name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig) if f.metadata.get("flag")}
 
 
 def add_parser(sub, fmt) -> None:
@@ -48,21 +84,7 @@ def add_parser(sub, fmt) -> None:
     g.add_argument("--seed", type=A.nonnegative_int, default=1, help="seed of the weights, shuffles and dropout")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     g.add_argument("--backend", default=None, help=A.BACKEND_HELP)
-    g = t.add_argument_group("optimisation")
-    g.add_argument("--optimizer", default="gd", choices=list(OPTIMIZERS),
-                   help="gd is the course's plain gradient descent")
-    g.add_argument("--lr", type=A.positive(float), default=0.01, help="learning rate")
-    g.add_argument("--lr-decay", type=A.nonnegative(float), default=0.0,
-                   help="lr = lr0 / (1 + decay * floor(epoch / decay-interval))")
-    g.add_argument("--decay-interval", type=A.positive(int), default=1, help="epochs between learning-rate decays")
-    g.add_argument("--epochs", type=A.positive(int), default=2500, help="passes over the training data")
-    g.add_argument("--batch-size", type=A.nonnegative_int, default=0,
-                   help="mini-batch size; 0 = the whole training set (one iteration per epoch, as the course)")
-    g.add_argument("--l2", type=A.nonnegative(float), default=0.0, help="L2 regularisation strength lambda")
-    g.add_argument("--dropout", type=A.fraction(False), default=0.0, help="probability of dropping a hidden unit")
-    g.add_argument("--clip-norm", type=A.positive(float), default=None, help="clip gradients to this global norm")
-    g.add_argument("--early-stopping", type=A.positive(int), default=None, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without a better validation cost (needs --val-size)")
+    add_fit_options(t.add_argument_group("optimisation (the fields of bpnet.train.FitConfig)"))
     g = t.add_argument_group("output")
     g.add_argument("--out", default="bpnet-run", help="directory for model.npz, history.json and the plots")
     g.add_argument("--resume", action="store_true", help="continue training from OUT/model.npz")
@@ -80,33 +102,12 @@ def add_parser(sub, fmt) -> None:
 
 
 def _data_metadata(ds, args) -> dict:
-    """What evaluate/predict need to treat new data exactly as the training data."""
-    return {
-        "name": ds.name, "source": ds.source, "label": ds.label_name, "label_arg": args.label,
-        "task": ds.task, "class_names": list(ds.class_names), "feature_names": list(ds.feature_names),
-        "mean": ds.mean.ravel().tolist(), "std": ds.std.ravel().tolist(),
-        "y_mean": float(ds.y_mean), "y_std": float(ds.y_std),
-        "test_size": args.test_size, "val_size": args.val_size, "split_seed": args.split_seed,
-    }
+    """Where the training data came from and how they were split: evaluate re-creates the same split.
 
-
-def _dataset_from_metadata(meta: dict):
-    """An empty :class:`Dataset` carrying the saved statistics: for transform/encode/decode."""
-    import numpy as np
-
-    from ..io.datasets import TASKS, Dataset
-
-    n_x = len(meta["feature_names"])
-    n_y = 1 if meta["task"] in ("binary", "regression") else len(meta["class_names"])
-    empty_x, empty_y = np.zeros((n_x, 0)), np.zeros((n_y, 0))
-    return Dataset(
-        name=meta["name"], X_train=empty_x, Y_train=empty_y, y_train=np.zeros(0), X_test=empty_x,
-        Y_test=empty_y, y_test=np.zeros(0), class_names=list(meta["class_names"]), loss=TASKS[meta["task"]],
-        mean=np.asarray(meta["mean"], dtype=np.float64).reshape(n_x, 1),
-        std=np.asarray(meta["std"], dtype=np.float64).reshape(n_x, 1), task=meta["task"],
-        feature_names=list(meta["feature_names"]), source=meta["source"], label_name=meta["label"],
-        y_mean=meta["y_mean"], y_std=meta["y_std"],
-    )
+    How raw data become inputs and labels is the model's preprocessor, saved beside it.
+    """
+    return {"source": ds.source, "label_arg": args.label, "test_size": args.test_size, "val_size": args.val_size,
+            "split_seed": args.split_seed}
 
 
 def _progress(total: int, enabled: bool):
@@ -120,12 +121,12 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False)
 
 
-def _report(model, ds, X, y, which: str) -> str:
-    """'train accuracy: 98.90%' or 'test RMSE: 54.1 (in target units)'."""
+def report(model, pre, X, y, which: str) -> str:
+    """'train accuracy: 98.90%' or 'test RMSE: 54.1' (in target units); ``pre``: a Preprocessor or Dataset."""
     from ..backends import to_numpy
 
-    if ds.task == "regression":
-        pred = ds.decode(to_numpy(model.predict(X)).ravel())
+    if pre.task == "regression":
+        pred = pre.decode(to_numpy(model.predict(X)).ravel())
         rmse = float(((pred - y) ** 2).mean() ** 0.5)
         return f"{which} RMSE: {rmse:.4g}"
     pred = to_numpy(model.predict(X))
@@ -134,11 +135,49 @@ def _report(model, ds, X, y, which: str) -> str:
 
 
 def cmd_train(args) -> int:
+    out, ckpt = _check_paths(args)
+    bk = _backends.get(args.backend)
+    print(f"backend: {bk}", flush=True)
     from ..io.datasets import load_dataset
-    from ..model import MLP
 
-    import numpy as np
+    ds = load_dataset(args.data, test_size=args.test_size, val_size=args.val_size, seed=args.split_seed,
+                      label=args.label)
+    model = _model(args, ds, bk, ckpt)
+    options = fit_options(args)
+    full_batch = args.batch_size == 0 or args.batch_size >= ds.m_train
+    options["batch_size"] = ds.m_train if full_batch else args.batch_size
+    cfg = FitConfig(**options)
+    print(f"data: {ds.description}; train m = {ds.m_train}, validation m = {ds.m_val}, test m = {ds.m_test}")
+    print(f"network: {'-'.join(map(str, model.layer_dims))}, {model.hidden_activation} hidden, "
+          f"{model.output_activation} output, {model.loss}, {model.dtype}; {cfg.optimizer.name}, lr "
+          f"{cfg.learning_rate:g}, " + ("full batch" if full_batch else f"batch {cfg.batch_size}"), flush=True)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    first_epoch = model.epoch
+    t0 = time.perf_counter()
+    status = _fit(args, model, ds, cfg, ckpt, "iteration" if full_batch else "epoch", created, out)
+    if status:
+        return status
+    bk.synchronize()
+    seconds = time.perf_counter() - t0
+    h = model.history
+    if h.stopped_early:
+        print(f"early stopping after epoch {model.epoch}: restored epoch {h.best_epoch} "
+              f"(best validation cost {h.val_cost[h.best_epoch - 1]:.4g})")
+    print(f"trained {model.epoch - first_epoch} epochs in {seconds:.2f} s")
+    _write_json(out / "history.json", {"history": h.to_dict(), "config": model.config(),
+                                       "args": {k: v for k, v in vars(args).items() if k != "func"}})
+    for part, X, y in (("train", ds.X_train, ds.y_train), ("validation", ds.X_val, ds.y_val),
+                       ("test", ds.X_test, ds.y_test)):
+        if X.shape[1]:
+            print(report(model, ds, X, y, part))
+    written = [ckpt, out / "history.json"] + ([] if args.no_plots else _plots(model, ds, out))
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
 
+
+def _check_paths(args):
+    """``(out directory, checkpoint path)``, after the checks that need no data."""
     if args.early_stopping and args.val_size == 0:
         raise ValueError("--early-stopping: needs a validation split; give --val-size, e.g. --val-size 0.1")
     if args.chunk_size is not None and args.dask is None:
@@ -152,35 +191,47 @@ def cmd_train(args) -> int:
     ckpt = out / "model.npz"
     if args.resume and not ckpt.exists():
         raise ValueError(f"--resume: no checkpoint at {ckpt} (train without --resume first)")
-    bk = _backends.get(args.backend)
-    print(f"backend: {bk}", flush=True)
-    ds = load_dataset(args.data, test_size=args.test_size, val_size=args.val_size, seed=args.split_seed,
-                      label=args.label)
-    output = ds.output_activation if args.output == "auto" else args.output
-    loss = ds.loss if args.loss == "auto" else args.loss
-    if not args.resume:
-        _check_output_and_loss(ds, output, loss)
+    return out, ckpt
+
+
+def _model(args, ds, bk, ckpt):
+    """A new model for the data (its head checked against the data's task), or the one --resume continues."""
+    from ..model import MLP
+
     dims = [ds.n_x, *args.layers, ds.n_y]
+    if args.layers and args.layers[0] == ds.n_x and args.layers[-1] == ds.n_y:
+        print(f"note: --layers gives the hidden sizes; the data add the input ({ds.n_x}) and output ({ds.n_y}) "
+              f"layers, so the network is {'-'.join(map(str, dims))}", file=sys.stderr)
     if args.resume:
         model = MLP.load(ckpt, backend=bk)
         if model.layer_dims != dims:
             raise ValueError(f"--resume: {ckpt} holds a {'-'.join(map(str, model.layer_dims))} network, but "
                              f"--layers and the data give {'-'.join(map(str, dims))}")
     else:
-        model = MLP(dims, hidden_activation=args.hidden_activation, output_activation=output, loss=loss,
+        spec = get_loss(ds.loss if args.loss == "auto" else args.loss, "--loss")
+        if not _trains(spec, ds.task):
+            raise ValueError(f"--loss: {spec.name} trains {spec.task} labels, got {ds.name}, a {ds.task} task "
+                             f"({ds.n_y} output unit{'s' if ds.n_y != 1 else ''}); use {ds.loss} or auto")
+        output, spec = resolve_head(ds.n_y, None if args.output == "auto" else args.output, spec.name,
+                                    output_arg="--output", loss_arg="--loss", units_arg="--output")
+        model = MLP(dims, hidden_activation=args.hidden_activation, output_activation=output.name, loss=spec.name,
                     init=args.init, seed=args.seed, dtype=args.dtype, backend=bk)
     model.metadata["data"] = _data_metadata(ds, args)
-    print(f"data: {ds.description}; train m = {ds.m_train}, validation m = {ds.m_val}, test m = {ds.m_test}")
-    print(f"network: {'-'.join(map(str, dims))}, {model.hidden_activation} hidden, {model.output_activation} "
-          f"output, {model.loss}, {model.dtype}; {args.optimizer}, lr {args.lr:g}, "
-          + (f"batch {args.batch_size}" if args.batch_size else "full batch"), flush=True)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    model.preprocessor = ds.preprocessor
+    return model
 
-    full_batch = args.batch_size == 0 or args.batch_size >= ds.m_train
-    word = "iteration" if full_batch else "epoch"
-    first_epoch, last_epoch = model.epoch, model.epoch + args.epochs
-    bar = _progress(args.epochs, not args.quiet)
+
+def _trains(loss, task) -> bool:
+    """The labels of ``task`` are targets ``loss`` can fit: any for mse, 0/1 for binary cross-entropy."""
+    return loss.target == "real" or loss.task == task or (loss.target == "binary" and task == "multiclass")
+
+
+def _fit(args, model, ds, cfg, ckpt, word, created, out) -> int:
+    """Train with the progress bar and the course's cost lines; 130 after Ctrl-C (a checkpoint saved), else 0."""
+    import numpy as np
+
+    first_epoch, last_epoch = model.epoch, model.epoch + cfg.epochs
+    bar = _progress(cfg.epochs, not args.quiet)
 
     def log(m, epoch, logs):
         e = epoch - 1  # the course counts from 0: the cost printed is the one before that update
@@ -193,8 +244,7 @@ def cmd_train(args) -> int:
             bar.set_postfix(post, refresh=False)
             bar.update(1)
         if not args.quiet and ((e - first_epoch) % args.print_every == 0 or epoch == last_epoch):
-            line = f"Cost after {word} {e}: {logs['cost']}"
-            (bar.write if bar is not None else print)(line)
+            (bar.write if bar is not None else print)(f"Cost after {word} {e}: {logs['cost']}")
 
     conn = None
     if args.dask is not None:
@@ -202,18 +252,13 @@ def cmd_train(args) -> int:
 
         conn = connect(args.dask)
         print(f"dask: {conn.n_workers} workers at {conn.address}", flush=True)
-    t0 = time.perf_counter()
+    run = dataclasses.replace(cfg, seed=args.seed, callbacks=(log,), checkpoint=str(ckpt),
+                              checkpoint_every=args.print_every)
     try:
         # a diverging run overflows on its way to inf/NaN; numpy would print a warning per operation,
         # while the cost and parameter checks already stop it with one clear line
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            model.fit(ds.X_train, ds.Y_train, epochs=args.epochs,
-                      batch_size=ds.m_train if full_batch else args.batch_size, optimizer=args.optimizer,
-                      learning_rate=args.lr, lr_decay=args.lr_decay, decay_interval=args.decay_interval,
-                      l2=args.l2, dropout=args.dropout, clip_norm=args.clip_norm,
-                      validation_data=(ds.X_val, ds.Y_val) if ds.m_val else None,
-                      early_stopping=args.early_stopping, seed=args.seed, callbacks=[log], checkpoint=ckpt,
-                      checkpoint_every=args.print_every,
+            model.fit(ds.X_train, ds.Y_train, validation_data=(ds.X_val, ds.Y_val) if ds.m_val else None, config=run,
                       **({"client": conn.client, "chunk_size": args.chunk_size} if conn is not None else {}))
     except KeyboardInterrupt:
         if bar is not None:
@@ -231,47 +276,7 @@ def cmd_train(args) -> int:
             bar.close()
         if conn is not None:
             conn.close()
-    bk.synchronize()
-    seconds = time.perf_counter() - t0
-    h = model.history
-    if h.stopped_early:
-        print(f"early stopping after epoch {model.epoch}: restored epoch {h.best_epoch} "
-              f"(best validation cost {h.val_cost[h.best_epoch - 1]:.4g})")
-    print(f"trained {model.epoch - first_epoch} epochs in {seconds:.2f} s")
-    _write_json(out / "history.json", {"history": h.to_dict(), "config": model.config(),
-                                       "args": {k: v for k, v in vars(args).items() if k != "func"}})
-    print(_report(model, ds, ds.X_train, ds.y_train, "train"))
-    if ds.m_val:
-        print(_report(model, ds, ds.X_val, ds.y_val, "validation"))
-    print(_report(model, ds, ds.X_test, ds.y_test, "test"))
-    written = [ckpt, out / "history.json"]
-    if not args.no_plots:
-        written += _plots(model, ds, out)
-    print("wrote " + ", ".join(str(w) for w in written))
     return 0
-
-
-def _check_output_and_loss(ds, output: str, loss: str) -> None:
-    """--output and --loss must fit the data's task before anything is trained or written."""
-    units = f"{ds.n_y} output unit{'s' if ds.n_y != 1 else ''}"
-    if loss == "categorical_crossentropy" and ds.task != "multiclass":
-        raise ValueError(f"--loss: categorical_crossentropy expects one-hot labels of 3 or more classes, got "
-                         f"{ds.name}, a {ds.task} task ({units}); use {ds.loss} or auto")
-    if loss == "binary_crossentropy" and ds.task == "regression":
-        raise ValueError(f"--loss: binary_crossentropy expects 0/1 labels, got {ds.name}, a regression task "
-                         "(real-valued targets); use mse or auto")
-    if output == "softmax" and ds.n_y < 2:
-        raise ValueError(f"--output: softmax expects 2 or more output units (one per class), got {ds.name}, a "
-                         f"{ds.task} task with {units} (a softmax over one unit is constantly 1); use "
-                         f"{ds.output_activation} or auto")
-    if loss == "categorical_crossentropy" and output != "softmax":
-        raise ValueError(f"--output: categorical_crossentropy expects softmax, got {output}; use softmax or auto")
-    if loss == "binary_crossentropy" and output == "softmax":
-        raise ValueError("--output: binary_crossentropy trains independent 0/1 output units, which need sigmoid "
-                         "(MLP refuses softmax with it), got softmax; use sigmoid, categorical_crossentropy, or auto")
-    if loss == "binary_crossentropy" and output == "linear":
-        raise ValueError("--output: binary_crossentropy expects probabilities in (0, 1) (sigmoid or softmax), "
-                         "got linear; use sigmoid or auto")
 
 
 def _remove_if_empty(directory: pathlib.Path) -> None:

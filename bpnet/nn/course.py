@@ -58,7 +58,8 @@ def _check_linear(A, W, b, aname="A"):
     v.same_dtype([(aname, A), ("W", W), ("b", b)])
     v.check_rows(A, W.shape[1], aname, f"to match W of shape {tuple(W.shape)}")
     if tuple(b.shape) != (W.shape[0], 1):
-        raise ValueError(f"b: expected shape ({W.shape[0]}, 1) to match W of shape {tuple(W.shape)}, got {tuple(b.shape)}")
+        raise ValueError(f"b: expected shape ({W.shape[0]}, 1) to match W of shape {tuple(W.shape)}, "
+                         f"got {tuple(b.shape)}")
 
 
 def linear_activation_forward(A_prev, W, b, activation):
@@ -201,7 +202,8 @@ def linear_backward(dZ, cache):
 
 def _unpack_linear_cache(cache, name="cache"):
     if not (isinstance(cache, tuple) and len(cache) == 3):
-        raise TypeError(f"{name}: expected the linear cache (A_prev, W, b) from linear_forward, got {type(cache).__name__}")
+        raise TypeError(f"{name}: expected the linear cache (A_prev, W, b) from linear_forward, "
+                        f"got {type(cache).__name__}")
     A_prev, W, b = cache
     _check_linear(A_prev, W, b, "A_prev")
     return A_prev, W, b

@@ -93,7 +93,8 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     xp = namespace_of(X=X, Y=Y)
     m = X.shape[1]
     if Y.shape[1] != m:
-        raise ValueError(f"Y: expected {m} examples (columns) like X of shape {tuple(X.shape)}, got shape {tuple(Y.shape)}")
+        raise ValueError(f"Y: expected {m} examples (columns) like X of shape {tuple(X.shape)}, "
+                         f"got shape {tuple(Y.shape)}")
     if m == 0:
         raise ValueError(f"X: expected at least one example (column), got shape {tuple(X.shape)}")
     size = chk.integer(mini_batch_size, "mini_batch_size", low=1)
@@ -431,7 +432,8 @@ def clip_gradients(grads, max_norm):
         raise ValueError(f"grads: expected keys dW1, db1, ..., got keys {sorted(map(str, grads))}")
     for k in keys:
         if not chk.is_array(grads[k]):
-            raise TypeError(f"grads[{k!r}]: expected an array, got {type(grads[k]).__module__}.{type(grads[k]).__name__}")
+            kind = f"{type(grads[k]).__module__}.{type(grads[k]).__name__}"
+            raise TypeError(f"grads[{k!r}]: expected an array, got {kind}")
     named = {f"grads[{k!r}]": grads[k] for k in keys}
     xp = namespace_of(**named)
     chk.same_dtype(named.items())

@@ -230,7 +230,8 @@ class Optimizer:
     def _check_keys(self, parameters, grads, state) -> int:
         """L, after checking that every key :meth:`step` reads exists (no array checks: it runs every batch)."""
         if not isinstance(parameters, dict):
-            raise TypeError(f"parameters: expected a dict with keys W1, b1, ..., WL, bL, got {type(parameters).__name__}")
+            raise TypeError(f"parameters: expected a dict with keys W1, b1, ..., WL, bL, "
+                            f"got {type(parameters).__name__}")
         L = v.n_layers(parameters)
         if L == 0:
             raise ValueError(f"parameters: expected keys W1, b1, ..., WL, bL, got keys {sorted(map(str, parameters))}")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import math
-import numbers
 import os
 import time
 import uuid
@@ -260,7 +259,7 @@ def _shuffle_block(block, seed, epoch, c):
     return xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
 
 
-def _chunk_grad(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg):
+def chunk_gradients(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg):
     """The gradients of columns ``[lo, hi)`` of one block, times ``scale`` (``1/|B|``), on its worker.
 
     Runs the training step's kernels; returns ``{"g": {dW1, db1, ...: host numpy},
@@ -293,7 +292,7 @@ def _chunk_grad(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg):
 
 
 def _sum_parts(*parts):
-    """Sum of partial results of :func:`_chunk_grad` (host numpy; a node of the reduction tree)."""
+    """Sum of partial results of :func:`chunk_gradients` (host numpy; a node of the reduction tree)."""
     g = dict(parts[0]["g"])
     for p in parts[1:]:
         for k, v in p["g"].items():
@@ -416,7 +415,8 @@ class DaskBatches:
             if _has_unknown(X.chunks[1]):
                 X = self._known(X, "X", compute_chunk_sizes, "Y is not a dask array")
             if Yh.shape[-1] != X.shape[1]:
-                raise ValueError(f"Y: expected {X.shape[1]} examples like the columns of X, got shape {tuple(Yh.shape)}")
+                raise ValueError(f"Y: expected {X.shape[1]} examples like the columns of X, "
+                                 f"got shape {tuple(Yh.shape)}")
             Y = da.from_array(Yh, chunks=((Yh.shape[0],) if Yh.ndim == 2 else ()) + (X.chunks[1],),
                               name=f"bpnet-Y-{self.run_id}")
         else:
@@ -468,11 +468,11 @@ class DaskBatches:
                 for c, b in enumerate(self.blocks)]
 
     # -- per step ------------------------------------------------------- #
-    def step(self, blocks, pieces, params_host, tag, mask_seeds=None, keep_prob=None, fn=_chunk_grad):
+    def step(self, blocks, pieces, params_host, tag, mask_seeds=None, keep_prob=None, fn=chunk_gradients):
         """Sum over ``pieces = [(c, lo, hi), ...]`` of the gradients over all pieces, back on the client.
 
         One ``fn`` task per piece (on the worker holding block c) and a tree of
-        :func:`_sum_parts` tasks; returns the reduced dict of :func:`_chunk_grad`.
+        :func:`_sum_parts` tasks; returns the reduced dict of :func:`chunk_gradients`.
         """
         client = self.client
         total = sum(hi - lo for _, lo, hi in pieces)
@@ -490,7 +490,7 @@ class DaskBatches:
                 nxt.append(group[0] if len(group) == 1 else client.submit(
                     _sum_parts, *group, key=f"bpnet-sum-{self.run_id}-{tag}-{depth}-{i}", retries=self.retries))
             level, depth = nxt, depth + 1
-        self.tasks_submitted += len(pieces) + _tree_tasks(len(pieces), self.split_every)
+        self.tasks_submitted += len(pieces) + tree_tasks(len(pieces), self.split_every)
         return level[0].result()
 
     def run_epoch(self, ts, net, cfg, e, lr, metrics=True):
@@ -533,6 +533,7 @@ class DaskBatches:
                         f"{self.conn.address} ({type(exc).__name__}: {exc}); the model holds epoch {e}"
                         + _kept(cfg.checkpoint, " and the last checkpoint ({}) is intact")) from exc
                 blocks = None  # rebuild this epoch's blocks: some may have been lost with a worker
+                time.sleep(min(2.0, 0.25 * 2**attempt))  # let the scheduler notice the lost worker first
             except AttributeError as exc:  # a client whose cluster was closed under it
                 if self.client.status == "running":
                     raise
@@ -565,7 +566,7 @@ def _kept(checkpoint, text):
     return text.format(checkpoint) if checkpoint is not None and os.path.exists(checkpoint) else ""
 
 
-def _tree_tasks(n: int, k: int) -> int:
+def tree_tasks(n: int, k: int) -> int:
     """Summation tasks of a reduction tree of fan-in k over n leaves."""
     total = 0
     while n > 1:

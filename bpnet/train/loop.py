@@ -131,7 +131,8 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
         if cfg.l2:
             cost += float(l2_penalty(xp, ts.parameters, L, cfg.l2, m))
         if not math.isfinite(cost) or not all_finite(xp, ts.Ws + ts.bs):
-            what = f"the cost is {cost}" if not math.isfinite(cost) else "its updates made the parameters NaN or infinite"
+            what = (f"the cost is {cost}" if not math.isfinite(cost)
+                    else "its updates made the parameters NaN or infinite")
             at = where(e) if where is not None else f"in epoch {e + 1}"
             raise TrainingDivergedError(f"training diverged {at}: {what}; try a smaller learning_rate (now {lr:g})"
                                         + (note() if note is not None else ""))
@@ -158,7 +159,7 @@ class LocalBatches:
         self.m = X.shape[1]
 
     def run_epoch(self, ts, net, cfg, e, lr, metrics=True):
-        """All steps of 0-based epoch ``e``; ``(sum of m_b J_b, hits)`` as device scalars (None when not ``metrics``)."""
+        """All steps of 0-based epoch ``e``; ``(sum of m_b J_b, hits)`` on the device (None unless ``metrics``)."""
         xp, bk, m, size = self.bk.xp, self.bk, self.m, cfg.batch_size
         rng = np.random.default_rng([cfg.seed, e])
         X, Y = self.X, self.Y
