@@ -74,10 +74,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
+from . import _validate as v
 from . import backends as _backends
 from .model import MLP
 from .nn import ACTIVATIONS, INITS
 from .optim import OPTIMIZERS
+from .optim.rules import check_hyper
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -88,7 +90,7 @@ __all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
 
 #: hidden activations accepted, with sklearn's names as aliases
 _ACTIVATION_ALIASES = {"logistic": "sigmoid", "identity": "linear"}
-_HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
+_HIDDEN_ACTIVATIONS = tuple(a for a, entry in ACTIVATIONS.items() if entry.hidden)
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -145,44 +147,28 @@ def _refuse_complex(a, name):
                          "(Complex data not supported)")
 
 
-def _bad(name, expected, value):
-    return InvalidParameterError(f"{name}: expected {expected}, got {value!r}")
+def _param(check, value, name, *args, **kw):
+    """A constructor parameter through the validation vocabulary, as scikit-learn's InvalidParameterError."""
+    try:
+        return check(value, name, *args, **kw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(str(exc)) from None
 
 
-def _int(value, name, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise _bad(name, f"an integer >= {low}", value)
-    return int(value)
+def _hidden_sizes(value):
+    hls = (value,) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    try:
+        return tuple(_param(v.integer, n, "hidden_layer_sizes", low=1) for n in hls)
+    except TypeError:
+        raise InvalidParameterError(f"hidden_layer_sizes: expected a sequence of positive integers (or one "
+                                    f"integer), got {value!r}") from None
 
 
-def _real(value, name, low=0.0, high=None, *, low_open=False, high_open=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise _bad(name, "a real number", value)
-    v = float(value)
-    if v < low or (low_open and v == low) or (high is not None and (v > high or (high_open and v == high))):
-        lo = "(" if low_open else "["
-        hi = "" if high is None else (f"{high})" if high_open else f"{high}]")
-        raise _bad(name, f"a real number in {lo}{low}, {hi or 'inf)'}", value)
-    return v
-
-
-def _choice(value, name, choices, aliases=None):
-    aliases = aliases or {}
-    if not isinstance(value, str) or (value not in choices and value not in aliases):
-        known = ", ".join(map(repr, tuple(choices) + tuple(aliases)))
-        raise InvalidParameterError(f"{name}: unknown {name} {value!r}; expected one of {known}")
-    return aliases.get(value, value)
-
-
-def _bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise _bad(name, "a bool", value)
-    return bool(value)
-
-
-def _verbose(value):
-    if not isinstance(value, numbers.Integral) or value < 0:
-        raise _bad("verbose", "a bool or an integer >= 0", value)
+def _batch_size(value):
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidParameterError(f"batch_size: expected an integer > 0 or 'auto', got {value!r}")
     return int(value)
 
 
@@ -220,80 +206,58 @@ class _BaseMLP(BaseEstimator):
 
     def _checked_params(self) -> dict:
         """All constructor parameters validated (called by fit / partial_fit, never by __init__)."""
-        hls = self.hidden_layer_sizes
-        if isinstance(hls, numbers.Integral) and not isinstance(hls, bool):
-            hls = (hls,)
-        try:
-            hidden = tuple(hls)
-        except TypeError:
-            raise _bad("hidden_layer_sizes", "a sequence of positive integers (or one integer)", hls) from None
-        for n in hidden:
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-                raise _bad("hidden_layer_sizes", "a sequence of positive integers (or one integer)",
-                           self.hidden_layer_sizes)
-        optimizer = _choice(self.optimizer, "optimizer", OPTIMIZERS)
-        lr = OPTIMIZERS[optimizer].default_lr if self.learning_rate is None else \
-            _real(self.learning_rate, "learning_rate", low_open=True, high=None)
-        if isinstance(self.batch_size, str) and self.batch_size == "auto":
-            batch_size = "auto"
-        elif isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool) \
-                and self.batch_size >= 1:
-            batch_size = int(self.batch_size)
-        else:
-            raise _bad("batch_size", "an integer >= 1 or 'auto'", self.batch_size)
-        if optimizer == "momentum":
-            opt = {"beta": _real(self.momentum, "momentum", 0.0, 1.0)}
-        elif optimizer == "adam":
-            opt = {"beta1": _real(self.beta_1, "beta_1", 0.0, 1.0), "beta2": _real(self.beta_2, "beta_2", 0.0, 1.0),
-                   "epsilon": _real(self.epsilon, "epsilon", low_open=True)}
-        elif optimizer == "rmsprop":
-            opt = {"epsilon": _real(self.epsilon, "epsilon", low_open=True)}
-        else:
-            opt = {}
-        dtype = self.dtype
-        if dtype is not None and not isinstance(dtype, str):
-            try:
-                dtype = np.dtype(dtype).name
-            except TypeError:
-                pass
-        if dtype not in (None, "float32", "float64"):
-            raise InvalidParameterError(f"dtype: expected None, 'float32' or 'float64', got {self.dtype!r}")
+        optimizer = _param(v.choice, self.optimizer, "optimizer", OPTIMIZERS)
+        hyper = {"momentum": {"beta": self.momentum}, "adam": {"beta1": self.beta_1, "beta2": self.beta_2,
+                 "epsilon": self.epsilon}, "rmsprop": {"epsilon": self.epsilon}}.get(optimizer, {})
+        names = {"beta": "momentum", "beta1": "beta_1", "beta2": "beta_2", "epsilon": "epsilon"}
+        hyper = {k: _param(check_hyper, x, names[k]) for k, x in hyper.items()}
+        activation = _ACTIVATION_ALIASES.get(self.activation, self.activation)
+        _param(v.choice, activation if activation in _HIDDEN_ACTIVATIONS else self.activation, "activation",
+               _HIDDEN_ACTIVATIONS + tuple(_ACTIVATION_ALIASES))
+        return {
+            "hidden": _hidden_sizes(self.hidden_layer_sizes),
+            "activation": activation,
+            "optimizer": optimizer,
+            "learning_rate": OPTIMIZERS[optimizer].default_lr if self.learning_rate is None else
+            _param(v.real, self.learning_rate, "learning_rate", low=0.0, low_open=True),
+            "alpha": _param(v.real, self.alpha, "alpha", low=0.0),
+            "batch_size": _batch_size(self.batch_size),
+            "max_iter": _param(v.integer, self.max_iter, "max_iter", low=1),
+            "dropout": _param(v.real, self.dropout, "dropout", low=0.0, high=1.0, high_open=True),
+            "shuffle": _param(v.flag, self.shuffle, "shuffle"),
+            "early_stopping": _param(v.flag, self.early_stopping, "early_stopping"),
+            "validation_fraction": _param(v.real, self.validation_fraction, "validation_fraction", low=0.0,
+                                          high=1.0, low_open=True, high_open=True),
+            "n_iter_no_change": _param(v.integer, self.n_iter_no_change, "n_iter_no_change", low=1),
+            "optimizer_options": hyper,
+            "init": _param(v.choice, self.init, "init", INITS, what="initialisation"),
+            "dtype": None if self.dtype is None else _param(_backends.float_dtype, self.dtype,
+                                                            "dtype (None: X's)"),
+            "backend": self._backend(),
+            "rng": self._rng(),
+            "verbose": _param(v.integer, int(self.verbose) if isinstance(self.verbose, bool) else self.verbose,
+                              "verbose", low=0),
+        }
+
+    def _backend(self):
         if self.backend is not None and not isinstance(self.backend, str):
             hint = ""
             if isinstance(self.backend, _backends.Backend):
                 hint = f" (pass the name, e.g. {_backends.spec(self.backend)!r}, so that the estimator can be cloned)"
-            raise _bad("backend", f"a backend name (str) or None{hint}", self.backend)
+            raise InvalidParameterError(f"backend: expected a backend name (str) or None{hint}, got {self.backend!r}")
         try:
-            bk = _backends.get(self.backend)
+            return _backends.get(self.backend)
         except _backends.BackendUnavailableError:
             raise
         except ValueError as exc:
             msg = str(exc)
             raise InvalidParameterError(msg if msg.startswith("backend") else f"backend: {msg}") from None
+
+    def _rng(self):
         try:
-            rng = check_random_state(self.random_state)
+            return check_random_state(self.random_state)
         except ValueError as exc:
             raise InvalidParameterError(f"random_state: {exc}") from None
-        return {
-            "hidden": hidden,
-            "activation": _choice(self.activation, "activation", _HIDDEN_ACTIVATIONS, _ACTIVATION_ALIASES),
-            "optimizer": optimizer,
-            "learning_rate": lr,
-            "alpha": _real(self.alpha, "alpha"),
-            "batch_size": batch_size,
-            "max_iter": _int(self.max_iter, "max_iter"),
-            "dropout": _real(self.dropout, "dropout", 0.0, 1.0),
-            "shuffle": _bool(self.shuffle, "shuffle"),
-            "early_stopping": _bool(self.early_stopping, "early_stopping"),
-            "validation_fraction": _real(self.validation_fraction, "validation_fraction", 0.0, 1.0, low_open=True),
-            "n_iter_no_change": _int(self.n_iter_no_change, "n_iter_no_change"),
-            "optimizer_options": opt,
-            "init": _choice(self.init, "init", tuple(INITS)),
-            "dtype": dtype,
-            "backend": bk,
-            "rng": rng,
-            "verbose": _verbose(self.verbose),
-        }
 
     # ------------------------------------------------------------------ #
     # training

@@ -174,7 +174,7 @@ def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
         New dict of the updated velocities.
     """
     L = _checked(parameters, grads, " (create v with initialize_velocity(parameters))", v=v)
-    h = {"beta": check_hyper("momentum", "beta", beta)}
+    h = {"beta": check_hyper(beta, "beta")}
     new, mo, _ = apply(OPTIMIZERS["momentum"], parameters, grads, {"v": v}, 1, _lr(learning_rate), h, L)
     return new, mo["v"]
 
@@ -227,7 +227,7 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
     """
     L = _checked(parameters, grads, " (create v, s with initialize_adam(parameters))", v=v, s=s)
     t = chk.integer(t, "t", low=1)
-    h = {k: check_hyper("adam", k, x) for k, x in (("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon))}
+    h = {k: check_hyper(x, k) for k, x in (("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon))}
     new, mo, ex = apply(OPTIMIZERS["adam"], parameters, grads, {"v": v, "s": s}, t, _lr(learning_rate), h, L)
     return new, mo["v"], mo["s"], ex["v_corrected"], ex["s_corrected"]
 
@@ -273,7 +273,7 @@ def update_parameters_with_rmsprop(parameters, grads, s, learning_rate=0.001, be
         New dicts; the inputs are left untouched.
     """
     L = _checked(parameters, grads, " (create s with initialize_rmsprop(parameters))", s=s)
-    h = {k: check_hyper("rmsprop", k, x) for k, x in (("beta2", beta2), ("epsilon", epsilon))}
+    h = {k: check_hyper(x, k) for k, x in (("beta2", beta2), ("epsilon", epsilon))}
     new, mo, _ = apply(OPTIMIZERS["rmsprop"], parameters, grads, {"s": s}, 1, _lr(learning_rate), h, L)
     return new, mo["s"]
 

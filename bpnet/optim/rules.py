@@ -142,7 +142,7 @@ OPTIMIZERS: dict[str, Rule] = {r.name: r for r in (
 )}
 
 
-def check_hyper(name: str, key: str, value) -> float:
+def check_hyper(value, key: str) -> float:
     """One hyper-parameter: epsilon > 0, a decay (beta, beta1, beta2) in [0, 1)."""
     if key == "epsilon":
         return v.real(value, key, low=0.0, low_open=True)
@@ -201,7 +201,7 @@ class Optimizer:
             if key not in defaults:
                 raise ValueError(f"{key}: not a hyper-parameter of optimizer {name!r} (it takes: "
                                  f"{', '.join(defaults) or 'none'}; the learning rate is given to step)")
-        full = {k: check_hyper(name, k, self.hyper.get(k, d)) for k, d in defaults.items()}
+        full = {k: check_hyper(self.hyper.get(k, d), k) for k, d in defaults.items()}
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "hyper", full)
 
