@@ -874,10 +874,13 @@ def test_the_course_forward_takes_what_fit_takes(bk):
     n = _net(bk)
     want = to_np(bpnet.L_model_forward(n.X, n.params)[0])
     host = to_np(n.X)
-    for X in (host.tolist(), host, host.astype(np.float32).astype(np.float64), backends.get("numpy").asarray(host)):
+    for X in (host.tolist(), host, host.astype(np.float32), backends.get("numpy").asarray(host)):
         AL, caches = bpnet.L_model_forward(X, n.params)
         assert_on(n.bk, AL, "float64", (1, M))
         np.testing.assert_allclose(to_np(AL), want, rtol=1e-6)
+    half = host.astype(np.float16)
+    np.testing.assert_allclose(to_np(bpnet.L_model_forward(half, n.params)[0]),
+                               to_np(bpnet.L_model_forward(half.astype(np.float64), n.params)[0]), rtol=1e-12)
     ints = np.arange(3 * M).reshape(3, M) % 3
     np.testing.assert_array_equal(to_np(bpnet.predict(ints, n.params)),
                                   to_np(bpnet.predict(n.bk.asarray(ints.astype(np.float64)), n.params)))

@@ -383,3 +383,55 @@ def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
     model.fit(X, y, **kw)
     ((dispatch, total),) = seen
     assert dispatch < 0.5 * total, f"dispatch {dispatch * 1e3:.1f} ms of {total * 1e3:.1f} ms: a host sync per batch"
+
+
+def test_the_parameters_setter_checks_architecture_dtype_and_backend(bk, tmp_path):
+    """Parameters of another architecture, dtype or backend are refused when assigned, not when saved."""
+    model = MLP([4, 6, 1], dtype="float64", backend=bk, seed=0)
+    other = bpnet.initialize_parameters_deep([4, 5, 1], dtype="float64", backend=bk)
+    with pytest.raises(ValueError, match=r"parameters: expected W1, b1, \.\.\., W2, b2 of a 4-6-1 network, got 4-5-1"):
+        model.parameters = other
+    with pytest.raises(TypeError, match=r"parameters: expected dtype float64 like the model, got float32"):
+        model.parameters = bpnet.initialize_parameters_deep([4, 6, 1], dtype="float32", backend=bk)
+    elsewhere = "array_api_strict:device1" if bk.name == "numpy" else "numpy"
+    with pytest.raises(ValueError, match=r"parameters: expected arrays on .*move them with model\.backend\.asarray"):
+        model.parameters = bpnet.initialize_parameters_deep([4, 6, 1], dtype="float64", backend=elsewhere)
+    with pytest.raises(ValueError, match=r"keys \['W1', 'W2', 'b1', 'b2', 'extra'\]"):
+        model.parameters = {**model.parameters, "extra": model.parameters["b1"]}
+    same = bpnet.initialize_parameters_deep([4, 6, 1], init="xavier", dtype="float64", backend=bk)
+    model.parameters = same  # what is accepted saves and loads
+    model.save(tmp_path / "m.npz")
+    back = MLP.load(tmp_path / "m.npz", backend=bk)
+    for k in same:
+        np.testing.assert_array_equal(to_np(back.parameters[k]), to_np(same[k]))
+
+
+@pytest.mark.parametrize("hidden", [a for a, e in bpnet.ACTIVATIONS.items() if e.hidden])
+def test_every_registry_activation_trains_and_is_offered_everywhere(hidden, cancer):
+    """An activation is one registry entry: MLP.fit, the CLI and the estimators take it with no other edit."""
+    from bpnet.cli import build_parser
+    from bpnet.sklearn import MLPClassifier
+
+    model = MLP([cancer.n_x, 8, 1], hidden_activation=hidden, dtype="float64", backend="numpy", seed=0)
+    model.fit(cancer.X_train, cancer.Y_train, epochs=30, batch_size=128, learning_rate=0.01)
+    assert model.history.cost[-1] < model.history.cost[0]
+    assert build_parser().parse_args(["train", "--hidden-activation", hidden]).hidden_activation == hidden
+    clf = MLPClassifier((4,), activation=hidden, max_iter=2, random_state=0, backend="numpy")
+    clf.fit(cancer.X_train.T, cancer.y_train)
+    assert clf.model_.hidden_activation == hidden
+
+
+def test_pickle_and_checkpoint_are_one_serialisation(tmp_path, cancer):
+    """MLP pickles (the estimators rely on it) and saves the same state: parameters, optimiser, history."""
+    import pickle
+
+    model = MLP([cancer.n_x, 6, 1], backend="numpy", seed=3)
+    model.fit(cancer.X_train, cancer.Y_train, epochs=2, batch_size=128)
+    model.metadata["note"] = "kept"
+    model.save(tmp_path / "m.npz")
+    for back in (pickle.loads(pickle.dumps(model)), MLP.load(tmp_path / "m.npz")):
+        assert back.config() == model.config() and back.epoch == 2 and back.metadata == {"note": "kept"}
+        assert back.history.cost == model.history.cost and back.optimizer_config == model.optimizer_config
+        for k in model.parameters:
+            np.testing.assert_array_equal(to_np(back.parameters[k]), to_np(model.parameters[k]))
+        np.testing.assert_array_equal(to_np(back.optimizer_state["v"]["dW1"]), to_np(model.optimizer_state["v"]["dW1"]))
