@@ -1,62 +1,14 @@
-"""scikit-learn estimators over :class:`bpnet.model.MLP`: :class:`MLPClassifier`, :class:`MLPRegressor`.
+"""scikit-learn estimators over :class:`bpnet.MLP`: :class:`MLPClassifier`, :class:`MLPRegressor`.
 
-They take ``X`` as ``(n_samples, n_features)``, like every scikit-learn
-estimator (bpnet's own functions take examples as columns; the transpose
-happens here), return host ``numpy`` arrays, and train on any bpnet backend
-(``backend="numpy"``, ``"array_api_strict"``, ``"array_api_strict:device1"``,
-``"cupy"``, ``"cupy:1"``; ``None`` = ``BPNET_BACKEND``, else cupy when a GPU
-is usable, else numpy).  They clone, pickle (:class:`bpnet.MLP` pickles as host
-arrays and moves them back to its backend), and sit in a
-:class:`~sklearn.pipeline.Pipeline` or :class:`~sklearn.model_selection.GridSearchCV`:
-
->>> from sklearn.datasets import load_breast_cancer
->>> from sklearn.pipeline import make_pipeline
->>> from sklearn.preprocessing import StandardScaler
->>> from bpnet.sklearn import MLPClassifier
->>> X, y = load_breast_cancer(return_X_y=True)
->>> clf = make_pipeline(StandardScaler(), MLPClassifier(max_iter=50, random_state=0, backend="numpy"))
->>> clf.fit(X, y).score(X, y) > 0.95
-True
-
-Both pass :func:`sklearn.utils.estimator_checks.check_estimator` in full with
-their defaults (on numpy, and on ``array_api_strict:device1``): no check is
-skipped or expected to fail; ``tests/test_sklearn.py`` runs them all with
-``parametrize_with_checks``.  (Where pandas is not installed, scikit-learn
-skips its ``check_*_data_not_an_array`` checks itself; ``check_array_api_input``
-runs only with ``SCIPY_ARRAY_API=1``, and passes then.)  In the opt-in
-``dtype="float32"`` mode two checks cannot apply and are marked expected to fail:
-
-* ``check_methods_subset_invariance`` and ``check_methods_sample_order_invariance``:
-  a float32 matrix product may round a sample's result differently (1-2 ulp,
-  ~1e-7 relative) with its position in the batch, while these checks demand
-  agreement to 1e-7 and 1e-9.  With float64 (``dtype=None`` and float64 ``X``,
-  the default) they pass.
-
-Differences from :class:`sklearn.neural_network.MLPClassifier` /
-``MLPRegressor``, whose parameter names are kept where they mean the same:
-
-* ``optimizer`` (bpnet's names ``"gd"``, ``"momentum"``, ``"rmsprop"``,
-  ``"adam"``) replaces ``solver``, and ``learning_rate`` is the (constant)
-  step size, sklearn's ``learning_rate_init``; ``None`` takes bpnet's default
-  for the optimiser (0.01 for gd and momentum, 0.001 for rmsprop and adam).
-* ``alpha`` is bpnet's ``l2``: cost ``+ alpha/(2 m) sum ||W||^2`` per
-  mini-batch of ``m`` examples -- the same scaling as sklearn's ``alpha``.
-* ``dropout`` (inverted dropout on the hidden layers), ``init``, ``dtype``
-  (None: follow ``X``, float32 or float64, like scikit-learn; bpnet's own
-  default is float32) and ``backend`` are new; there is no ``tol``: training
-  runs ``max_iter`` epochs, or stops early on the validation cost when
-  ``early_stopping=True`` (the best epoch's weights are restored).  No
-  ``ConvergenceWarning`` is emitted.
-* ``activation`` also accepts bpnet's ``"leaky_relu"``; sklearn's
-  ``"logistic"`` and ``"identity"`` mean ``"sigmoid"`` and ``"linear"``.
-* The regressor fits the targets as given (no scaling); for targets far from
-  unit scale wrap it in
-  ``TransformedTargetRegressor(regressor, transformer=StandardScaler())``.
-* ``partial_fit`` trains one epoch over the data it is given and ignores
-  ``early_stopping``.  ``coefs_`` and ``intercepts_`` are host *copies* of the
-  weights (``W[l].T`` and ``b[l].ravel()``, sklearn's layout).
-* Predictions and probabilities are returned as float64 numpy arrays whatever
-  the training ``dtype``.
+``X`` is ``(n_samples, n_features)`` here (the transpose to bpnet's columns
+happens inside); results are host numpy arrays; ``backend`` is any bpnet
+backend name.  Both pass ``check_estimator`` (tests/test_sklearn.py).  Where
+they differ from scikit-learn's MLP: ``optimizer`` (bpnet's optimisers)
+replaces ``solver``; ``learning_rate`` is the constant step size (None: the
+optimiser's default); ``alpha`` is bpnet's ``l2`` with scikit-learn's
+scaling; ``dropout``, ``init``, ``dtype`` and ``backend`` are new; there is no
+``tol`` (``max_iter`` epochs, or early stopping on the validation cost);
+``partial_fit`` trains one epoch.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import assert_on, assert_same_result, to_np
 
 import bpnet
 from bpnet import backends
-from bpnet.io import checkpoint as ckpt
 from bpnet._validate import check_parameters
 from bpnet.checkpoint import (
     FORMAT,
@@ -30,8 +30,7 @@ from bpnet.checkpoint import (
     read_header,
     save_checkpoint,
 )
-
-from conftest import assert_on, assert_same_result, to_np
+from bpnet.io import checkpoint as ckpt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIMS = [6, 5, 3, 1]

@@ -28,6 +28,10 @@ def _acc(text, which="test"):
     return float(re.search(rf"{which} accuracy: ([\d.]+)%", text).group(1))
 
 
+def _cost(text):
+    return float(re.search(r"^cost: (\S+)$", text, re.M).group(1))
+
+
 def test_train_default_main_job(capsys, tmp_path, monkeypatch):
     # the README's main job, in process: breast cancer, 30-20-7-5-1, full-batch gradient descent
     monkeypatch.chdir(tmp_path)
@@ -44,7 +48,15 @@ def test_train_default_main_job(capsys, tmp_path, monkeypatch):
     hist = json.loads((run / "history.json").read_text())
     assert len(hist["history"]["cost"]) == 2500 and hist["config"]["layer_dims"] == [30, 20, 7, 5, 1]
     model = MLP.load(run / "model.npz")
-    assert model.epoch == 2500 and model.metadata["data"]["name"] == "breast_cancer"
+    assert model.epoch == 2500
+    # the checkpoint keeps how raw data become inputs (the preprocessor) and where the split came from
+    assert model.preprocessor.class_names == ("malignant", "benign") and len(model.preprocessor.feature_names) == 30
+    assert model.metadata["data"] == {"source": "breast_cancer", "label_arg": None, "test_size": 0.2,
+                                      "val_size": 0.0, "split_seed": 0}
+    # bpnet evaluate on the model's own split reports what bpnet train reported (the README: 97.37 %)
+    assert main(["evaluate"]) == 0
+    ev = capsys.readouterr().out
+    assert "data: breast_cancer, split test, m = 114" in ev and _acc(ev) == _acc(out)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "array_api_strict:device1"])
@@ -95,6 +107,8 @@ def test_regression_reports_rmse(capsys, tmp_path):
     assert "linear output, mse" in out
     rmse = float(re.search(r"test RMSE: ([\d.]+)", out).group(1))
     assert 40 < rmse < 80  # diabetes targets span 25..346; predicting the mean gives ~77
+    assert main(["evaluate", "--model", str(tmp_path / "model.npz")]) == 0
+    assert f"test RMSE: {rmse:.4g}" in capsys.readouterr().out
 
 
 def _iris_csv(path, rows=None, label="species"):
@@ -129,6 +143,118 @@ def test_csv_train_predict_evaluate(capsys, tmp_path):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert main(["evaluate", "--model", str(run / "model.npz"), "--split", "all"]) == 0
     assert "m = 150" in capsys.readouterr().out
+
+
+def _iris_file(path, order=(0, 1, 2, 3), classes=(0, 1, 2)):
+    """iris as a CSV file: the feature columns in ``order``, the rows of ``classes``, a species column."""
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([d.feature_names[j] for j in order] + ["species"])
+        for x, t in zip(d.data, d.target):
+            if t in classes:
+                w.writerow([x[j] for j in order] + [d.target_names[t]])
+    return path
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """A directory with iris.csv and run/model.npz, trained on it by bpnet train."""
+    d = tmp_path_factory.mktemp("iris")
+    _iris_file(d / "iris.csv")
+    assert main(["train", "--data", str(d / "iris.csv"), "--layers", "8", "--optimizer", "adam", "--lr", "0.01",
+                 "--batch-size", "16", "--epochs", "150", "--out", str(d / "run"), "--quiet", "--no-plots"]) == 0
+    return d
+
+
+def _evaluate(capsys, *args):
+    capsys.readouterr()
+    assert main(["evaluate", *args]) == 0
+    return capsys.readouterr().out
+
+
+def _predicted(capsys, model, data, out):
+    assert main(["predict", "--model", model, "--input", str(data), "--output", str(out)]) == 0
+    capsys.readouterr()
+    with open(out, newline="") as f:
+        return [r["prediction"] for r in csv.DictReader(f)]
+
+
+def _species(path):
+    with open(path, newline="") as f:
+        return [r["species"] for r in csv.DictReader(f)]
+
+
+def test_evaluate_matches_feature_columns_by_name(capsys, iris_run, tmp_path):
+    # the bug: evaluate took the columns of --data by position (31.5 % on reordered iris) while predict used names
+    model = str(iris_run / "run" / "model.npz")
+    reordered = _iris_file(tmp_path / "reordered.csv", order=(3, 2, 0, 1))
+    for split in ("test", "all"):
+        same = _evaluate(capsys, "--model", model, "--data", str(iris_run / "iris.csv"), "--split", split)
+        swapped = _evaluate(capsys, "--model", model, "--data", str(reordered), "--split", split)
+        assert _acc(same, split) > 90
+        assert (_acc(swapped, split), _cost(swapped)) == (_acc(same, split), _cost(same))
+    # predict and evaluate agree on the same (reordered) file
+    predicted = _predicted(capsys, model, reordered, tmp_path / "pred.csv")
+    hits = np.mean(np.array(predicted) == np.array(_species(reordered)))
+    assert _acc(swapped, "all") == pytest.approx(100 * hits, abs=0.005)
+
+
+def test_evaluate_a_subset_of_the_classes_uses_the_training_codec(capsys, iris_run, tmp_path):
+    # the bug: with two of the three classes in --data, evaluate re-inferred the classes (about 1 % accuracy)
+    model = str(iris_run / "run" / "model.npz")
+    two = _iris_file(tmp_path / "two.csv", classes=(1, 2))
+    out = _evaluate(capsys, "--model", model, "--data", str(two), "--split", "all")
+    assert "m = 100" in out and _acc(out, "all") > 90
+    predicted = _predicted(capsys, model, two, tmp_path / "pred.csv")
+    hits = np.mean(np.array(predicted) == np.array(_species(two)))
+    assert _acc(out, "all") == pytest.approx(100 * hits, abs=0.005)
+    test = _evaluate(capsys, "--model", model, "--data", str(two), "--split", "test")
+    assert "m = 20" in test and _acc(test) > 80
+
+
+def test_evaluate_names_unknown_classes_and_missing_columns(capsys, iris_run, tmp_path):
+    model = str(iris_run / "run" / "model.npz")
+    rows = (iris_run / "iris.csv").read_text().splitlines()
+    rose = tmp_path / "rose.csv"
+    rose.write_text("\n".join(rows[:5] + [rows[5].rsplit(",", 1)[0] + ",rose"]) + "\n")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", model, "--data", str(rose), "--split", "all"]) == 2
+    assert "label 'species': unknown class label 'rose'; the model's classes are" in capsys.readouterr().err
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(",".join(r.split(",")[1:]) + "\n" for r in rows))
+    assert main(["evaluate", "--model", model, "--data", str(cut), "--split", "all"]) == 2
+    assert "missing feature column(s) ['sepal length (cm)']" in capsys.readouterr().err
+    unlabelled = tmp_path / "unlabelled.csv"
+    unlabelled.write_text("".join(r.rsplit(",", 1)[0] + "\n" for r in rows))
+    assert main(["evaluate", "--model", model, "--data", str(unlabelled), "--split", "all"]) == 2
+    assert "no label column 'species'" in capsys.readouterr().err
+
+
+def test_checkpoints_of_the_previous_version_still_evaluate_and_predict(capsys, iris_run, tmp_path):
+    # before the saved preprocessor, bpnet train kept the statistics and classes in metadata["data"]
+    new = iris_run / "run" / "model.npz"
+    model = MLP.load(new)
+    pre, split = model.preprocessor, model.metadata["data"]
+    model.metadata["data"] = {
+        "name": "iris.csv", "source": split["source"], "label": pre.label, "label_arg": None, "task": pre.task,
+        "class_names": list(pre.class_names), "feature_names": list(pre.feature_names), "mean": list(pre.mean),
+        "std": list(pre.std), "y_mean": 0.0, "y_std": 1.0, "test_size": 0.2, "val_size": 0.0, "split_seed": 0}
+    model.preprocessor = None
+    old = tmp_path / "old.npz"
+    model.save(old)
+    assert MLP.load(old).preprocessor is None
+    for args in (["--split", "test"], ["--split", "all"], ["--data", str(iris_run / "iris.csv"), "--split", "train"]):
+        a, b = (_evaluate(capsys, "--model", str(m), *args).splitlines()[1:] for m in (new, old))
+        assert a == b
+    assert _predicted(capsys, str(old), iris_run / "iris.csv", tmp_path / "a.csv") == \
+        _predicted(capsys, str(new), iris_run / "iris.csv", tmp_path / "b.csv")
+    model.metadata["data"]["std"][0] = 0.0  # untrusted statistics are refused, naming the field
+    model.save(old)
+    assert main(["evaluate", "--model", str(old)]) == 2
+    assert "metadata['data']: preprocessor: std[0]: expected a finite number > 0" in capsys.readouterr().err
 
 
 def test_resume_continues_the_same_run(capsys, tmp_path):
@@ -166,13 +292,13 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 def test_gradcheck_command(capsys):
-    assert main(["gradcheck", "--layers", "4,5,3,1", "--hidden-activation", "tanh"]) == 0
+    assert main(["gradcheck", "--dims", "4,5,3,1", "--hidden-activation", "tanh"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"difference = [\d.e-]+ .*: OK", out)
-    assert main(["gradcheck", "--layers", "3,4,3", "--fused", "--backend", "array_api_strict:device1"]) == 0
+    assert main(["gradcheck", "--dims", "3,4,3", "--fused", "--backend", "array_api_strict:device1"]) == 0
     assert "softmax output, categorical_crossentropy" in capsys.readouterr().out
     # a threshold nothing can meet: the command reports the failure with exit status 1
-    assert main(["gradcheck", "--layers", "3,2,1", "--threshold", "1e-30"]) == 1
+    assert main(["gradcheck", "--dims", "3,2,1", "--threshold", "1e-30"]) == 1
     assert "FAILED" in capsys.readouterr().out
 
 
@@ -199,18 +325,18 @@ def test_python_dash_m_help_and_version():
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["train", "--lr", "-1"], r"--lr: expected a positive float"),
-    (["train", "--lr", "nan"], r"--lr: expected a positive float"),
-    (["train", "--epochs", "0"], r"--epochs: expected a positive int"),
-    (["train", "--batch-size", "-5"], r"--batch-size: expected a non-negative int"),
+    (["train", "--lr", "-1"], r"--lr: expected a finite number > 0, got -1"),
+    (["train", "--lr", "nan"], r"--lr: expected a finite number > 0, got nan"),
+    (["train", "--epochs", "0"], r"--epochs: expected an integer > 0, got 0"),
+    (["train", "--batch-size", "-5"], r"--batch-size: expected an integer >= 0, got -5"),
     (["train", "--layers", "20,x"], r"--layers: expected comma-separated positive integers"),
     (["train", "--layers", "0"], r"--layers: expected positive layer sizes"),
-    (["train", "--dropout", "1"], r"--dropout: expected a fraction in \[0, 1\)"),
-    (["train", "--l2", "-0.1"], r"--l2: expected a non-negative float"),
+    (["train", "--dropout", "1"], r"--dropout: expected a finite number in \[0, 1\)"),
+    (["train", "--l2", "-0.1"], r"--l2: expected a finite number >= 0"),
     (["train", "--optimizer", "sgd"], r"--optimizer: invalid choice: 'sgd'"),
     (["train", "--data", "mnist"], r"data: unknown data set 'mnist'"),
     (["train", "--data", "missing.csv"], r"data: no such file: 'missing.csv'"),
-    (["train", "--test-size", "1.5"], r"--test-size: expected a fraction in \(0, 1\)"),
+    (["train", "--test-size", "1.5"], r"--test-size: expected a finite number in \(0, 1\)"),
     (["train", "--backend", "tpu"], r"unknown backend 'tpu'.*available here: numpy"),
     (["train", "--backend", "array_api_strict:device9"], r"device: array_api_strict has devices"),
     (["train", "--hidden-activation", "swish"], r"--hidden-activation: invalid choice"),
@@ -219,8 +345,8 @@ def test_python_dash_m_help_and_version():
     (["evaluate", "--model", "missing.npz"], r"checkpoint file not found: missing.npz"),
     (["predict", "--model", "missing.npz", "--input", "x.csv"], r"checkpoint file not found"),
     (["predict"], r"the following arguments are required: --input"),
-    (["gradcheck", "--layers", "5"], r"--layers: expected at least two sizes"),
-    (["gradcheck", "--layers", "784,512,10"], r"--layers: 407050 parameters"),
+    (["gradcheck", "--dims", "5"], r"--dims: expected at least two sizes"),
+    (["gradcheck", "--dims", "784,512,10"], r"--dims: 407050 parameters"),
     ([], r"the following arguments are required: COMMAND"),
 ])
 def test_bad_options_get_one_line_and_nonzero_exit(args, pattern, tmp_path):

@@ -214,10 +214,10 @@ def test_decode_and_encode_class_labels():
 
 
 @pytest.mark.parametrize("kw, pattern", [
-    (dict(test_size=0.0), r"test_size: expected a float in \(0, 1\)"),
-    (dict(test_size=1.0), r"test_size: expected a float in \(0, 1\)"),
-    (dict(val_size=-0.1), r"val_size: expected a float in \[0, 1\)"),
-    (dict(val_size=1.0), r"val_size: expected a float in \[0, 1\)"),
+    (dict(test_size=0.0), r"test_size: expected a finite number in \(0, 1\)"),
+    (dict(test_size=1.0), r"test_size: expected a finite number in \(0, 1\)"),
+    (dict(val_size=-0.1), r"val_size: expected a finite number in \[0, 1\)"),
+    (dict(val_size=1.0), r"val_size: expected a finite number in \[0, 1\)"),
     (dict(test_size=0.5, val_size=0.5), r"test_size \+ val_size: expected a sum below 1"),
     (dict(task="ranking"), r"task: expected one of 'binary', 'multiclass', 'regression'"),
     (dict(task="binary"), r"task='binary' needs exactly 2 classes"),

@@ -109,13 +109,18 @@ def test_every_formula_links_to_its_implementation(line, after):
     # every function named there exists: dotted names resolve, bare `_kernel` names live in a linked module
     modules = []
     for name, target in links:
-        mod_name = "bpnet." + Path(target).stem
-        modules.append(importlib.import_module(mod_name))
+        modules.append(importlib.import_module(_module_of(target)))
         if name.startswith("bpnet."):
             _resolve(name)
     for bare in re.findall(r"`(_?[a-z][\w]*)`", after):
         if bare.startswith("_") and not bare.startswith("__"):
             assert any(hasattr(m, bare) for m in modules), f"{bare} (docs/backprop.md:{line}) not found in {modules}"
+
+
+def _module_of(target: str) -> str:
+    """``../bpnet/nn/_kernels.py`` -> ``bpnet.nn._kernels`` (a package's ``__init__.py`` -> the package)."""
+    parts = (BACKPROP.parent / target).resolve().relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _resolve(dotted: str):

@@ -1,20 +1,22 @@
-"""``bpnet explain``: the plan's shapes are the real pass's, its counts are right, the CLI works."""
+"""``bpnet explain``: the plan is the training step's, its shapes are the real step's, its counts are right,
+every registry entry is explained and checked, the CLI works."""
 
 from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import to_np
 
 import bpnet
 from bpnet import cli
-from bpnet.tools import explain
 from bpnet.backends import device_str as _device_str
+from bpnet.nn import ACTIVATIONS, LOSSES, Activation, resolve_head
+from bpnet.tools import explain
 from bpnet.tools.explain import build_plan, check_plan, compare_shapes, render_check, render_plan, trace_shapes
-
-from conftest import to_np
 
 # (layer_dims, batch, hidden, output, loss): fused and unfused starts, every output, several depths
 ARCHS = [
@@ -23,10 +25,12 @@ ARCHS = [
     ([4, 6, 3], 5, "tanh", "softmax", None),
     ([5, 4, 4, 2], 7, "leaky_relu", "linear", None),
     ([4, 3, 2], 3, "sigmoid", "sigmoid", "mse"),  # not fused: dA[L] from the loss, then sigmoid'
-    ([2, 3, 3], 4, "linear", "softmax", "binary_crossentropy"),  # not fused: softmax JVP
+    ([2, 3, 3], 4, "linear", "softmax", "mse"),  # not fused: softmax JVP
+    ([5, 4, 3], 6, "softplus", "tanh", None),  # tanh output: its default loss is mse
     ([6, 1], 2, "relu", "sigmoid", None),  # L = 1
 ]
-ARCH_IDS = ["course-12288", "tiny", "softmax", "linear-mse", "sigmoid-mse", "softmax-bce", "one-layer"]
+ARCH_IDS = ["course-12288", "tiny", "softmax", "linear-mse", "sigmoid-mse", "softmax-mse", "softplus-tanh",
+            "one-layer"]
 
 
 def _plan(dims, m, hidden, output, loss, dtype="float64"):
@@ -50,7 +54,7 @@ def test_plan_shapes_are_those_of_the_real_pass(bk, arch):
     assert compare_shapes(plan, traced) == []
     L = plan.L
     names = ["A0"] + [f"{p}{l}" for l in range(1, L + 1) for p in ("W", "b", "Z", "A", "dZ", "dW", "db")]
-    names += [f"dA{l}" for l in range(L)]
+    names += [f"dA{l}" for l in range(1, L)]  # no dA0: the step does not compute it
     for name in names:  # every layer's Z, A, dZ, dW, db, dA is explained, and agrees
         assert plan.shapes()[name] == traced[name], name
 
@@ -63,7 +67,7 @@ def test_plan_shapes_match_the_public_api(bk, arch, rng):
     shapes = plan.shapes()
     params = bpnet.initialize_parameters_deep(dims, init="xavier", backend=bk)
     X = bk.asarray(rng.standard_normal((dims[0], m)))
-    if plan.loss == "categorical_crossentropy":
+    if LOSSES[plan.loss].target == "onehot":
         Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
     else:
         Y = rng.integers(0, 2, (dims[-1], m)).astype(float)
@@ -71,6 +75,7 @@ def test_plan_shapes_match_the_public_api(bk, arch, rng):
     AL, caches = bpnet.L_model_forward(X, params, hidden_activation=hidden, output_activation=plan.output)
     grads = bpnet.L_model_backward(AL, Y, caches, hidden_activation=hidden, output_activation=plan.output,
                                    loss=plan.loss, fused=plan.fused)
+    assert "dA0" not in shapes  # the course returns it; the training step does not compute it
     assert shapes[f"A{plan.L}"] == tuple(AL.shape)
     for l, ((A_prev, W, b), Z) in enumerate(caches, start=1):
         assert shapes[f"A{l - 1}"] == tuple(A_prev.shape)
@@ -78,7 +83,8 @@ def test_plan_shapes_match_the_public_api(bk, arch, rng):
         assert shapes[f"Z{l}"] == tuple(Z.shape)
         assert shapes[f"dW{l}"] == tuple(grads[f"dW{l}"].shape)
         assert shapes[f"db{l}"] == tuple(grads[f"db{l}"].shape)
-        assert shapes[f"dA{l - 1}"] == tuple(grads[f"dA{l - 1}"].shape)
+        if l > 1:
+            assert shapes[f"dA{l - 1}"] == tuple(grads[f"dA{l - 1}"].shape)
         # dZ[l] is not returned; db[l] = sum(dZ[l], axis=1) / m pins its row count, and
         # linear_backward rejects any dZ that is not (rows of W, columns of A_prev)
         dZ = bk.xp.ones(shapes[f"dZ{l}"], dtype=W.dtype, device=bk.device)
@@ -103,14 +109,18 @@ def test_compare_shapes_reports_disagreement():
 
 
 def test_plan_steps_in_execution_order():
+    """The order of bpnet.train.step: layer l is updated in place right after dZ[l-1] used the old W[l]."""
     plan = build_plan([3, 2, 1], 4)
-    order = [s.result.name for s in plan.steps]
+    order = [(s.phase, s.result.name) for s in plan.steps]
     assert order == [
-        "Z1", "A1", "Z2", "A2", "J",
-        "dZ2", "dW2", "db2", "dA1", "dZ1", "dW1", "db1", "dA0",
-        "W1", "b1", "W2", "b2",
+        ("forward", "Z1"), ("forward", "A1"), ("forward", "Z2"), ("forward", "A2"), ("cost", "J"),
+        ("backward", "dZ2"), ("backward", "dW2"), ("backward", "db2"), ("backward", "dA1"), ("backward", "dZ1"),
+        ("update", "W2"), ("update", "b2"),
+        ("backward", "dW1"), ("backward", "db1"), ("update", "W1"), ("update", "b1"),
     ]
-    assert [s.phase for s in plan.steps][:5] == ["forward"] * 4 + ["cost"]
+    assert plan.fused and plan.step("dZ2").equation == "dZ2 = A2 - Y"
+    assert "scaled once by 1/m" in plan.step("dZ2").note  # the step folds 1/m into dZ[L]
+    assert plan.step("W2").equation == "W2 -= alpha dW2"
     unfused = build_plan([3, 2, 1], 4, loss="mse", output_activation="sigmoid")
     assert not unfused.fused
     assert [s.result.name for s in unfused.steps][5:7] == ["dA2", "dZ2"]
@@ -118,11 +128,121 @@ def test_plan_steps_in_execution_order():
     assert unfused.step("dZ2").equation == "dZ2 = dA2 * A2 (1 - A2)"
 
 
+def _resolve(dotted):
+    """The object a dotted name (module path, then attributes) names."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise AssertionError(dotted)
+
+
 def test_every_step_names_a_real_function():
-    plan = build_plan([4, 3, 2], 5, output_activation="softmax", loss="categorical_crossentropy")
-    for s in plan.steps:
-        module, _, name = s.implemented_by.rpartition(".")
-        assert callable(getattr(importlib.import_module(module), name)), s.implemented_by
+    for plan in (build_plan([4, 3, 2], 5, output_activation="softmax", loss="categorical_crossentropy"),
+                 build_plan([4, 3, 2], 5, hidden_activation="linear", output_activation="softmax", loss="mse")):
+        for s in plan.steps:
+            assert callable(_resolve(s.implemented_by)), s.implemented_by
+    names = {s.result.name: s.implemented_by for s in build_plan([3, 2, 1], 4, hidden_activation="tanh").steps}
+    assert names["Z1"] == "bpnet.train.step.forward_train"
+    assert names["dW1"] == names["dZ2"] == "bpnet.train.step.backward_update"
+    assert _resolve(names["A1"]) is ACTIVATIONS["tanh"].forward
+    assert _resolve(names["dZ1"]) is ACTIVATIONS["tanh"].derivative
+    assert _resolve(names["J"]) is LOSSES["binary_crossentropy"].cost
+
+
+# --------------------------------------------------------------------------- #
+# one source of truth: the registries and resolve_head
+
+
+def _head_pairs():
+    """Every (output, loss) pair of the registries that resolve_head allows for 3 output units."""
+    pairs = []
+    for out in ACTIVATIONS:
+        for loss in LOSSES:
+            try:
+                resolve_head(3, out, loss)
+            except ValueError:
+                continue
+            pairs.append((out, loss))
+    return pairs
+
+
+HEADS = _head_pairs()
+HIDDEN = [a for a, e in ACTIVATIONS.items() if e.hidden]
+
+
+def test_the_pairs_cover_the_registries():
+    assert {o for o, _ in HEADS} == set(ACTIVATIONS) and {l for _, l in HEADS} == set(LOSSES)
+    assert ("softmax", "binary_crossentropy") not in HEADS and ("tanh", "mse") in HEADS
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("output, loss", HEADS, ids=[f"{o}-{l}" for o, l in HEADS])
+def test_every_registry_pair_is_explained_and_checked(hidden, output, loss):
+    plan = build_plan([4, 5, 3], 6, hidden_activation=hidden, output_activation=output, loss=loss)
+    text = render_plan(plan)
+    g, h, spec = ACTIVATIONS[output], ACTIVATIONS[hidden], LOSSES[loss]
+    # every equation, derivative and FLOP count is the registry's
+    assert "dZ1 = " + h.dz.format(dA="dA1", A="A1") in text and h.derivative_text in text
+    assert plan.step("A1").flops == h.flops[0] * 5 * 6 and plan.step("A2").flops == g.flops[0] * 3 * 6
+    assert plan.step("dZ1").flops == h.flops[1] * 5 * 6
+    assert plan.step("J").equation == spec.cost_text.format(L=2) and plan.step("J").flops == spec.flops[0] * 3 * 6
+    assert plan.fused == (output == spec.output)
+    if not plan.fused:
+        assert plan.step("dA2").equation == spec.grad_text.format(L=2)
+        assert plan.step("dZ2").equation == "dZ2 = " + g.dz.format(dA="dA2", A="A2")
+    result = check_plan(plan, backend="numpy", entries=6)
+    assert result.ok, render_check(result)
+    assert result.step_vs_course < 1e-12
+
+
+def test_a_new_registry_entry_needs_no_edit_here(monkeypatch):
+    """An activation added to ACTIVATIONS is explained, traced and checked as it is."""
+    arctan = Activation("arctan", lambda xp, Z: xp.atan(Z), lambda xp, A: xp.cos(A) ** 2, "atan(Z)",
+                        "{dA} * cos({A})^2", "arctan'(z) = 1 / (1 + z^2) = cos(A)^2", (1, 3))
+    monkeypatch.setitem(ACTIVATIONS, "arctan", arctan)
+    plan = build_plan([3, 4, 2], 5, hidden_activation="arctan", output_activation="arctan")
+    assert plan.loss == "mse"  # resolve_head: an output without a canonical loss trains with mse
+    text = render_plan(plan)
+    assert "A1 = arctan(Z1)" in text and "dZ1 = dA1 * cos(A1)^2" in text and "dZ2 = dA2 * cos(A2)^2" in text
+    assert "arctan'(z) = 1 / (1 + z^2) = cos(A)^2" in text
+    assert compare_shapes(plan, trace_shapes(plan, "numpy")) == []
+    assert check_plan(plan, backend="numpy").ok
+
+
+def test_kinks_are_read_from_the_registry(monkeypatch):
+    """A kinked activation shrinks the step (eps x1); a smooth one enlarges it (x10)."""
+    rows = {r.name: r for r in check_plan(build_plan([3, 4, 2], 5, hidden_activation="relu",
+                                                     output_activation="tanh"), backend="numpy").rows}
+    assert rows["dW1"].epsilon == pytest.approx(1e-6) and rows["dW2"].epsilon == pytest.approx(1e-5)
+    rows = {r.name: r for r in check_plan(build_plan([3, 4, 2], 5, hidden_activation="softplus",
+                                                     output_activation="tanh"), backend="numpy").rows}
+    assert rows["dW1"].epsilon == pytest.approx(1e-5)
+    step = replace(ACTIVATIONS["relu"], name="step_relu")
+    monkeypatch.setitem(ACTIVATIONS, "step_relu", step)
+    rows = {r.name: r for r in check_plan(build_plan([3, 4, 2], 5, hidden_activation="step_relu",
+                                                     output_activation="tanh"), backend="numpy").rows}
+    assert rows["dW1"].epsilon == pytest.approx(1e-6)
+
+
+def test_defaults_and_refusals_are_resolve_heads():
+    for n_out in (1, 2, 5):
+        g, spec = resolve_head(n_out)
+        plan = build_plan([3, 4, n_out], 8)
+        assert (plan.output, plan.loss) == (g.name, spec.name)
+    assert (build_plan([3, 4, 5], 8).output, build_plan([3, 4, 5], 8).loss) == ("softmax", "categorical_crossentropy")
+    for kw in (dict(output_activation="linear", loss="binary_crossentropy"), dict(output_activation="softmax")):
+        n_out = 1 if "loss" not in kw else 2
+        with pytest.raises(ValueError) as want:
+            resolve_head(n_out, kw.get("output_activation"), kw.get("loss"))
+        with pytest.raises(ValueError) as got:
+            build_plan([3, n_out], 4, **kw)
+        assert str(got.value) == str(want.value)
 
 
 # --------------------------------------------------------------------------- #
@@ -130,7 +250,7 @@ def test_every_step_names_a_real_function():
 
 
 def test_flops_params_and_memory_of_a_tiny_net():
-    # [3, 2, 1], m = 4, relu hidden, sigmoid output, binary cross-entropy (fused)
+    # [3, 2, 1], m = 4, relu hidden, sigmoid output, binary cross-entropy (fused), as the step computes it
     plan = build_plan([3, 2, 1], 4)
     f = {(s.phase, s.result.name): s.flops for s in plan.steps}
     # forward
@@ -141,33 +261,33 @@ def test_flops_params_and_memory_of_a_tiny_net():
     assert plan.flops("forward") == 56 + 8 + 20 + 12 == 96
     # cost (not in a training step): 8 per element of A2
     assert f["cost", "J"] == 8 * 4 == 32
-    # backward
-    assert f["backward", "dZ2"] == 1 * 4 == 4  # A2 - Y
-    assert f["backward", "dW2"] == 2 * 1 * 4 * 2 + 1 * 2 == 18  # dZ2 (1,4) @ A1^T (4,2) + the 1/m
-    assert f["backward", "db2"] == 1 * 4 + 1 == 5  # sum of 4, then 1/m
+    # backward: the 1/m (times alpha) is applied once, to dZ[L]; dW, db, dZ[l-1] carry it
+    assert f["backward", "dZ2"] == 2 * 1 * 4 == 8  # A2 - Y, then the scaling
+    assert f["backward", "dW2"] == 2 * 1 * 4 * 2 == 16  # dZ2 (1,4) @ A1^T (4,2)
+    assert f["backward", "db2"] == 1 * 4 == 4  # sum of 4 (a GEMV with ones)
     assert f["backward", "dA1"] == 2 * 2 * 1 * 4 == 16  # W2^T (2,1) @ dZ2 (1,4)
-    assert f["backward", "dZ1"] == 1 * 2 * 4 == 8  # relu': 1 per element
-    assert f["backward", "dW1"] == 2 * 2 * 4 * 3 + 2 * 3 == 54
-    assert f["backward", "db1"] == 2 * 4 + 2 == 10
-    assert f["backward", "dA0"] == 2 * 3 * 2 * 4 == 48  # not in a training step
-    assert plan.flops("backward") == 4 + 18 + 5 + 16 + 8 + 54 + 10 == 115
-    # update: multiply and subtract per parameter, 11 parameters
+    assert f["backward", "dZ1"] == 2 * 2 * 4 == 16  # relu': compare and multiply per element
+    assert f["backward", "dW1"] == 2 * 2 * 4 * 3 == 48
+    assert f["backward", "db1"] == 2 * 4 == 8
+    assert ("backward", "dA0") not in f  # the step never computes it
+    assert plan.flops("backward") == 8 + 16 + 4 + 16 + 16 + 48 + 8 == 116
+    # update: alpha is folded into dZ[L]'s scaling, one subtraction per parameter, 11 parameters
     assert plan.n_params == (2 * 3 + 2) + (1 * 2 + 1) == 11
-    assert plan.flops("update") == 2 * 11 == 22
-    assert plan.step_flops == 96 + 115 + 22 == 233
-    assert plan.flops(training_only=False) == 233 + 32 + 48
-    # caches (float64): layer 1 keeps A0 (3,4) and Z1 (2,4), layer 2 A1 (2,4) and Z2 (1,4)
-    assert [c.kept_bytes for c in plan.caches] == [(12 + 8) * 8, (8 + 4) * 8]
-    assert plan.cache_bytes == 256
-    assert build_plan([3, 2, 1], 4, dtype="float32").cache_bytes == 128
+    assert plan.flops("update") == 11
+    assert plan.step_flops == 96 + 116 + 11 == 223
+    assert plan.flops(training_only=False) == 223 + 32
+    # kept for the backward pass (float64): A1 (2,4) and A2 (1,4); no Z
+    assert [c.kept_bytes for c in plan.caches] == [8 * 8, 4 * 8]
+    assert plan.cache_bytes == 96
+    assert build_plan([3, 2, 1], 4, dtype="float32").cache_bytes == 48
 
 
 def test_course_network_counts():
     plan = build_plan([12288, 20, 7, 5, 1], 209)
     assert plan.n_params == 12288 * 20 + 20 + 20 * 7 + 7 + 7 * 5 + 5 + 5 + 1 == 245_973
     assert plan.step("Z1").flops == 2 * 20 * 12288 * 209 + 20 * 209
-    assert plan.step("dW1").flops == 2 * 20 * 209 * 12288 + 20 * 12288
-    assert plan.caches[0].A_prev_bytes == 12288 * 209 * 8
+    assert plan.step("dW1").flops == 2 * 20 * 209 * 12288
+    assert plan.caches[0].kept_bytes == 20 * 209 * 8
 
 
 def test_human_units():
@@ -183,7 +303,7 @@ def test_human_units():
 
 
 def test_cli_prints_the_concrete_shapes(capsys):
-    rc = cli.main(["explain", "--layers", "12288,20,7,5,1", "--batch", "209", "--backend", "numpy"])
+    rc = cli.main(["explain", "--dims", "12288,20,7,5,1", "--batch", "209", "--backend", "numpy"])
     out = capsys.readouterr().out
     assert rc == 0
     for text in [
@@ -196,12 +316,13 @@ def test_cli_prints_the_concrete_shapes(capsys):
         "(1/m) dZ1 (20, 209) @ A0^T (209, 12288) -> (20, 12288)",
         "dA3 = W4^T dZ4",
         "W4^T (5, 1) @ dZ4 (1, 209) -> (5, 209)",
-        "dZ3 = dA3 * relu'(Z3)",
+        "dZ3 = dA3 * 1[A3 > 0]",
         "db1 = (1/m) sum(dZ1, axis=1)",
+        "W1 -= alpha dW1",
         "245,973 parameters",
         "counts 2nkm",
-        "cache 1 = ((A0, W1, b1), Z1) keeps 19.6 MiB: A0 = X (12288, 209) 19.6 MiB",
-        "19.6 MiB",
+        "keeps A1 (20, 209) 32.7 KiB for the backward pass",
+        "the input X, 19.6 MiB",
         "KiB",
         f"{build_plan([12288, 20, 7, 5, 1], 209).step_flops:,} FLOP",
     ]:
@@ -214,18 +335,32 @@ def test_render_plan_is_the_cli_text(capsys):
     assert "loss categorical_crossentropy" in text and "backend numpy (device: cpu)" in text
     assert "dZ1 = dA1 * (1 - A1^2)" in text
     assert "A2 = softmax(Z2)" in text
-    assert cli.main(["explain", "--layers", "4,6,3", "--batch", "5", "--output", "softmax",
+    assert cli.main(["explain", "--dims", "4,6,3", "--batch", "5", "--output", "softmax",
                      "--hidden-activation", "tanh", "--backend", "numpy"]) == 0
     assert text in capsys.readouterr().out
 
 
 def test_cli_default_loss_follows_the_output(capsys):
     for output, loss in [("sigmoid", "binary_crossentropy"), ("softmax", "categorical_crossentropy"),
-                         ("linear", "mse")]:
-        assert cli.main(["explain", "--layers", "3,4,2", "--output", output, "--backend", "numpy"]) == 0
+                         ("linear", "mse"), ("tanh", "mse")]:
+        assert cli.main(["explain", "--dims", "3,4,2", "--output", output, "--backend", "numpy"]) == 0
         assert f"loss {loss};" in capsys.readouterr().out
-    assert cli.main(["explain", "--layers", "3,4,2", "--loss", "mse", "--backend", "numpy"]) == 0
+    assert cli.main(["explain", "--dims", "3,4,2", "--loss", "mse", "--backend", "numpy"]) == 0
     assert "output linear" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("n_out", [1, 2, 5])
+def test_explain_and_gradcheck_default_to_the_same_head(n_out, capsys):
+    """Neither command has its own rule: both ask resolve_head, as MLP does."""
+    g, spec = resolve_head(n_out)
+    assert cli.main(["explain", "--dims", f"3,4,{n_out}", "--backend", "numpy"]) == 0
+    assert f"output {g.name}, loss {spec.name};" in capsys.readouterr().out
+    assert cli.main(["gradcheck", "--dims", f"3,4,{n_out}", "--backend", "numpy"]) == 0
+    assert f"{g.name} output, {spec.name}," in capsys.readouterr().out
+    model = bpnet.MLP([3, 4, n_out], backend="numpy")  # and MLP
+    assert (model.output_activation, model.loss) == (g.name, spec.name)
+    if n_out == 5:
+        assert (g.name, spec.name) == ("softmax", "categorical_crossentropy")
 
 
 def _rel_errors(text):
@@ -233,11 +368,11 @@ def _rel_errors(text):
 
 
 def test_cli_check_small_net(bk, capsys):
-    rc = cli.main(["explain", "--layers", "5,4,3,1", "--batch", "6", "--check", "--backend", _backend_arg(bk)])
+    rc = cli.main(["explain", "--dims", "5,4,3,1", "--batch", "6", "--check", "--backend", _backend_arg(bk)])
     out = capsys.readouterr().out
     assert rc == 0, out
     errors = _rel_errors(out)
-    assert len(errors) == 2 * 3 + 1  # dW, db per layer, and dA0
+    assert len(errors) == 2 * 3 + 1  # dW, db per layer, and the course's dA0
     assert max(errors) < 1e-6
     assert "dW1 = (1/m) dZ1 A0^T" in out and "PASSED" in out
     assert "all" in out and "shapes above agree" in out
@@ -252,7 +387,7 @@ def test_check_plan_passes(bk, arch):
     assert result.shape_mismatches == ()
     assert result.max_rel_error < 1e-6, render_check(result)
     assert result.ok
-    assert result.fused_vs_course is None or result.fused_vs_course < 1e-12
+    assert result.step_vs_course < 1e-12
 
 
 def test_check_course_network_subsamples_and_caps_the_batch(bk):
@@ -282,15 +417,15 @@ def test_check_traces_a_small_batch_when_the_caches_are_large(monkeypatch):
 
 
 def test_check_catches_a_wrong_backward(monkeypatch, capsys):
-    """A backward pass that forgets the 1/m in db fails the check, and the CLI exits 1."""
-    real = explain._backward
+    """A training step whose db misses the 1/m fails the check, and the CLI exits 1."""
+    real = explain.backward_update
 
-    def no_one_over_m(xp, AL, Y, caches, *args, **kwargs):
-        grads = real(xp, AL, Y, caches, *args, **kwargs)
-        return {k: (v * AL.shape[1] if k.startswith("db") else v) for k, v in grads.items()}
+    def no_one_over_m(xp, acts, Y, *args, **kwargs):
+        got = real(xp, acts, Y, *args, **kwargs)
+        return got if got is None else [(l, dW, db * Y.shape[1]) for l, dW, db in got]
 
-    monkeypatch.setattr(explain, "_backward", no_one_over_m)
-    rc = cli.main(["explain", "--layers", "3,4,1", "--batch", "8", "--check", "--backend", "numpy"])
+    monkeypatch.setattr(explain, "backward_update", no_one_over_m)
+    rc = cli.main(["explain", "--dims", "3,4,1", "--batch", "8", "--check", "--backend", "numpy"])
     out = capsys.readouterr().out
     assert rc == 1
     assert "FAILED" in out and re.search(r"db1 = .* FAIL", out)
@@ -313,22 +448,24 @@ def test_check_values_come_from_the_backend(bk):
 @pytest.mark.parametrize(
     "argv",
     [
-        [],  # --layers is required
-        ["--layers", "5"],
-        ["--layers", "3,x"],
-        ["--layers", "3,0,1"],
-        ["--layers", ""],
-        ["--layers", "3,2,1", "--batch", "0"],
-        ["--layers", "3,2,1", "--batch", "two"],
-        ["--layers", "3,2,1", "--hidden-activation", "swish"],
-        ["--layers", "3,2,1", "--output", "tanh"],
-        ["--layers", "3,2,1", "--loss", "hinge"],
-        ["--layers", "3,2,1", "--dtype", "float16"],
-        ["--layers", "3,2,1", "--check-entries", "0"],
-        ["--layers", "3,2,1", "--seed", "-1"],
+        [],  # --dims is required
+        ["--dims", "5"],
+        ["--dims", "3,x"],
+        ["--dims", "3,0,1"],
+        ["--dims", ""],
+        ["--dims", "3,2,1", "--batch", "0"],
+        ["--dims", "3,2,1", "--batch", "two"],
+        ["--dims", "3,2,1", "--hidden-activation", "swish"],
+        ["--dims", "3,2,1", "--hidden-activation", "softmax"],
+        ["--dims", "3,2,1", "--output", "gelu"],
+        ["--dims", "3,2,1", "--loss", "hinge"],
+        ["--dims", "3,2,1", "--dtype", "float16"],
+        ["--dims", "3,2,1", "--check-entries", "0"],
+        ["--dims", "3,2,1", "--seed", "-1"],
+        ["--layers", "3,2,1"],
     ],
-    ids=["no-layers", "one-size", "not-int", "zero-size", "empty", "batch0", "batch-text", "activation",
-         "output", "loss", "dtype", "entries0", "seed"],
+    ids=["no-dims", "one-size", "not-int", "zero-size", "empty", "batch0", "batch-text", "activation",
+         "hidden-softmax", "output", "loss", "dtype", "entries0", "seed", "layers"],
 )
 def test_bad_options_argparse(argv, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -340,12 +477,24 @@ def test_bad_options_argparse(argv, capsys):
     assert errors[0].startswith("bpnet explain: error:")
 
 
+@pytest.mark.parametrize("command", ["explain", "gradcheck"])
+def test_layers_is_refused_with_one_line_pointing_to_dims(command, capsys):
+    """``--layers`` means the hidden sizes (bpnet train); these commands take all sizes as --dims."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--layers", "4,5,3,1"])
+    assert exc.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"bpnet {command}: error: --layers: means the hidden sizes")
+    assert "--dims N_X,N_1,...,N_L" in errors[0] and "'--dims 4,5,3,1'" in errors[0]
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--layers", "3,1", "--output", "softmax"], "softmax"),
-        (["--layers", "3,2", "--output", "linear", "--loss", "binary_crossentropy"], "probabilities"),
-        (["--layers", "3,2,1", "--backend", "tpu"], "unknown backend"),
+        (["--dims", "3,1", "--output", "softmax"], "--dims: a softmax output needs >= 2 units"),
+        (["--dims", "3,2", "--output", "linear", "--loss", "binary_crossentropy"],
+         "--output: binary_crossentropy trains sigmoid outputs"),
+        (["--dims", "3,2,1", "--backend", "tpu"], "unknown backend"),
     ],
 )
 def test_bad_combinations_give_one_line(argv, message, capsys):
@@ -369,8 +518,10 @@ def test_build_plan_validates():
         build_plan([3, 2, 1], 4, dtype="float16")
     with pytest.raises(ValueError, match="hidden_activation"):
         build_plan([3, 2, 1], 4, hidden_activation="swish")
-    with pytest.raises(ValueError, match="fused"):
-        build_plan([3, 2, 1], 4, loss="mse", output_activation="sigmoid", fused=True)
+    with pytest.raises(ValueError, match="hidden_activation: softmax normalises over the class axis"):
+        build_plan([3, 2, 2], 4, hidden_activation="softmax")
+    with pytest.raises(ValueError, match="output_activation: categorical_crossentropy trains softmax outputs"):
+        build_plan([3, 2, 2], 4, output_activation="sigmoid", loss="categorical_crossentropy")
     with pytest.raises(ValueError, match="seed"):
         check_plan(build_plan([3, 2, 1], 4), backend="numpy", seed=-1)
     with pytest.raises(ValueError, match="check_entries"):

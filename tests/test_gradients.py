@@ -1,13 +1,14 @@
 """Central-difference gradient checks of the whole backward pass, in float64."""
 
+import re
+
 import numpy as np
 import pytest
+from conftest import to_np
 
 import bpnet
 
-from conftest import to_np
-
-HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "linear"]
+HIDDEN = [a for a, e in bpnet.ACTIVATIONS.items() if e.hidden]  # every hidden activation of the registry
 OUTPUTS = [("sigmoid", "binary_crossentropy"), ("softmax", "categorical_crossentropy"),
            ("linear", "mse"), ("tanh", "mse"), ("sigmoid", "mse")]
 
@@ -89,3 +90,59 @@ def test_numerical_gradients_shapes(bk):
     assert set(approx) == {"dW1", "db1", "dW2", "db2"}
     for k, v in approx.items():
         assert isinstance(v, np.ndarray) and v.shape == tuple(p[k[1:]].shape)
+
+
+# --------------------------------------------------------------------------- #
+# bpnet gradcheck: all sizes as --dims, the head from resolve_head, labels from the loss's target
+
+
+def _allowed_heads(n_out):
+    """Every (output, loss) pair of the registries that resolve_head allows for n_out units."""
+    out = []
+    for g in bpnet.ACTIVATIONS:
+        for loss in bpnet.LOSSES:
+            try:
+                bpnet.nn.resolve_head(n_out, g, loss)
+            except ValueError:
+                continue
+            out.append((g, loss))
+    return out
+
+
+@pytest.mark.parametrize("output, loss", _allowed_heads(3), ids=[f"{o}-{s}" for o, s in _allowed_heads(3)])
+def test_gradcheck_command_every_registry_head(output, loss, capsys):
+    from bpnet.cli import main
+
+    assert main(["gradcheck", "--dims", "3,4,3", "--hidden-activation", "softplus", "--output", output,
+                 "--loss", loss, "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert f"{output} output, {loss}," in out and re.search(r"difference = [\d.e-]+ .*: OK", out)
+
+
+def test_gradcheck_command_defaults(capsys):
+    from bpnet.cli import main
+
+    assert main(["gradcheck", "--backend", "numpy"]) == 0  # --dims 4,5,3,1
+    out = capsys.readouterr().out
+    assert "network: 4-5-3-1, relu hidden, sigmoid output, binary_crossentropy," in out
+    assert main(["gradcheck", "--dims", "3,4", "--loss", "mse", "--backend", "numpy"]) == 0
+    assert "linear output, mse," in capsys.readouterr().out  # a loss alone brings its canonical output
+    assert main(["gradcheck", "--dims", "3,4", "--output", "tanh", "--backend", "numpy"]) == 0
+    assert "tanh output, mse," in capsys.readouterr().out  # an output without a canonical loss: mse
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dims", "3,2", "--output", "relu", "--loss", "categorical_crossentropy"],
+     "--output: categorical_crossentropy trains softmax outputs"),
+    (["--dims", "3,1", "--output", "softmax"], "--dims: a softmax output needs >= 2 units"),
+    (["--dims", "784,512,10"], "--dims: 407050 parameters need 814100 forward passes"),
+    (["--dims", "3,2", "--output", "sigmoid", "--loss", "mse", "--fused"], "fused"),
+])
+def test_gradcheck_command_refusals_give_one_line(argv, message, capsys):
+    from bpnet.cli import main
+
+    assert main(["gradcheck", *argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bpnet gradcheck: error: ") and message in lines[0], lines
+    assert captured.out == ""

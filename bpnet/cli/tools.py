@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from .. import backends as _backends
-from ..nn import LOSSES
+from ..nn import ACTIVATIONS, LOSSES, resolve_head
 from . import _args as A
-from .train import HIDDEN_CHOICES
+
+_HIDDEN = [a for a, e in ACTIVATIONS.items() if e.hidden]
+_DIMS_HELP = "all layer sizes, input first (bpnet train's --layers are the hidden sizes only)"
+
+
+class _RefuseLayers(argparse.Action):
+    """``--layers`` on gradcheck and explain: one error line pointing to ``--dims``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"--layers: means the hidden sizes (as in bpnet train); here give all sizes, input first, "
+                     f"with --dims N_X,N_1,...,N_L (the old '--layers {values}' is '--dims {values}')")
+
+
+def _network_options(p, *, dims_default, batch_default) -> None:
+    p.add_argument("--dims", type=A.layer_dims, metavar="N_X,N_1,...,N_L", help=_DIMS_HELP,
+                   **({"required": True} if dims_default is None else {"default": dims_default}))
+    p.add_argument("--layers", action=_RefuseLayers, help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=A.positive(int), default=batch_default, help="m, the number of examples (columns)")
+    p.add_argument("--hidden-activation", default="relu", choices=_HIDDEN)
+    p.add_argument("--output", default="auto", choices=["auto", *ACTIVATIONS],
+                   help="output activation; auto: the loss's canonical output, else sigmoid for one output unit, "
+                   "softmax for more (bpnet.nn.resolve_head, as in MLP)")
+    p.add_argument("--loss", default="auto", choices=["auto", *LOSSES],
+                   help="auto: the output's canonical loss (mse for an output without one)")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    p.add_argument("--seed", type=A.nonnegative_int, default=0,
+                   help="seed of the random data and weights (and of the checked entries)")
+
+
+def _head(args):
+    """(output Activation, Loss) of ``--output``/``--loss`` for ``--dims``, as :func:`bpnet.nn.resolve_head` decides."""
+    return resolve_head(args.dims[-1], None if args.output == "auto" else args.output,
+                        None if args.loss == "auto" else args.loss, output_arg="--output", loss_arg="--loss",
+                        units_arg="--dims")
 
 
 def add_parsers(sub, fmt) -> None:
@@ -17,48 +51,29 @@ def add_parsers(sub, fmt) -> None:
         "||g - g_approx|| / (||g|| + ||g_approx||), on random data for the given architecture.  "
         "Exit status 1 when the difference exceeds --threshold.",
     )
-    gc.add_argument("--layers", type=A.layer_dims, default=[4, 5, 3, 1], metavar="N_X,N_1,...,N_L",
-                    help="all layer sizes, input first")
-    gc.add_argument("--batch", type=A.positive(int), default=8, help="m, examples of random data")
-    gc.add_argument("--hidden-activation", default="relu", choices=HIDDEN_CHOICES)
-    gc.add_argument("--output", default="auto", choices=["auto", "sigmoid", "softmax", "linear"],
-                    help="auto: sigmoid for one output unit, softmax for more")
-    gc.add_argument("--loss", default="auto", choices=["auto", *LOSSES])
+    _network_options(gc, dims_default=[4, 5, 3, 1], batch_default=8)
     gc.add_argument("--fused", action="store_true", help="start the backward pass from dZ[L] = AL - Y")
     gc.add_argument("--epsilon", type=A.positive(float), default=1e-7)
     gc.add_argument("--threshold", type=A.positive(float), default=2e-7, help="largest acceptable difference")
-    gc.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    gc.add_argument("--seed", type=A.nonnegative_int, default=0)
     gc.add_argument("--backend", default=None, help=A.BACKEND_HELP)
     gc.set_defaults(func=cmd_gradcheck)
 
     x = sub.add_parser(
         "explain", formatter_class=fmt,
-        help="print every forward/backward equation of a network with its shapes, FLOPs and memory",
-        description="For the architecture --layers n_x,n_1,...,n_L and a batch of m examples, print every "
-        "forward, cost, backward and update equation in the order bpnet runs them, with the concrete "
-        "shape of each operand and result, the cache each layer keeps and its memory, and the parameter "
-        "count and FLOPs of a training step.  --check also runs the real forward/backward pass on random "
-        "data and prints, per layer, the gradient-check relative error beside the equation it verifies.  "
-        "The derivations are in docs/backprop.md.",
+        help="print every equation of a training step with its shapes, FLOPs and memory",
+        description="For the architecture --dims n_x,n_1,...,n_L and a batch of m examples, print every "
+        "forward, cost, backward and update equation of the training step MLP.fit runs, in its order, with "
+        "the concrete shape of each operand and result, the activations it keeps and their memory, and the "
+        "parameter count and FLOPs of a step.  --check also runs the real step on random data and prints, "
+        "per layer, the gradient-check relative error beside the equation it verifies.  The derivations "
+        "are in docs/backprop.md.",
     )
-    x.add_argument("--layers", type=A.layer_dims, required=True, metavar="N_X,N_1,...,N_L",
-                   help="all layer sizes, input first, e.g. 12288,20,7,5,1")
-    x.add_argument("--batch", type=A.positive(int), default=64, help="m, the number of examples (columns)")
-    x.add_argument("--hidden-activation", default="relu", choices=HIDDEN_CHOICES)
-    x.add_argument("--output", default=None, choices=["sigmoid", "softmax", "linear"],
-                   help="output activation (default: the loss's natural output, else sigmoid)")
-    x.add_argument("--loss", default=None, choices=list(LOSSES),
-                   help="default: binary_crossentropy for sigmoid, categorical_crossentropy for softmax, "
-                   "mse for linear")
-    x.add_argument("--dtype", default="float64", choices=["float32", "float64"],
-                   help="for the memory figures and the --check pass")
+    _network_options(x, dims_default=None, batch_default=64)
     x.add_argument("--backend", default=None, help="where --check runs: " + A.BACKEND_HELP)
     x.add_argument("--check", action="store_true",
-                   help="run the real pass and gradient-check every layer (exit 1 if it fails)")
+                   help="run the real step and gradient-check every layer (exit 1 if it fails)")
     x.add_argument("--check-entries", type=A.positive(int), default=20,
                    help="entries per parameter compared with central differences")
-    x.add_argument("--seed", type=A.nonnegative_int, default=0, help="seed of the random data, weights and entries")
     x.set_defaults(func=cmd_explain)
 
     b = sub.add_parser("backends", help="list the backends usable here, and why the others are not")
@@ -69,38 +84,36 @@ def cmd_gradcheck(args) -> int:
     import numpy as np
 
     from .. import L_model_backward, L_model_forward, gradient_check, initialize_parameters_deep
-    from ..nn.losses import DEFAULT_OUTPUT
 
-    dims = args.layers
-    n_params = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+    dims = args.dims
+    n_params = sum(n * (k + 1) for k, n in zip(dims, dims[1:]))
     if n_params > 20_000:
-        raise ValueError(f"--layers: {n_params} parameters need {2 * n_params} forward passes; use at most "
+        raise ValueError(f"--dims: {n_params} parameters need {2 * n_params} forward passes; use at most "
                          "20000 here, or 'bpnet explain --check', which samples entries")
-    output = args.output if args.output != "auto" else ("sigmoid" if dims[-1] == 1 else "softmax")
-    loss = args.loss if args.loss != "auto" else {v: k for k, v in DEFAULT_OUTPUT.items()}[output]
+    output, spec = _head(args)
     bk = _backends.get(args.backend)
     rng = np.random.default_rng(args.seed)
-    m = args.batch
-    if output == "softmax":
-        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], size=m)]
-    elif loss == "binary_crossentropy":
-        Y = rng.integers(0, 2, size=(dims[-1], m)).astype(float)
+    m, n_out = args.batch, dims[-1]
+    if spec.target == "onehot":
+        Y = np.eye(n_out)[:, rng.integers(0, n_out, size=m)]
+    elif spec.target == "binary":
+        Y = rng.integers(0, 2, size=(n_out, m)).astype(float)
     else:
-        Y = rng.normal(size=(dims[-1], m))
+        Y = rng.normal(size=(n_out, m))
     X = bk.asarray(rng.normal(size=(dims[0], m)), dtype=args.dtype)
     Y = bk.asarray(Y, dtype=args.dtype)
     params = initialize_parameters_deep(dims, init="xavier", seed=args.seed, dtype=args.dtype, backend=bk)
     # nonzero biases keep relu pre-activations off the kink at exactly 0
     params = {k: (bk.asarray(rng.normal(scale=0.1, size=tuple(v.shape)), dtype=args.dtype) if k[0] == "b" else v)
               for k, v in params.items()}
-    kw = dict(hidden_activation=args.hidden_activation, output_activation=output)
+    kw = dict(hidden_activation=args.hidden_activation, output_activation=output.name)
     AL, caches = L_model_forward(X, params, **kw)
-    grads = L_model_backward(AL, Y, caches, loss=loss, fused=args.fused, **kw)
+    grads = L_model_backward(AL, Y, caches, loss=spec.name, fused=args.fused, **kw)
     t0 = time.perf_counter()
-    diff = gradient_check(params, grads, X, Y, args.epsilon, loss=loss, **kw)
+    diff = gradient_check(params, grads, X, Y, args.epsilon, loss=spec.name, **kw)
     ok = diff <= args.threshold
     print(f"backend: {bk}")
-    print(f"network: {'-'.join(map(str, dims))}, {args.hidden_activation} hidden, {output} output, {loss}, "
+    print(f"network: {'-'.join(map(str, dims))}, {args.hidden_activation} hidden, {output.name} output, {spec.name}, "
           f"{args.dtype}, m = {m}, {n_params} parameters, "
           f"{'fused dZ[L] = AL - Y' if args.fused else 'course dAL'}")
     print(f"difference = {diff:.3e} (||g - g_approx|| / (||g|| + ||g_approx||), epsilon {args.epsilon:g}) "
@@ -112,10 +125,9 @@ def cmd_explain(args) -> int:
     from ..tools import explain
 
     bk = _backends.get(args.backend)
-    plan = explain.build_plan(
-        args.layers, args.batch, hidden_activation=args.hidden_activation, output_activation=args.output,
-        loss=args.loss, dtype=args.dtype,
-    )
+    output, spec = _head(args)
+    plan = explain.build_plan(args.dims, args.batch, hidden_activation=args.hidden_activation,
+                              output_activation=output.name, loss=spec.name, dtype=args.dtype)
     print(explain.render_plan(plan, backend=bk), flush=True)
     if not args.check:
         return 0

@@ -339,7 +339,8 @@ def _prepare_optimizer(state, host, L, dtype):
             )
         else:
             if isinstance(value, (list, tuple)):
-                raise TypeError(f"{where}: expected a JSON scalar (int, float, str, bool, None), got a {type(value).__name__}")
+                raise TypeError(f"{where}: expected a JSON scalar (int, float, str, bool, None), "
+                                f"got a {type(value).__name__}")
             scalars[key] = _to_json(value, where)
     if "t" in scalars:
         t = scalars["t"]
@@ -551,7 +552,8 @@ def load_checkpoint(path, *, backend=None, dtype=None) -> Checkpoint:
                 or not isinstance(spec.get("shape"), list)
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec["shape"])
             ):
-                raise _bad(p, f"header entry for {name!r}: expected a float32/float64 dtype and a shape, got {spec!r:.120}")
+                raise _bad(p, f"header entry for {name!r}: expected a float32/float64 dtype and a shape, "
+                              f"got {spec!r:.120}")
         host = {}
         for name in sorted(manifest):
             host[name] = _read_member(p, zf, name, manifest[name])
@@ -596,7 +598,8 @@ def _load_optimizer(p, header, host, params_h, L):
         if opt_names:
             raise _bad(p, f"optimizer arrays {sorted(opt_names)} but the header records no optimizer state")
         return None
-    if not (isinstance(opt, dict) and isinstance(opt.get("scalars", {}), dict) and isinstance(opt.get("arrays", {}), dict)):
+    if not (isinstance(opt, dict) and isinstance(opt.get("scalars", {}), dict)
+            and isinstance(opt.get("arrays", {}), dict)):
         raise _bad(p, f"header 'optimizer': expected {{'scalars': {{...}}, 'arrays': {{...}}}}, got {opt!r:.120}")
     shapes = _grad_shapes(params_h, L)
     state = dict(opt.get("scalars", {}))

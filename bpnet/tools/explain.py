@@ -1,198 +1,93 @@
-"""Explain one architecture: every equation of a training step with its shapes.
+"""Explain one architecture: every equation of the training step ``MLP.fit`` runs, with its shapes.
 
-:func:`build_plan` turns ``[n_x, n_1, ..., n_L]`` and a batch size ``m`` into a
-:class:`Plan`: the forward, cost, backward and update equations in the order
-bpnet executes them (:func:`bpnet.core._forward`, :func:`bpnet.core._backward`,
-:func:`bpnet.core._update`), each with the concrete shape of every operand and
-of the result, its FLOPs, and the memory each layer's cache keeps alive.
-:func:`render_plan` prints it.
+:func:`build_plan` lists one step of :mod:`bpnet.train.step` (``forward_train``, then
+``backward_update`` with plain gradient descent) in execution order, each equation with its
+operands' shapes and its FLOPs; :func:`render_plan` prints it.  Activation and loss text,
+derivatives and FLOPs come from the registry entries, the output/loss pair (defaults,
+refusals) from :func:`bpnet.nn.resolve_head`.  The shapes are claims: :func:`trace_shapes`
+runs the real step with recording stand-ins for the activations and the optimiser, and
+:func:`check_plan` compares them and checks the step's gradients against central differences.
 
-The shapes of a plan are *claims*; :func:`trace_shapes` runs the real
-``_forward``/``_backward``/``_update`` on random data on any backend and
-records the shape of every array they produce (activation kernels and the loss
-gradient are wrapped to observe ``Z``, ``A``, ``dA`` and ``dZ`` as they pass),
-and :func:`check_plan` compares the two and gradient-checks ``dW[l]``,
-``db[l]`` and ``dA[0]`` of every layer against central differences of the
-cost.  ``bpnet explain --check`` prints both.
-
-Conventions
------------
-* Names are the keys of bpnet's dicts: ``W1`` is W^[1], ``dZ3`` is dZ^[3],
-  ``A0`` is the input X (examples are columns).
-* FLOPs: a matmul ``(n, k) @ (k, m)`` counts ``2 n k m``; every elementwise
-  operation counts 1 per element (``exp``, ``tanh``, ``log``, comparisons and
-  ``max`` included, a select ``where`` free); a sum of k numbers counts k;
-  scalar O(1) work is not counted.
-* Memory in binary units (1 KiB = 1024 bytes).
+Names are bpnet's dict keys (``W1`` is W[1], ``A0`` is X); in the code ``i`` is the layer l.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import numbers
 import textwrap
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from types import SimpleNamespace
 
+import array_api_compat
 import numpy as np
 
+from .. import _validate as v
 from .. import backends as _backends
-from .._validate import integer, layer_dims as _check_layer_dims
-from ..nn import FUSED_PAIRS, DEFAULT_OUTPUT, get_activation, get_loss, initialize_parameters_deep
-from ..nn._kernels import backward as _backward, forward as _forward
-from ..nn.activations import LEAKY_RELU_SLOPE
+from ..nn import Activation, get_activation, get_loss, initialize_parameters_deep, resolve_head
+from ..nn._kernels import backward as course_backward
+from ..nn._kernels import forward as course_forward
+from ..optim import OPTIMIZERS, get_optimizer
+from ..train.step import Net, TrainState, backward_update, batch_metrics, forward_train
+from .gradcheck import central_differences, relative_difference
 
+__all__ = ["FLOP_CONVENTION", "Operand", "Step", "LayerCache", "Plan", "GradCheckRow", "CheckResult", "build_plan",
+           "render_plan", "trace_shapes", "compare_shapes", "check_plan", "render_check", "human_bytes",
+           "human_flops"]
 
-def check_positive_int(value, name):
-    return integer(value, name, low=1)
-
-
-def _update(parameters, grads, lr, L):
-    return {k: parameters[k] - lr * grads["d" + k] for k in parameters}
-
-__all__ = [
-    "FLOP_CONVENTION",
-    "Operand",
-    "Step",
-    "LayerCache",
-    "Plan",
-    "GradCheckRow",
-    "CheckResult",
-    "build_plan",
-    "render_plan",
-    "trace_shapes",
-    "compare_shapes",
-    "check_plan",
-    "render_check",
-    "human_bytes",
-    "human_flops",
-]
-
-FLOP_CONVENTION = (
-    "a matmul (n,k)@(k,m) counts 2nkm FLOPs; every elementwise operation counts 1 per element "
-    "(exp, tanh, log, comparisons and max included); a sum of k numbers counts k"
-)
+FLOP_CONVENTION = ("a matmul (n,k)@(k,m) counts 2nkm FLOPs; every elementwise operation counts 1 per element "
+                   "(exp, tanh, log, comparisons and max included); a sum of k numbers counts k")
 
 _ITEMSIZE = {"float32": 4, "float64": 8}
-
-#: the loss each output activation is paired with when no loss is given
-_DEFAULT_LOSS = {out: loss for loss, out in DEFAULT_OUTPUT.items()}
-
-#: losses whose dA[L] divides by A[L]: they need an output in (0, 1)
-_PROBABILITY_OUTPUTS = ("sigmoid", "softmax")
-
 #: relative-error threshold of the gradient check, and the base step eps, per dtype
 _CHECK_TOL = {"float64": 1e-6, "float32": 5e-2}
 _CHECK_EPS = {"float64": 1e-6, "float32": 1e-3}
-#: activations with a kink, where a central difference straddling z = 0 measures neither slope
-_KINKED = ("relu", "leaky_relu")
-# a step in a parameter of layer l moves Z[l], ..., Z[L] only; when none of those layers has a
-# kink, a 10x larger step is safe and divides the rounding error of J(+eps) - J(-eps) by 10
-# (sigmoid layers shrink the gradients of the layers below them 4x each)
+#: a step in a parameter of layer l moves Z[l..L] only; where none of those layers has a kink, a 10x
+#: larger step is safe and divides the rounding error of J(+eps) - J(-eps) by 10
 _SMOOTH_FACTOR = 10.0
+#: above this much activation memory the shape trace runs on the (small) gradient-check batch
+_SHAPE_TRACE_LIMIT = 256 * 1024**2
+_FOLD = (";\nthen scaled once by 1/m (alpha/m for plain gradient descent): dW, db and every dZ below\n"
+         "are linear in dZ{L}, so they carry the 1/m that the equations show")
 
 
-class _ActInfo(NamedTuple):
-    fwd_flops: int  # FLOPs per element of A = g(Z)
-    bwd_flops: int  # FLOPs per element of dZ = dA * g'(Z)
-    derivative: str  # g' in words
-    dz: str  # right-hand side of dZ[l] = ..., formatted with l
-    dz_uses: str  # which cached array the backward kernel reads besides dA: "Z", "A" or ""
+def _qualname(fn) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
-_ACT = {
-    # max(0, z) ; where(z > 0, dA, 0): one comparison, the select is free
-    "relu": _ActInfo(1, 1, "relu'(z) = 1 if z > 0 else 0", "dA{l} * relu'(Z{l})", "Z"),
-    # where(z > 0, z, 0.01 z): compare + multiply ; the same for dA
-    "leaky_relu": _ActInfo(
-        2, 2, f"leaky_relu'(z) = 1 if z > 0 else {LEAKY_RELU_SLOPE:g}", "dA{l} * leaky_relu'(Z{l})", "Z"
-    ),
-    # tanh(z) ; dA * (1 - A*A): multiply, subtract, multiply
-    "tanh": _ActInfo(1, 3, "tanh'(z) = 1 - tanh(z)^2 = 1 - A^2", "dA{l} * (1 - A{l}^2)", "A"),
-    # 1 / (1 + exp(-z)): exp, add, divide ; dA * A * (1 - A): subtract, multiply, multiply
-    "sigmoid": _ActInfo(3, 3, "sigmoid'(z) = s(z) (1 - s(z)) = A (1 - A)", "dA{l} * A{l} (1 - A{l})", "A"),
-    # identity: nothing to compute
-    "linear": _ActInfo(0, 0, "linear'(z) = 1", "dA{l}", ""),
-    # column max, subtract, exp, column sum, divide ; dA*A, column sum, subtract, multiply
-    "softmax": _ActInfo(
-        5,
-        4,
-        "softmax: dZ = A * (dA - sum_k(dA * A)) per column, the Jacobian-vector product of diag(a) - a a^T",
-        "A{l} * (dA{l} - sum_k(dA{l} * A{l}))",
-        "A",
-    ),
-}
+def _derivative_name(g: Activation) -> str:
+    return _qualname(g.vjp or g.derivative or Activation.backward)
 
 
-class _LossInfo(NamedTuple):
-    cost: str  # J = ..., formatted with L
-    cost_flops: int  # FLOPs per element of A[L]
-    grad: str  # dA[L] = ..., formatted with L
-    grad_flops: int  # FLOPs per element of dA[L]
-
-
-_LOSS = {
-    # Y log A + (1-Y) log(1-A): log, multiply, 1-Y, 1-A, log, multiply, add ; + the sum
-    "binary_crossentropy": _LossInfo(
-        "J = -(1/m) sum(Y log A{L} + (1 - Y) log(1 - A{L}))", 8,
-        "dA{L} = -(Y / A{L} - (1 - Y) / (1 - A{L}))", 6,
-    ),
-    # Y log A: log, multiply ; + the sum
-    "categorical_crossentropy": _LossInfo("J = -(1/m) sum(Y log A{L})", 3, "dA{L} = -Y / A{L}", 2),
-    # (A - Y)^2: subtract, square ; + the sum
-    "mse": _LossInfo("J = (1/(2m)) sum((A{L} - Y)^2)", 3, "dA{L} = A{L} - Y", 1),
-}
-
-
-# --------------------------------------------------------------------------- #
-# the plan
+def _kinked(g: Activation) -> bool:
+    """g' jumps at z = 0 (relu, leaky_relu): read from the entry's own forward and derivative."""
+    if g.vjp is not None or g.derivative is None:  # softmax, the identity
+        return False
+    Z = np.array([[-1e-9, 1e-9]])
+    xp = array_api_compat.array_namespace(Z)
+    d = np.asarray(g.derivative(xp, g.forward(xp, Z)))
+    return abs(float(d[0, 1] - d[0, 0])) > 1e-3
 
 
 @dataclass(frozen=True)
 class Operand:
-    """A named array in an equation; ``transposed`` renders it as ``name^T``.
-
-    ``shape`` is always the shape of the array itself (``A0``: ``(n_x, m)``),
-    the transpose only changes how it is printed (``A0^T (m, n_x)``).
-    """
+    """A named array; ``shape`` is the array's own, ``transposed`` prints it as ``name^T (m, n)``."""
 
     name: str
     shape: tuple
     transposed: bool = False
 
     def label(self) -> str:
-        if self.transposed:
-            return f"{self.name}^T {tuple(reversed(self.shape))}"
-        return f"{self.name} {self.shape}"
+        return f"{self.name}^T {tuple(reversed(self.shape))}" if self.transposed else f"{self.name} {self.shape}"
 
 
 @dataclass(frozen=True)
 class Step:
-    """One equation of a training step.
+    """One equation of the step.
 
-    Attributes
-    ----------
-    phase : {"forward", "cost", "backward", "update"}
-    layer : int
-        l in 1..L (the cost belongs to layer L).
-    equation : str
-        e.g. ``"dW1 = (1/m) dZ1 A0^T"``.
-    result : Operand
-        The array the equation produces, with its shape.
-    operands : tuple of Operand
-        The arrays it reads, with their shapes.
-    expr : str
-        How the operands combine, ``{0}``, ``{1}``, ... standing for their
-        labels (``"{0} @ {1} + {2}"``); ``""`` for elementwise equations.
-    flops : int
-        Under :data:`FLOP_CONVENTION`.
-    implemented_by : str
-        Dotted name of the function that computes it.
-    in_training : bool
-        False for work :func:`bpnet.L_layer_model` does not do every
-        iteration: the cost (only on logging iterations) and ``dA0``.
-    note : str
+    ``expr`` combines the operand labels (``"{0} @ {1}"``; ``""``: elementwise); ``layer`` is
+    the l whose loop iteration computes it; ``in_training`` is False for the cost (see its note).
     """
 
     phase: str
@@ -211,56 +106,23 @@ class Step:
         labels = [op.label() for op in self.operands]
         if self.expr:
             lhs = self.expr.format(*labels)
-        elif self.phase == "cost":
-            lhs = ", ".join(labels) + " summed over all entries"
         else:
-            lhs = ", ".join(labels) + " elementwise"
+            lhs = ", ".join(labels) + (" summed over all entries" if self.phase == "cost" else " elementwise")
         return f"{lhs} -> {self.result.shape}"
 
 
 @dataclass(frozen=True)
 class LayerCache:
-    """The cache ``((A_prev, W, b), Z)`` that layer l keeps for the backward pass.
-
-    ``kept_bytes`` counts the arrays only the cache keeps alive, ``A[l-1]``
-    (``(n_{l-1}, m)``; for l = 1 the input X itself) and ``Z[l]``
-    (``(n_l, m)``); ``W[l]`` and ``b[l]`` are references to the parameters.
-    """
+    """``A[l]`` ``(n_l, m)``, which the step keeps from the forward to the backward pass (no ``Z`` is kept)."""
 
     layer: int
-    A_prev: Operand
-    W: Operand
-    b: Operand
-    Z: Operand
-    A_prev_bytes: int
-    Z_bytes: int
-
-    @property
-    def kept_bytes(self) -> int:
-        return self.A_prev_bytes + self.Z_bytes
+    A: Operand
+    kept_bytes: int
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything one training step of an architecture does, with shapes.
-
-    Attributes
-    ----------
-    layer_dims : tuple of int
-        ``(n_x, n_1, ..., n_L)``.
-    batch : int
-        m, the number of examples (columns).
-    hidden, output, loss : str
-        Names in :data:`bpnet.ACTIVATIONS` / :data:`bpnet.LOSSES`.
-    fused : bool
-        True when the backward pass starts from ``dZ[L] = A[L] - Y`` (the
-        output/loss pair is in :data:`bpnet.FUSED_PAIRS`, as in training).
-    dtype : {"float32", "float64"}
-    steps : tuple of Step
-        In execution order: forward layer 1..L, cost, backward layer L..1, update.
-    caches : tuple of LayerCache
-        One per layer.
-    """
+    """One training step of ``layer_dims`` on ``batch`` (m) examples; ``fused``: it starts from ``dZ[L] = A[L] - Y``."""
 
     layer_dims: tuple
     batch: int
@@ -282,20 +144,16 @@ class Plan:
 
     @property
     def n_params(self) -> int:
-        """sum_l n_l n_{l-1} + n_l."""
         d = self.layer_dims
-        return sum(d[l] * d[l - 1] + d[l] for l in range(1, len(d)))
+        return sum(d[i] * (d[i - 1] + 1) for i in range(1, len(d)))
 
     def flops(self, phase: str | None = None, *, training_only: bool = True) -> int:
-        """Total FLOPs of one phase (or of all), by default only what training does."""
-        return sum(
-            s.flops for s in self.steps
-            if (phase is None or s.phase == phase) and (s.in_training or not training_only)
-        )
+        """Total FLOPs of one phase (or of all), by default only what every training step does."""
+        return sum(s.flops for s in self.steps
+                   if (phase is None or s.phase == phase) and (s.in_training or not training_only))
 
     @property
     def step_flops(self) -> int:
-        """FLOPs of one training step: forward + backward (without dA0) + update."""
         return self.flops()
 
     @property
@@ -312,199 +170,96 @@ class Plan:
 
     def step(self, result: str, phase: str | None = None) -> Step:
         """The (first) step producing ``result``, e.g. ``plan.step("dW1")``."""
-        for s in self.steps:
-            if s.result.name == result and (phase is None or s.phase == phase):
-                return s
-        raise KeyError(result)
+        return next(s for s in self.steps if s.result.name == result and phase in (None, s.phase))
 
 
-def _qualname(fn) -> str:
-    return f"{fn.__module__}.{fn.__qualname__}"
-
-
-def _check_dtype(dtype) -> str:
-    if not isinstance(dtype, str) or dtype not in _ITEMSIZE:
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return dtype
-
-
-def _resolve(output_activation, loss):
-    """(output Activation, Loss) with the defaults of the CLI: sigmoid / binary cross-entropy."""
-    if output_activation is None and loss is None:
-        output_activation = "sigmoid"
-    if output_activation is None:
-        spec = get_loss(loss)
-        output_activation = DEFAULT_OUTPUT[spec.name]
-    out = get_activation(output_activation, "output_activation")
-    if loss is None:
-        if out.name not in _DEFAULT_LOSS:
-            raise ValueError(
-                f"loss: output_activation {out.name!r} has no default loss; pass one of "
-                f"{', '.join(map(repr, _LOSS))}"
-            )
-        loss = _DEFAULT_LOSS[out.name]
-    spec = get_loss(loss)
-    return out, spec
+def _operands(d, m):
+    """The operand makers of a plan: ``W(i)``, ``b(i)``, ``a("dZ", i)`` (any ``(n_i, m)`` array), and ``Y``."""
+    return (lambda i, t=False: Operand(f"W{i}", (d[i], d[i - 1]), t), lambda i: Operand(f"b{i}", (d[i], 1)),
+            lambda p, i, t=False: Operand(f"{p}{i}", (d[i], m), t), Operand("Y", (d[-1], m)))
 
 
 def build_plan(layer_dims, batch=64, *, hidden_activation="relu", output_activation=None, loss=None,
-               dtype="float64", fused=None) -> Plan:
-    """The equations of one training step of ``layer_dims`` on ``batch`` examples, with shapes.
+               dtype="float64") -> Plan:
+    """The equations of one training step of ``layer_dims`` ``[n_x, ..., n_L]`` on ``batch`` examples.
 
-    Parameters
-    ----------
-    layer_dims : sequence of int
-        ``[n_x, n_1, ..., n_L]``; ``W[l]`` has shape ``(n_l, n_{l-1})``.
-    batch : int > 0
-        m; ``X = A[0]`` has shape ``(n_x, m)``.
-    hidden_activation : str
-    output_activation : {"sigmoid", "softmax", "linear", ...}, optional
-        Default: the natural output of ``loss`` (sigmoid when neither is given).
-    loss : {"binary_crossentropy", "categorical_crossentropy", "mse"}, optional
-        Default: the loss whose natural output is ``output_activation``
-        (:data:`bpnet.losses.DEFAULT_OUTPUT` read backwards).
-    dtype : {"float64", "float32"}
-        For the memory figures (and the ``--check`` pass).
-    fused : bool, optional
-        Start the backward pass from ``dZ[L] = A[L] - Y``.  Default: when the
-        output/loss pair allows it, as :func:`bpnet.L_layer_model` does.
-
-    Returns
-    -------
-    Plan
+    ``output_activation`` and ``loss`` default, and are refused, as
+    :func:`bpnet.nn.resolve_head` decides (one output unit: sigmoid and binary
+    cross-entropy; more: softmax and categorical cross-entropy).  ``dtype``
+    ("float64" or "float32") sizes the memory figures and the ``--check`` pass.
     """
-    dims = tuple(_check_layer_dims(layer_dims))
-    m = check_positive_int(batch, "batch")
-    hidden = get_activation(hidden_activation, "hidden_activation")
-    out, spec = _resolve(output_activation, loss)
-    dtype = _check_dtype(dtype)
-    for g, argname in ((hidden, "hidden_activation"), (out, "output_activation")):
-        if g.name not in _ACT:
-            raise ValueError(f"{argname}: explain has no equations for activation {g.name!r}")
-    if spec.name in ("binary_crossentropy", "categorical_crossentropy") and out.name not in _PROBABILITY_OUTPUTS:
-        raise ValueError(
-            f"loss: {spec.name} takes probabilities, so output_activation must be sigmoid or softmax, "
-            f"got {out.name!r} (use loss 'mse' for a {out.name} output)"
-        )
-    if out.name == "softmax" and dims[-1] < 2:
-        raise ValueError(
-            f"output_activation: softmax over n_L = {dims[-1]} unit is the constant 1; "
-            "use at least 2 output units (one per class) or a sigmoid output"
-        )
-    can_fuse = (out.name, spec.name) in FUSED_PAIRS
-    if fused is None:
-        fused = can_fuse
-    elif fused and not can_fuse:
-        pairs = ", ".join(f"{a}+{b}" for a, b in sorted(FUSED_PAIRS))
-        raise ValueError(f"fused: dZ[L] = A[L] - Y holds only for {pairs}; got {out.name}+{spec.name}")
-    fused = bool(fused)
-
-    L = len(dims) - 1
-    size = _ITEMSIZE[dtype]
-    fwd_name, bwd_name, upd_name = _qualname(_forward), _qualname(_backward), _qualname(_update)
-
-    def W(l, t=False):
-        return Operand(f"W{l}", (dims[l], dims[l - 1]), t)
-
-    def b(l):
-        return Operand(f"b{l}", (dims[l], 1))
-
-    def act(prefix, l, t=False):  # Z, A, dZ, dA of layer l: (n_l, m)
-        return Operand(f"{prefix}{l}", (dims[l], m), t)
-
-    Y = Operand("Y", (dims[L], m))
-    steps, caches = [], []
-
-    # forward: Z[l] = W[l] A[l-1] + b[l] ; A[l] = g(Z[l])
-    for l in range(1, L + 1):
-        g = hidden if l < L else out
-        n, k = dims[l], dims[l - 1]
-        steps.append(Step(
-            "forward", l, f"Z{l} = W{l} A{l - 1} + b{l}", act("Z", l), (W(l), act("A", l - 1), b(l)),
-            "{0} @ {1} + {2}", 2 * n * k * m + n * m, fwd_name,
-            note=f"b{l} is broadcast over the {m} columns",
-        ))
-        steps.append(Step(
-            "forward", l, f"A{l} = {g.name}(Z{l})", act("A", l), (act("Z", l),), "",
-            _ACT[g.name].fwd_flops * n * m, _qualname(g.fwd),
-        ))
-        caches.append(LayerCache(l, act("A", l - 1), W(l), b(l), act("Z", l), k * m * size, n * m * size))
-
-    info = _LOSS[spec.name]
-    nL = dims[L]
-    steps.append(Step(
-        "cost", L, info.cost.format(L=L), Operand("J", ()), (act("A", L), Y), "",
-        info.cost_flops * nL * m, _qualname(spec.cost), in_training=False,
-        note="bpnet.L_layer_model evaluates it only on logging iterations, so it is not in the step total",
-    ))
-
-    # backward, layer L..1
-    for l in range(L, 0, -1):
-        n, k = dims[l], dims[l - 1]
-        if l == L and fused:
-            steps.append(Step(
-                "backward", l, f"dZ{l} = A{l} - Y", act("dZ", l), (act("A", l), Y), "", n * m, bwd_name,
-                note=f"fused: for {out.name} + {spec.name}, dA{l} * {out.name}'(Z{l}) simplifies to A{l} - Y;\n"
-                f"the course first computes {info.grad.format(L=l)}",
-            ))
-        else:
-            g = hidden if l < L else out
-            gi = _ACT[g.name]
-            if l == L:
-                steps.append(Step(
-                    "backward", l, info.grad.format(L=l), act("dA", l), (act("A", l), Y), "",
-                    info.grad_flops * n * m, _qualname(spec.grad),
-                    note="the course's start; A is clipped to [eps, 1 - eps] first"
-                    if spec.name != "mse" else "the course's start",
-                ))
-            used = (act("dA", l),) + ((act(gi.dz_uses, l),) if gi.dz_uses else ())
-            steps.append(Step(
-                "backward", l, f"dZ{l} = " + gi.dz.format(l=l), act("dZ", l), used, "",
-                gi.bwd_flops * n * m, _qualname(g.bwd), note=gi.derivative,
-            ))
-        # dW[l] = (1/m) dZ[l] A[l-1]^T : (n, m) @ (m, k) -> (n, k), then the 1/m scaling
-        steps.append(Step(
-            "backward", l, f"dW{l} = (1/m) dZ{l} A{l - 1}^T", Operand(f"dW{l}", (n, k)),
-            (act("dZ", l), act("A", l - 1, True)), "(1/m) {0} @ {1}", 2 * n * m * k + n * k, bwd_name,
-        ))
-        # db[l] = (1/m) sum_i dZ[l][:, i] : m additions per row, then the 1/m scaling
-        steps.append(Step(
-            "backward", l, f"db{l} = (1/m) sum(dZ{l}, axis=1)", Operand(f"db{l}", (n, 1)),
-            (act("dZ", l),), "(1/m) {0} summed over its columns", n * m + n, bwd_name,
-        ))
-        # dA[l-1] = W[l]^T dZ[l] : (k, n) @ (n, m) -> (k, m)
-        steps.append(Step(
-            "backward", l, f"dA{l - 1} = W{l}^T dZ{l}", act("dA", l - 1), (W(l, True), act("dZ", l)),
-            "{0} @ {1}", 2 * k * n * m, bwd_name, in_training=l > 1,
-            note="" if l > 1 else "the gradient w.r.t. the input X: L_model_backward returns it, "
-            "training skips it",
-        ))
-
-    # update: theta = theta - alpha d theta (a multiply and a subtract per entry)
-    for l in range(1, L + 1):
-        for p, shape in (("W", (dims[l], dims[l - 1])), ("b", (dims[l], 1))):
-            steps.append(Step(
-                "update", l, f"{p}{l} = {p}{l} - alpha d{p}{l}", Operand(f"{p}{l}", shape),
-                (Operand(f"{p}{l}", shape), Operand(f"d{p}{l}", shape)), "", 2 * shape[0] * shape[1], upd_name,
-            ))
-
-    return Plan(dims, m, hidden.name, out.name, spec.name, fused, dtype, tuple(steps), tuple(caches))
+    dims = tuple(v.layer_dims(layer_dims))
+    m = v.integer(batch, "batch", low=1)
+    hidden = get_activation(hidden_activation, "hidden_activation", hidden=True)
+    out, spec = resolve_head(dims[-1], output_activation, loss)
+    dtype = v.choice(dtype, "dtype", tuple(_ITEMSIZE))
+    net, L, (_, _, a, Y) = Net(hidden, out, spec), len(dims) - 1, _operands(dims, m)
+    cost = Step("cost", L, spec.cost_text.format(L=L), Operand("J", ()), (a("A", L), Y), "",
+                spec.flops[0] * dims[L] * m, _qualname(spec.cost), in_training=False,
+                note=f"batch_metrics computes it on the epochs the loop reports, before the backward pass "
+                f"overwrites A{L};\nnot in the step total")
+    steps = (*_forward_steps(dims, m, net), cost, *_backward_steps(dims, m, net))
+    caches = tuple(LayerCache(i, a("A", i), dims[i] * m * _ITEMSIZE[dtype]) for i in range(1, L + 1))
+    return Plan(dims, m, hidden.name, out.name, spec.name, net.fused, dtype, steps, caches)
 
 
-# --------------------------------------------------------------------------- #
-# text
+def _forward_steps(d, m, net: Net):
+    (W, b, a, _), L, fwd = _operands(d, m), len(d) - 1, _qualname(forward_train)
+    for i in range(1, L + 1):
+        g, n, k = (net.hidden if i < L else net.output), d[i], d[i - 1]
+        yield Step("forward", i, f"Z{i} = W{i} A{i - 1} + b{i}", a("Z", i), (W(i), a("A", i - 1), b(i)),
+                   "{0} @ {1} + {2}", 2 * n * k * m + n * m, fwd,
+                   note=f"Z{i} = W{i} @ A{i - 1}, then Z{i} += b{i} in place, broadcast over the {m} columns")
+        inplace = i == L and g.forward_inplace is not None
+        yield Step("forward", i, f"A{i} = {g.name}(Z{i})", a("A", i), (a("Z", i),), "{0} per column" if g.vjp else "",
+                   g.flops[0] * n * m,
+                   _qualname(g.forward_inplace if inplace else g.forward),
+                   note=f"{g.name}(Z) = {g.formula}" + (f", computed over Z{i}" if inplace else ""))
+
+
+def _backward_steps(d, m, net: Net) -> list:
+    (W, _, a, Y), L = _operands(d, m), len(d) - 1
+    bwd, upd = _qualname(backward_update), _qualname(OPTIMIZERS["gd"].update_)
+    out, spec, h, nL = net.output, net.loss, net.hidden, d[-1]
+    if net.fused:
+        steps = [Step("backward", L, f"dZ{L} = A{L} - Y", a("dZ", L), (a("A", L), Y), "", 2 * nL * m, bwd,
+                      note=f"for {out.name} + {spec.name}, {spec.grad_text.format(L=L)} times {out.name}'(Z{L})\n"
+                      f"simplifies to A{L} - Y, computed over A{L}" + _FOLD.format(L=L))]
+    else:
+        steps = [Step("backward", L, spec.grad_text.format(L=L), a("dA", L), (a("A", L), Y), "",
+                      spec.flops[1] * nL * m, _qualname(spec.grad), note="the per-example loss's gradient: no 1/m"),
+                 Step("backward", L, f"dZ{L} = " + out.dz.format(dA=f"dA{L}", A=f"A{L}"), a("dZ", L),
+                      (a("dA", L), a("A", L)), "{0}, {1} per column" if out.vjp else "", (out.flops[1] + 1) * nL * m,
+                      _derivative_name(out),
+                      note=out.derivative_text + ("" if out.vjp else f", computed over dA{L}") + _FOLD.format(L=L))]
+    for i in range(L, 0, -1):
+        n, k, top = d[i], d[i - 1], i == L
+        steps += [Step("backward", i, f"dW{i} = (1/m) dZ{i} A{i - 1}^T", Operand(f"dW{i}", (n, k)),
+                       (a("dZ", i), a("A", i - 1, True)), "(1/m) {0} @ {1}", 2 * n * m * k, bwd,
+                       note=f"dZ{i} carries the 1/m: one GEMM" if top else ""),
+                  Step("backward", i, f"db{i} = (1/m) sum(dZ{i}, axis=1)", Operand(f"db{i}", (n, 1)),
+                       (a("dZ", i),), "(1/m) {0} summed over its columns", n * m, bwd,
+                       note=f"a GEMV, dZ{i} @ ones (m, 1)" if top else "")]
+        if i > 1:
+            steps += [Step("backward", i, f"dA{i - 1} = W{i}^T dZ{i}", a("dA", i - 1), (W(i, True), a("dZ", i)),
+                           "{0} @ {1}", 2 * k * n * m, bwd,
+                           note=f"with W{i} before its update; layer 1 computes no dA0" if top else ""),
+                      Step("backward", i, f"dZ{i - 1} = " + h.dz.format(dA=f"dA{i - 1}", A=f"A{i - 1}"),
+                           a("dZ", i - 1), (a("dA", i - 1), a("A", i - 1)), "", h.flops[1] * k * m,
+                           _derivative_name(h), note=f"{h.derivative_text}; computed over dA{i - 1}" if top else "")]
+        for p, shape in (("W", (n, k)), ("b", (n, 1))):
+            note = (f"in place{f', after dA{i - 1} used the old W{i}' if i > 1 else ''}; alpha is in dZ{L}'s "
+                    "scaling, so one subtraction per entry") if top and p == "W" else ""
+            steps.append(Step("update", i, f"{p}{i} -= alpha d{p}{i}", Operand(f"{p}{i}", shape),
+                              (Operand(f"{p}{i}", shape), Operand(f"d{p}{i}", shape)), "", shape[0] * shape[1], upd,
+                              note=note))
+    return steps
 
 
 def human_bytes(n: int) -> str:
     """``1536 -> "1.5 KiB"`` (binary units)."""
-    if n < 1024:
-        return f"{n} B"
-    x = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        x /= 1024.0
-        if x < 1024.0 or unit == "TiB":
-            return f"{x:.1f} {unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
+    k = min(4, int(math.log(n, 1024))) if n >= 1024 else 0
+    return f"{n} B" if k == 0 else f"{n / 1024**k:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[k - 1]}"
 
 
 def human_flops(n: int) -> str:
@@ -515,246 +270,172 @@ def human_flops(n: int) -> str:
     return f"{n} FLOP"
 
 
-_PHASE_TITLE = {
-    "forward": "forward, layer 1..L (bpnet.core._forward; g from bpnet.activations)",
-    "cost": "cost (bpnet.losses)",
-    "backward": "backward, layer L..1 (bpnet.core._backward; g' from bpnet.activations)",
-    "update": "update, learning rate alpha (bpnet.core._update)",
+_SECTION = {
+    "forward": "forward, layer 1..L (bpnet.train.step.forward_train; g from bpnet.nn.activations)",
+    "cost": "cost (bpnet.nn.losses, via bpnet.train.step.batch_metrics)",
+    "backward": "backward and in-place update, layer L..1 (bpnet.train.step.backward_update; g' from\n"
+                "bpnet.nn.activations; the update is the gd rule of bpnet.optim.rules)",
 }
 
 
-def render_plan(plan: Plan, *, backend=None) -> str:
-    """The plan as text: header, parameters, numbered equations with shapes and FLOPs, caches, totals."""
-    dims, L, m = plan.layer_dims, plan.L, plan.batch
-    out = []
-    w = out.append
-    w(f"bpnet explain: {'-'.join(map(str, dims))}, L = {L} layers, batch m = {m} (examples are columns)")
-    start = "dZ{L} = A{L} - Y (fused)" if plan.fused else "dA{L} from the loss, then dZ{L} = dA{L} * g'(Z{L})"
-    w(f"hidden {plan.hidden}, output {plan.output}, loss {plan.loss}; backward starts from "
-      + start.format(L=L))
-    where = f"; backend {backend}" if backend is not None else ""
-    w(f"{plan.dtype} ({plan.itemsize} bytes per number){where}")
-    w("names are bpnet's dict keys: W1 is W[1], dZ3 is dZ[3], A0 is the input X")
-    w(textwrap.fill("FLOPs: " + FLOP_CONVENTION, width=100, subsequent_indent="       "))
-    w("derivations of every equation below: docs/backprop.md")
-    w("")
-
-    w("parameters: W[l] (n_l, n_{l-1}), b[l] (n_l, 1)")
-    rows = []
-    for l in range(1, L + 1):
-        n, k = dims[l], dims[l - 1]
-        rows.append((f"W{l} {(n, k)}", f"b{l} {(n, 1)}", f"{n * k + n:,}"))
-    c0 = max(len(r[0]) for r in rows)
-    c1 = max(len(r[1]) for r in rows)
+def _header(plan: Plan, backend) -> list:
+    dims, L = plan.layer_dims, plan.L
+    start = f"dZ{L} = A{L} - Y (fused)" if plan.fused else f"dA{L} from the loss, then dZ{L} = dA{L} * g'(Z{L})"
+    rows = [(f"W{i} {(dims[i], dims[i - 1])}", f"b{i} {(dims[i], 1)}", f"{dims[i] * (dims[i - 1] + 1):,}")
+            for i in range(1, L + 1)]
+    c0, c1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     c2 = max(max(len(r[2]) for r in rows), len(f"{plan.n_params:,}"))
-    for a, bb, c in rows:
-        w(f"  {a:<{c0}}  {bb:<{c1}}  {c:>{c2}}")
-    pbytes = plan.n_params * plan.itemsize
-    w(f"  {'total':<{c0 + c1 + 2}}  {plan.n_params:>{c2},} parameters = {human_bytes(pbytes)} "
-      f"(the gradients dW, db as much again)")
+    derivatives = {a: get_activation(a).derivative_text for a in (plan.hidden, plan.output)}
+    return [
+        f"bpnet explain: {'-'.join(map(str, dims))}, L = {L} layers, batch m = {plan.batch} (examples are columns)",
+        f"hidden {plan.hidden}, output {plan.output}, loss {plan.loss}; backward starts from {start}",
+        f"{plan.dtype} ({plan.itemsize} bytes per number)" + (f"; backend {backend}" if backend is not None else ""),
+        "the training step of MLP.fit (bpnet.train.step) with plain gradient descent, learning rate alpha",
+        "names are bpnet's dict keys: W1 is W[1], dZ3 is dZ[3], A0 is the input X",
+        textwrap.fill("FLOPs: " + FLOP_CONVENTION, width=100, subsequent_indent="       "),
+        "derivations of every equation below: docs/backprop.md", "",
+        "parameters: W[l] (n_l, n_{l-1}), b[l] (n_l, 1)",
+        *(f"  {a:<{c0}}  {b:<{c1}}  {c:>{c2}}" for a, b, c in rows),
+        f"  {'total':<{c0 + c1 + 2}}  {plan.n_params:>{c2},} parameters = {human_bytes(plan.n_params * plan.itemsize)}",
+        "", "derivatives used: " + "; ".join(derivatives.values()),
+    ]
 
-    legend = {plan.hidden: _ACT[plan.hidden].derivative, plan.output: _ACT[plan.output].derivative}
-    w("")
-    w("derivatives used: " + "; ".join(legend.values()))
 
+def render_plan(plan: Plan, *, backend=None) -> str:
+    """The plan as text: header, parameters, numbered equations with shapes and FLOPs, kept arrays, totals."""
+    out = _header(plan, backend)
+    w = out.append
     flop_w = max(len(f"{s.flops:,}") for s in plan.steps)
-    num = 0
-    phase = None
-    for s in plan.steps:
-        if s.phase != phase:
-            phase = s.phase
-            w("")
-            w(_PHASE_TITLE[phase])
-        num += 1
-        flops = f"{s.flops:,} FLOP"
-        w(f"{num:>3}  {s.equation:<48} {flops:>{flop_w + 5}}")
+    section = None
+    for num, s in enumerate(plan.steps, start=1):
+        if {"update": "backward"}.get(s.phase, s.phase) != section:
+            section = s.phase
+            w("\n" + _SECTION[section])
+        w(f"{num:>3}  {s.equation:<48} {f'{s.flops:,} FLOP':>{flop_w + 5}}")
         w(f"       {s.shapes_text()}")
         if s.note:
             w("       (" + s.note.replace("\n", "\n        ") + ")")
         if s.phase == "forward" and s.result.name == f"A{s.layer}":
             c = plan.caches[s.layer - 1]
-            what = " = X" if c.layer == 1 else ""
-            w(f"       cache {c.layer} = ((A{c.layer - 1}, W{c.layer}, b{c.layer}), Z{c.layer}) keeps "
-              f"{human_bytes(c.kept_bytes)}: A{c.layer - 1}{what} {c.A_prev.shape} {human_bytes(c.A_prev_bytes)}"
-              f" + Z{c.layer} {c.Z.shape} {human_bytes(c.Z_bytes)}")
-
-    w("")
-    w("per training step (as bpnet.L_layer_model runs it: no cost, no dA0):")
+            why = f" (dW{c.layer + 1} and g'(A{c.layer}) read it)" if c.layer < plan.L else ", which starts from it"
+            w(f"       keeps A{c.layer} {c.A.shape} {human_bytes(c.kept_bytes)} for the backward pass{why}; "
+              f"Z{c.layer} is not kept")
     fw, bw, up = plan.flops("forward"), plan.flops("backward"), plan.flops("update")
     tw = len(f"{plan.step_flops:,}")
-    for name, v in (("forward", fw), ("backward", bw), ("update", up), ("total", plan.step_flops)):
-        w(f"  {name:<9} {v:>{tw},} FLOP" + (f"  ({human_flops(v)})" if v >= 1000 else ""))
-    ratio = bw / fw if fw else float("nan")
-    w(f"  backward / forward = {ratio:.2f} (one matmul per layer forward; two backward, dW and dA_prev,")
-    w("  except in layer 1, whose dA0 training skips)")
-    x_bytes = plan.caches[0].A_prev_bytes
-    w(f"memory: parameters {human_bytes(pbytes)}, gradients {human_bytes(pbytes)}, "
-      f"caches {human_bytes(plan.cache_bytes)} (of which X {human_bytes(x_bytes)}, "
-      f"the rest {human_bytes(plan.cache_bytes - x_bytes)});")
-    w("        the W, b in the caches are references to the parameters, not copies")
+    w("\nper training step (as MLP.fit runs it: no cost, no dA0):")
+    for name, n in (("forward", fw), ("backward", bw), ("update", up), ("total", plan.step_flops)):
+        w(f"  {name:<9} {n:>{tw},} FLOP" + (f"  ({human_flops(n)})" if n >= 1000 else ""))
+    w(f"  backward / forward = {bw / fw if fw else float('nan'):.2f} (one matmul per layer forward; two backward, "
+      "dW and dA_prev,\n  except in layer 1, which computes no dA0)")
+    x_bytes = plan.layer_dims[0] * plan.batch * plan.itemsize
+    w(f"memory: parameters {human_bytes(plan.n_params * plan.itemsize)}, activations A1..A{plan.L} "
+      f"{human_bytes(plan.cache_bytes)} (plus the input X, {human_bytes(x_bytes)}, read in place);\n"
+      "        each layer is updated as soon as its dW, db exist, so gradients live about a layer at a time")
     return "\n".join(out)
 
 
-# --------------------------------------------------------------------------- #
-# running the real pass
-
-
 class _Recorder:
-    """Wraps activation kernels and the loss gradient to record the shapes they see.
+    """Stand-ins for the step's activations and optimiser, recording the shape of every array they see."""
 
-    The forward kernels are called in layer order 1..L by ``_forward``; the
-    backward kernels are matched to their layer by the identity of the cached
-    ``Z`` they are given.
-    """
+    def __init__(self, params):
+        self.shapes, self.layer, self.acts = {}, 0, []
+        self.keys = {id(a): k for k, a in params.items()}
 
-    def __init__(self):
-        self.shapes = {}
-        self.layer = 0
-        self.caches = None
-        self.L = None
+    def activation(self, g: Activation):
+        def seen(fn):
+            def forward(xp, Z, *rest):
+                self.layer += 1
+                self.shapes[f"Z{self.layer}"] = tuple(Z.shape)  # before an in-place forward overwrites Z
+                return fn(xp, Z, *rest)
+            return forward
 
-    def activation(self, act):
-        def fwd(xp, Z):
-            self.layer += 1
-            A = act.fwd(xp, Z)
-            self.shapes[f"A{self.layer}"] = tuple(A.shape)
-            return A
-
-        def bwd(xp, dA, Z, A):
-            l = next(i + 1 for i, c in enumerate(self.caches) if c[1] is Z)
-            self.shapes[f"dA{l}"] = tuple(dA.shape)
-            dZ = act.bwd(xp, dA, Z, A)
-            self.shapes[f"dZ{l}"] = tuple(dZ.shape)
+        def backward(xp, dA, A, *, inplace=False):
+            i = next(i for i, a in enumerate(self.acts) if a is A)
+            self.shapes[f"dA{i}"] = tuple(dA.shape)
+            dZ = g.backward(xp, dA, A, inplace=inplace)
+            self.shapes[f"dZ{i}"] = tuple(dZ.shape)
             return dZ
 
-        return act._replace(fwd=fwd, bwd=bwd)
+        return SimpleNamespace(name=g.name, forward=seen(g.forward), backward=backward,
+                               forward_inplace=g.forward_inplace and seen(g.forward_inplace))
 
-    def loss(self, spec):
-        def grad(xp, AL, Y):
-            dA = spec.grad(xp, AL, Y)
-            self.shapes[f"dA{self.L}"] = tuple(dA.shape)
-            return dA
+    def optimizer(self):
+        gd = OPTIMIZERS["gd"]
 
-        return spec._replace(grad=grad)
+        def update_(xp, theta, g, moments, t, lr, hyper):
+            self.shapes["d" + self.keys[id(theta)]] = tuple(g.shape)
+            gd.update_(xp, theta, g, moments, t, lr, hyper)
+
+        return SimpleNamespace(rule=dataclasses.replace(gd, update_=update_), hyper={})
+
+
+def _trace(plan: Plan, bk, X, Y, params) -> dict:
+    """One real training step (forward_train, batch_metrics, backward_update) on copies of ``params``."""
+    xp = bk.xp
+    params = {k: xp.asarray(a, copy=True) for k, a in params.items()}
+    rec = _Recorder(params)
+    net = Net(rec.activation(get_activation(plan.hidden)), rec.activation(get_activation(plan.output)),
+              get_loss(plan.loss))
+    ts = TrainState(params, rec.optimizer(), {"t": 0})
+    ts.block_bytes = ts.w_block_bytes = 1 << 62  # whole arrays: a block would be recorded as a slice
+    batch = ts.batch(xp, X.shape[1])
+    acts, _ = forward_train(xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
+    rec.acts = acts
+    shapes = rec.shapes
+    shapes.update({f"A{i}": tuple(a.shape) for i, a in enumerate(acts)})
+    shapes.update({k: tuple(a.shape) for k, a in params.items()})
+    shapes["Y"] = tuple(Y.shape)
+    shapes["J"] = tuple(batch_metrics(xp, acts[-1], Y, net.loss)[0].shape)
+    backward_update(xp, acts, Y, ts, net, 0.01, batch=batch)
+    if plan.fused:
+        shapes[f"dZ{plan.L}"] = tuple(acts[-1].shape)  # A[L] - Y is computed over A[L]
+    return shapes
 
 
 def _random_problem(plan: Plan, bk, m: int, seed: int):
-    """Host-drawn X ~ N(0, 1) of shape (n_x, m), labels Y (n_L, m) for the loss, Xavier weights, small biases."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    rng = np.random.default_rng(int(seed))
-    n_x, n_L = plan.layer_dims[0], plan.layer_dims[-1]
-    X = rng.standard_normal((n_x, m))
-    if plan.loss == "binary_crossentropy":
-        Y = rng.integers(0, 2, size=(n_L, m)).astype(np.float64)
-    elif plan.loss == "categorical_crossentropy":
-        Y = np.eye(n_L)[:, rng.integers(0, n_L, size=m)]  # one-hot columns
-    else:
-        Y = rng.standard_normal((n_L, m))
-    params = initialize_parameters_deep(list(plan.layer_dims), init="xavier", seed=int(seed),
-                                        dtype=plan.dtype, backend=bk)
-    # b ~ N(0, 0.1^2) instead of 0: with b = 0 an example whose A[l-1] column is all zero has
-    # Z[l] exactly 0, on relu's kink, where a central difference measures neither slope
-    for l in range(1, plan.L + 1):
-        params[f"b{l}"] = bk.asarray(0.1 * rng.standard_normal((plan.layer_dims[l], 1)), dtype=plan.dtype)
+    """Host-drawn X ~ N(0, 1) (n_x, m), labels Y (n_L, m) of the loss's target, Xavier W, b ~ N(0, 0.1^2)."""
+    seed = v.seed(seed)
+    rng = np.random.default_rng(seed)
+    dims = plan.layer_dims
+    X = rng.standard_normal((dims[0], m))
+    target, n = get_loss(plan.loss).target, dims[-1]
+    Y = (np.eye(n)[:, rng.integers(0, n, size=m)] if target == "onehot" else
+         rng.integers(0, 2, size=(n, m)).astype(np.float64) if target == "binary" else rng.standard_normal((n, m)))
+    params = initialize_parameters_deep(list(dims), init="xavier", seed=seed, dtype=plan.dtype, backend=bk)
+    # b != 0: with b = 0 an example whose A[l-1] column is all zero has Z[l] exactly 0, on relu's kink
+    for i in range(1, plan.L + 1):
+        params[f"b{i}"] = bk.asarray(0.1 * rng.standard_normal((dims[i], 1)), dtype=plan.dtype)
     return bk.asarray(X, dtype=plan.dtype), bk.asarray(Y, dtype=plan.dtype), params
 
 
-class _Pass(NamedTuple):
-    shapes: dict
-    X: object
-    Y: object
-    parameters: dict
-    AL: object
-    grads: dict
-
-
-def _run_pass(plan: Plan, bk, X, Y, parameters) -> _Pass:
-    """The real forward, cost, backward and update on backend arrays, recording every shape."""
-    xp = bk.xp
-    L = plan.L
-    rec = _Recorder()
-    rec.L = L
-    hidden = rec.activation(get_activation(plan.hidden))
-    output = rec.activation(get_activation(plan.output))
-    spec = get_loss(plan.loss)
-    AL, caches = _forward(xp, X, parameters, L, hidden, output)
-    rec.caches = caches
-    shapes = rec.shapes
-    for l, ((A_prev, W, b), Z) in enumerate(caches, start=1):
-        shapes[f"A{l - 1}"] = tuple(A_prev.shape)
-        shapes[f"W{l}"] = tuple(W.shape)
-        shapes[f"b{l}"] = tuple(b.shape)
-        shapes[f"Z{l}"] = tuple(Z.shape)
-    shapes["Y"] = tuple(Y.shape)
-    shapes["J"] = tuple(spec.cost(xp, AL, Y).shape)
-    grads = _backward(xp, AL, Y, caches, hidden, output, rec.loss(spec), fused=plan.fused)
-    if plan.fused:
-        # _backward computes dZ[L] = AL - Y inline: the same expression, on the same arrays
-        shapes[f"dZ{L}"] = tuple((AL - Y).shape)
-    for key, g in grads.items():
-        shapes[key] = tuple(g.shape)
-    new = _update(parameters, grads, 0.01, L)
-    for key, p in new.items():
-        if tuple(p.shape) != tuple(parameters[key].shape):
-            shapes[key] = tuple(p.shape)  # would show up as a mismatch with the plan
-    return _Pass(shapes, X, Y, parameters, AL, grads)
-
-
 def trace_shapes(plan: Plan, backend=None, *, batch=None, seed=0) -> dict:
-    """Shapes of every array the real ``_forward``/``_backward``/``_update`` produce.
-
-    Parameters
-    ----------
-    plan : Plan
-        Only its architecture (dims, activations, loss, fused, dtype) is used.
-    backend : str or Backend, optional
-        :func:`bpnet.backends.get` resolves it.
-    batch : int, optional
-        m of the random data; default ``plan.batch``.
-    seed : int
-
-    Returns
-    -------
-    dict
-        ``{name: shape}`` with the names of :meth:`Plan.shapes`.
-    """
+    """``{name: shape}`` of every array one real, unblocked training step makes on random data of m = ``batch``."""
     bk = _backends.get(backend)
-    m = plan.batch if batch is None else check_positive_int(batch, "batch")
-    X, Y, params = _random_problem(plan, bk, m, seed)
-    return _run_pass(plan, bk, X, Y, params).shapes
+    m = plan.batch if batch is None else v.integer(batch, "batch", low=1)
+    return _trace(plan, bk, *_random_problem(plan, bk, m, seed))
 
 
 def compare_shapes(plan: Plan, traced: dict) -> list:
-    """``[(name, planned, traced), ...]`` for every name whose shapes differ (or that the pass lacks)."""
-    bad = []
-    for name, shape in plan.shapes().items():
-        got = traced.get(name)
-        if got != tuple(shape):
-            bad.append((name, tuple(shape), got))
-    return bad
-
-
-# --------------------------------------------------------------------------- #
-# --check
+    """``[(name, planned, traced), ...]`` for every name whose shapes differ (or that the step lacks)."""
+    return [(name, shape, traced.get(name)) for name, shape in plan.shapes().items() if traced.get(name) != shape]
 
 
 @dataclass(frozen=True)
 class GradCheckRow:
-    """The relative error of one gradient against central differences on a subset of its entries."""
+    """The relative error of one gradient against central differences on ``entries`` of its entries."""
 
     layer: int
     name: str  # "dW1", "db1" or "dA0"
     equation: str
     shape: tuple
-    entries: int  # how many entries were compared
-    epsilon: float  # the step of the central difference
+    entries: int
+    epsilon: float
     rel_error: float
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What :func:`check_plan` found; ``ok`` is True when shapes agree and errors are below ``tolerance``."""
+    """What :func:`check_plan` found; ``step_vs_course``: max |step's - course's gradient| (``fused=False``)."""
 
     backend: str
     dtype: str
@@ -767,7 +448,7 @@ class CheckResult:
     entries: int
     tolerance: float
     rows: tuple
-    fused_vs_course: float | None
+    step_vs_course: float
     seconds: float
 
     @property
@@ -779,202 +460,126 @@ class CheckResult:
         return not self.shape_mismatches and self.max_rel_error < self.tolerance
 
 
-def _rel_error(g: np.ndarray, ga: np.ndarray) -> float:
-    # ||g - g_num|| / (||g|| + ||g_num||), 0 when both vanish
-    den = np.linalg.norm(g) + np.linalg.norm(ga)
-    return float(np.linalg.norm(g - ga) / den) if den > 0 else 0.0
-
-
 def _pick(shape, k: int, rng) -> list:
-    """k distinct (i, j) entries of a matrix of ``shape`` (all of them when it has <= k)."""
+    """k distinct (row, column) entries of a matrix of ``shape`` (all of them when it has <= k)."""
     n = shape[0] * shape[1]
     flat = range(n) if n <= k else np.sort(rng.choice(n, size=k, replace=False))
     return [divmod(int(f), shape[1]) for f in flat]
 
 
-# one forward/backward on the full batch is cheap; above this much cache memory the
-# shape trace runs on the (small) gradient-check batch instead
-_SHAPE_TRACE_LIMIT = 256 * 1024**2
+def _at(a, pairs) -> np.ndarray:
+    h = _backends.to_numpy(a)
+    return np.array([h[r, c] for r, c in pairs], dtype=np.float64)
 
 
-def check_plan(plan: Plan, *, backend=None, entries=20, seed=0, max_batch=16) -> CheckResult:
-    """Verify a plan against the real pass and gradient-check every layer.
-
-    1. Shapes: the real ``_forward``/``_backward``/``_update`` on random data
-       with ``m = plan.batch`` (or ``m = min(plan.batch, max_batch)`` when the
-       caches would exceed 256 MiB) must produce every shape of the plan.
-    2. Gradients: on ``m = min(plan.batch, max_batch)`` random columns, for
-       each layer, ``entries`` seeded random entries of ``dW[l]`` and
-       ``db[l]`` (all when fewer) are compared with central differences
-       ``(J(theta + eps) - J(theta - eps)) / (2 eps)``, and entries of ``dA0``
-       with ``m`` times the central difference of J in X (``dA`` carries no 1/m).
-       eps is 1e-6 in float64 (1e-3 in float32); 10 times that for the
-       parameters of layer l when no layer l..L has a (leaky) relu kink;
-       ``sqrt(n_x)`` times that for X (Xavier weights are ~ 1/sqrt(n_x)); and
-       it shrinks 10-fold (twice at most) while ``theta +- eps`` leaves some
-       z of a kinked layer on two sides of 0.  The data are random: X ~ N(0, 1),
-       labels drawn for the loss, Xavier weights, biases ~ N(0, 0.1^2).
-    3. For a fused output/loss pair, the fused start ``dZ[L] = A[L] - Y`` is
-       compared with the course's ``dA[L] * g'(Z[L])``.
-
-    Parameters
-    ----------
-    plan : Plan
-    backend : str or Backend, optional
-    entries : int > 0
-        Entries per parameter to difference (each costs two forward passes).
-    seed : int >= 0
-        Seeds the data, the weights and the choice of entries.
-    max_batch : int > 0
-        Cap on the columns of the gradient-check batch.
-
-    Returns
-    -------
-    CheckResult
-    """
-    t0 = time.perf_counter()
-    bk = _backends.get(backend)
-    xp = bk.xp
-    k = check_positive_int(entries, "check_entries")
-    mb = check_positive_int(max_batch, "max_batch")
-
-    # 1. shapes of the real pass
-    shape_m = plan.batch if plan.cache_bytes <= _SHAPE_TRACE_LIMIT else min(plan.batch, mb)
-    shape_plan = plan if shape_m == plan.batch else _with_batch(plan, shape_m)
-    X, Y, params = _random_problem(plan, bk, shape_m, seed)
-    traced = _run_pass(shape_plan, bk, X, Y, params).shapes
-    mismatches = compare_shapes(shape_plan, traced)
-    n_shapes = len(shape_plan.shapes())
-
-    # 2. gradient check on a small batch
-    mc = min(plan.batch, mb)
-    small = plan if mc == plan.batch else _with_batch(plan, mc)
-    X, Y, params = _random_problem(plan, bk, mc, seed)
-    ps = _run_pass(small, bk, X, Y, params)
-    if mc != shape_m:
-        mismatches += compare_shapes(small, ps.shapes)
-    L = plan.L
+def _gradient_rows(plan: Plan, bk, X, Y, params, k: int, seed: int):
+    """The rows of the gradient check, and the step's largest |difference| from the course's gradients."""
+    xp, L, m = bk.xp, plan.L, plan.batch
     hidden, output, spec = get_activation(plan.hidden), get_activation(plan.output), get_loss(plan.loss)
+    net, ts = Net(hidden, output, spec), TrainState(params, get_optimizer("gd"), {"t": 0})
+    batch = ts.batch(xp, m)
+    acts, _ = forward_train(xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
+    grads = {f"d{p}{i + 1}": a  # the step's (1/m) dZ A^T etc., nothing updated
+             for i, dW, db in backward_update(xp, acts, Y, ts, net, 0.0, batch=batch, collect=True)
+             for p, a in (("W", dW), ("b", db))}
+    AL, caches = course_forward(xp, X, params, L, hidden, output)
+    course = course_backward(xp, AL, Y, caches, hidden, output, spec, fused=False)
+    kinked = [i for i in range(1, L + 1) if _kinked(hidden if i < L else output)]
 
-    def eps_of(l):
-        # the step for the parameters of layer l: larger when layers l..L have no kink
-        kinked = plan.output in _KINKED or (l < L and plan.hidden in _KINKED)
-        return _CHECK_EPS[plan.dtype] * (1.0 if kinked else _SMOOTH_FACTOR)
+    def cost(parameters, X):  # J, and which side of 0 every z of a kinked layer is on
+        AL, caches = course_forward(xp, X, parameters, L, hidden, output)
+        return float(spec.cost(xp, AL, Y)), tuple(_backends.to_numpy(caches[i - 1][1] > 0).tobytes() for i in kinked)
 
-    # for dA0 the perturbed entry is an input x; with Xavier weights ~ 1/sqrt(n_x), a step
-    # eps sqrt(n_x) in x moves Z[1] about as much as a step eps in a weight does, and keeps the
-    # rounding error of the difference small next to dJ/dx ~ 1/sqrt(n_x)
-    eps_x = eps_of(1) * math.sqrt(plan.layer_dims[0])
-
-    # the layers whose activation has a kink at z = 0
-    kinked_layers = [l for l in range(1, L + 1) if (plan.hidden if l < L else plan.output) in _KINKED]
-
-    def J(parameters, X):
-        # the cost, and which side of the kink every z of a kinked layer is on
-        AL, caches = _forward(xp, X, parameters, L, hidden, output)
-        sides = tuple(_backends.to_numpy(caches[l - 1][1] > 0).tobytes() for l in kinked_layers)
-        return float(spec.cost(xp, AL, Y)), sides
-
-    def shifted(theta, i, j, h):
-        out = xp.asarray(theta, copy=True)
-        out[i, j] = theta[i, j] + h
-        return out
-
-    def numeric(theta, pairs, cost, eps):
-        # central difference of the cost in each chosen entry of theta; when theta +- eps puts
-        # some z on two sides of a kink, the difference measures neither slope: shrink the step
-        out = np.empty(len(pairs))
-        for t, (i, j) in enumerate(pairs):
-            h = eps
-            for _ in range(3):
-                (J_plus, s_plus), (J_minus, s_minus) = cost(shifted(theta, i, j, h)), cost(shifted(theta, i, j, -h))
-                if s_plus == s_minus:
-                    break
-                h /= 10.0
-            out[t] = (J_plus - J_minus) / (2 * h)
-        return out
+    def numeric(i, theta, pairs, J, scale=1.0):  # eps: larger where no layer i..L has a kink
+        eps = scale * _CHECK_EPS[plan.dtype] * (1.0 if any(q >= i for q in kinked) else _SMOOTH_FACTOR)
+        return eps, central_differences(J, theta, pairs, eps, retries=2 if kinked else 0)
 
     rng = np.random.default_rng(seed)
     rows = []
-    for l in range(L, 0, -1):
-        for p in "Wb":
-            key = f"{p}{l}"
-            theta = params[key]
-            pairs = _pick(tuple(theta.shape), k, rng)
-            analytic = _backends.to_numpy(ps.grads["d" + key])
-            g = np.array([analytic[i, j] for i, j in pairs], dtype=np.float64)
-            ga = numeric(theta, pairs, lambda th, key=key: J({**params, key: th}, X), eps_of(l))
-            rows.append(GradCheckRow(l, "d" + key, small.step("d" + key).equation, tuple(theta.shape),
-                                     len(pairs), eps_of(l), _rel_error(g, ga)))
-    # dA0 = W1^T dZ1 is the gradient of the per-example losses: m dJ/dX
+    for i in range(L, 0, -1):
+        for key in (f"W{i}", f"b{i}"):
+            pairs = _pick(tuple(params[key].shape), k, rng)
+            eps, approx = numeric(i, params[key], pairs, lambda th, key=key: cost({**params, key: th}, X))
+            rows.append(GradCheckRow(i, "d" + key, plan.step("d" + key).equation, tuple(params[key].shape),
+                                     len(pairs), eps, relative_difference(_at(grads["d" + key], pairs), approx)))
+    # dA0 (the course's backward; training skips it) is m dJ/dX.  Xavier weights are ~1/sqrt(n_x): a step
+    # eps sqrt(n_x) in x moves Z[1] as much as eps in a weight, and keeps rounding small next to dJ/dx
     pairs = _pick(tuple(X.shape), k, rng)
-    analytic = _backends.to_numpy(ps.grads["dA0"])
-    g = np.array([analytic[i, j] for i, j in pairs], dtype=np.float64)
-    ga = mc * numeric(X, pairs, lambda Xp: J(params, Xp), eps_x)
-    rows.append(GradCheckRow(1, "dA0", small.step("dA0").equation, tuple(X.shape), len(pairs), eps_x,
-                             _rel_error(g, ga)))
+    eps, approx = numeric(1, X, pairs, lambda Xs: cost(params, Xs), math.sqrt(plan.layer_dims[0]))
+    rows.append(GradCheckRow(1, "dA0", "dA0 = W1^T dZ1", tuple(X.shape), len(pairs), eps,
+                             relative_difference(_at(course["dA0"], pairs), m * approx)))
+    diff = max(float(np.max(np.abs(_backends.to_numpy(g) - _backends.to_numpy(course[key]))))
+               for key, g in grads.items())
+    return rows, diff
 
-    # 3. fused start vs the course's start through the output derivative
-    fused_diff = None
-    if plan.fused:
-        _, caches = _forward(xp, X, params, L, hidden, output)
-        course = _backward(xp, ps.AL, Y, caches, hidden, output, spec, fused=False)
-        fused_diff = 0.0
-        for key, gf in ps.grads.items():
-            a, c = _backends.to_numpy(gf), _backends.to_numpy(course[key])
-            fused_diff = max(fused_diff, float(np.max(np.abs(a - c))) if a.size else 0.0)
 
+def check_plan(plan: Plan, *, backend=None, entries=20, seed=0, max_batch=16) -> CheckResult:
+    """Verify a plan against the real training step and gradient-check every layer.
+
+    1. One real step on random data of ``plan.batch`` columns (``min(plan.batch, max_batch)``
+       when its activations exceed 256 MiB) must produce every shape of the plan.
+    2. On ``mc = min(plan.batch, max_batch)`` columns, ``entries`` seeded random entries of each
+       ``dW[l]``, ``db[l]`` of the step (``backward_update(collect=True)``) against central
+       differences of J (the eps :func:`render_check` states), and the course's ``dA0`` against
+       ``mc`` times those in X.  Data: X ~ N(0, 1), labels for the loss, Xavier W, b ~ N(0, 0.1^2).
+    3. The step's gradients against the course's (``fused=False``).
+    """
+    t0 = time.perf_counter()
+    bk = _backends.get(backend)
+    k = v.integer(entries, "check_entries", low=1)
+    mb = v.integer(max_batch, "max_batch", low=1)
+    seed = v.seed(seed)
+    shape_m = plan.batch if plan.cache_bytes <= _SHAPE_TRACE_LIMIT else min(plan.batch, mb)
+
+    def rebuilt(m):
+        return plan if m == plan.batch else build_plan(list(plan.layer_dims), m, hidden_activation=plan.hidden,
+                                                        output_activation=plan.output, loss=plan.loss, dtype=plan.dtype)
+
+    shape_plan = rebuilt(shape_m)
+    mismatches = compare_shapes(shape_plan, _trace(shape_plan, bk, *_random_problem(plan, bk, shape_m, seed)))
+    mc = min(plan.batch, mb)
+    small = rebuilt(mc)
+    X, Y, params = _random_problem(plan, bk, mc, seed)
+    if mc != shape_m:
+        mismatches += compare_shapes(small, _trace(small, bk, X, Y, params))
+    rows, diff = _gradient_rows(small, bk, X, Y, params, k, seed)
     bk.synchronize()
-    return CheckResult(
-        backend=str(bk), dtype=plan.dtype, seed=int(seed), shape_batch=shape_m,
-        shape_mismatches=tuple(mismatches), n_shapes=n_shapes, check_batch=mc, batch=plan.batch,
-        entries=k, tolerance=_CHECK_TOL[plan.dtype], rows=tuple(rows),
-        fused_vs_course=fused_diff, seconds=time.perf_counter() - t0,
-    )
-
-
-def _with_batch(plan: Plan, m: int) -> Plan:
-    return build_plan(list(plan.layer_dims), m, hidden_activation=plan.hidden, output_activation=plan.output,
-                      loss=plan.loss, dtype=plan.dtype, fused=plan.fused)
+    return CheckResult(backend=str(bk), dtype=plan.dtype, seed=seed, shape_batch=shape_m,
+                       shape_mismatches=tuple(mismatches), n_shapes=len(shape_plan.shapes()), check_batch=mc,
+                       batch=plan.batch, entries=k, tolerance=_CHECK_TOL[plan.dtype], rows=tuple(rows),
+                       step_vs_course=diff, seconds=time.perf_counter() - t0)
 
 
 def render_check(result: CheckResult) -> str:
     """The check as text: shape agreement, then per layer the relative error beside its equation."""
-    out = []
+    out = ["", f"check: the real training step on {result.backend}, {result.dtype}, seed {result.seed}"]
     w = out.append
-    w("")
-    w(f"check: the real forward/backward pass on {result.backend}, {result.dtype}, seed {result.seed}")
-    n_bad = len(result.shape_mismatches)
     trace_m = f"m = {result.shape_batch}"
     if result.shape_batch != result.batch:
-        trace_m += f" (the caches of m = {result.batch} exceed {human_bytes(_SHAPE_TRACE_LIMIT)})"
-    if n_bad == 0:
-        w(f"  shapes: all {result.n_shapes} shapes above agree with the arrays the pass produced on {trace_m}")
+        trace_m += f" (the activations of m = {result.batch} exceed {human_bytes(_SHAPE_TRACE_LIMIT)})"
+    if not result.shape_mismatches:
+        w(f"  shapes: all {result.n_shapes} shapes above agree with the arrays the step produced on {trace_m}")
     else:
-        w(f"  shapes: {n_bad} DISAGREE with the real pass on {trace_m}:")
-        for name, planned, got in result.shape_mismatches:
-            w(f"    {name}: explained {planned}, the pass produced {got}")
+        w(f"  shapes: {len(result.shape_mismatches)} DISAGREE with the real step on {trace_m}:")
+        out += [f"    {name}: explained {planned}, the step produced {got}"
+                for name, planned, got in result.shape_mismatches]
     cap = "" if result.check_batch == result.batch else f" (the batch of {result.batch} capped at {result.check_batch})"
-    w(f"  gradient check on m = {result.check_batch} random columns{cap},")
-    w(f"  {result.entries} seeded random entries per array (all when it has fewer), central differences")
-    w(f"  (J(theta + eps) - J(theta - eps)) / (2 eps) with eps = {_CHECK_EPS[result.dtype]:g}, x10 where no layer "
-      "from l up has a")
-    w("  (leaky) relu kink, x sqrt(n_x) for X, /10 while a step straddles a kink; relative error")
-    w("  ||g - g_num|| / (||g|| + ||g_num||), beside the equation it verifies:")
+    w(f"  gradient check of the step's gradients on m = {result.check_batch} random columns{cap},\n"
+      f"  {result.entries} seeded random entries per array (all when it has fewer), central differences\n"
+      f"  (J(theta + eps) - J(theta - eps)) / (2 eps) with eps = {_CHECK_EPS[result.dtype]:g}, x10 where no layer "
+      "from l up has a\n  kink, x sqrt(n_x) for X, /10 while a step straddles a kink; relative error\n"
+      "  ||g - g_num|| / (||g|| + ||g_num||), beside the equation it verifies:")
     eq_w = max(len(r.equation) for r in result.rows)
     for r in result.rows:
-        total = r.shape[0] * r.shape[1]
-        mark = "ok" if r.rel_error < result.tolerance else "FAIL"
-        extra = "  (vs m dJ/dX: no 1/m)" if r.name == "dA0" else ""
-        w(f"  layer {r.layer}  {r.equation:<{eq_w}}  {r.entries:>4} of {total:<9,} eps {r.epsilon:<7.1e} "
-          f"rel. error {r.rel_error:.1e}  {mark}{extra}")
-    if result.fused_vs_course is not None:
-        w(f"  fused dZ[L] = A[L] - Y vs the course's dA[L] * g'(Z[L]): max |difference| of the gradients "
-          f"{result.fused_vs_course:.1e}")
+        extra = "  (the course's backward, not in training; vs m dJ/dX)" if r.name == "dA0" else ""
+        w(f"  layer {r.layer}  {r.equation:<{eq_w}}  {r.entries:>4} of {r.shape[0] * r.shape[1]:<9,} "
+          f"eps {r.epsilon:<7.1e} rel. error {r.rel_error:.1e}  {'ok' if r.rel_error < result.tolerance else 'FAIL'}"
+          + extra)
+    w("  the step's gradients vs the course's (bpnet.nn._kernels.backward: dA[L] from the loss, then g'):\n"
+      f"  max |difference| {result.step_vs_course:.1e}")
     if result.dtype == "float32":
         w("  (float32: the differences are limited by rounding, ~1e-3 is as good as it gets; "
           "--dtype float64 checks to ~1e-8)")
-    verdict = "PASSED" if result.ok else "FAILED"
-    w(f"  {verdict}: max relative error {result.max_rel_error:.1e} (threshold {result.tolerance:g} in "
-      f"{result.dtype}); {result.seconds:.2f} s")
+    w(f"  {'PASSED' if result.ok else 'FAILED'}: max relative error {result.max_rel_error:.1e} (threshold "
+      f"{result.tolerance:g} in {result.dtype}); {result.seconds:.2f} s")
     return "\n".join(out)

@@ -47,7 +47,8 @@ def central_differences(cost, theta, entries, eps, *, retries=0):
     for t, (i, j) in enumerate(entries):
         h = eps
         for _ in range(retries + 1):
-            (J_plus, s_plus), (J_minus, s_minus) = cost(_shifted(xp, theta, i, j, h)), cost(_shifted(xp, theta, i, j, -h))
+            J_plus, s_plus = cost(_shifted(xp, theta, i, j, h))
+            J_minus, s_minus = cost(_shifted(xp, theta, i, j, -h))
             if s_plus == s_minus:
                 break
             h /= 10.0
@@ -140,7 +141,8 @@ def gradient_check(parameters, grads, X, Y, epsilon=1e-7, *, hidden_activation="
     for k in keys:
         namespace_of(**{f"grads[{k!r}]": grads[k]}, W1=parameters["W1"])
         if tuple(grads[k].shape) != tuple(parameters[k[1:]].shape):
-            raise ValueError(f"grads[{k!r}]: expected shape {tuple(parameters[k[1:]].shape)}, got {tuple(grads[k].shape)}")
+            raise ValueError(f"grads[{k!r}]: expected shape {tuple(parameters[k[1:]].shape)}, "
+                             f"got {tuple(grads[k].shape)}")
     approx = numerical_gradients(parameters, X, Y, epsilon, hidden_activation=hidden_activation,
                                  output_activation=output_activation, loss=loss)
     grad = np.concatenate([to_numpy(grads[k]).astype(np.float64).ravel() for k in keys])
