@@ -311,13 +311,15 @@ class MLP:
     # ------------------------------------------------------------------ #
     # checkpoints and pickling
 
+    def _meta(self) -> dict:
+        """Everything but the arrays, as JSON data: what a checkpoint and a pickle carry besides them."""
+        return {"model": self.config(), "epoch": self.epoch, "history": self.history.to_dict(),
+                "optimizer": self.optimizer_config, "user": self.metadata,
+                "preprocessor": None if self.preprocessor is None else self.preprocessor.to_dict()}
+
     def save(self, path):
         """Write an atomic, pickle-free checkpoint (parameters, optimiser state, architecture, history)."""
-        metadata = {"model": self.config(), "epoch": self.epoch, "history": self.history.to_dict(),
-                    "optimizer": self.optimizer_config, "user": self.metadata}
-        if self.preprocessor is not None:
-            metadata["preprocessor"] = self.preprocessor.to_dict()
-        return save_checkpoint(path, self._parameters, optimizer_state=self.optimizer_state, metadata=metadata)
+        return save_checkpoint(path, self._parameters, optimizer_state=self.optimizer_state, metadata=self._meta())
 
     @classmethod
     def load(cls, path, *, backend=None) -> "MLP":
@@ -347,12 +349,9 @@ class MLP:
     def __getstate__(self):
         """Host arrays and names only (no module references), so a model pickles from any backend."""
         host = backends.to_numpy
-        return {"config": self.config(), "backend": backends.spec(self.backend),
+        return {"backend": backends.spec(self.backend), "meta": self._meta(),
                 "parameters": {k: host(a).copy() for k, a in self._parameters.items()},
-                "optimizer_state": _tree(self.optimizer_state, lambda a: host(a).copy()),
-                "meta": {"optimizer": self.optimizer_config, "epoch": self.epoch, "history": self.history.to_dict(),
-                         "user": self.metadata,
-                         "preprocessor": None if self.preprocessor is None else self.preprocessor.to_dict()}}
+                "optimizer_state": _tree(self.optimizer_state, lambda a: host(a).copy())}
 
     def __setstate__(self, state):
         try:
@@ -361,7 +360,7 @@ class MLP:
             warnings.warn(f"bpnet: the model was saved from backend {state['backend']!r}, which is not available "
                           f"here ({exc}); its weights are loaded onto numpy", UserWarning, stacklevel=2)
             bk = backends.get("numpy")
-        self.__init__(**state["config"], backend=bk,
+        self.__init__(**state["meta"]["model"], backend=bk,
                       parameters={k: bk.asarray(a) for k, a in state["parameters"].items()})
         self._restore(_tree(state["optimizer_state"], bk.asarray), state["meta"])
 

@@ -54,6 +54,7 @@ import numpy as np
 
 from .. import backends as _backends
 from .._validate import check_parameters, is_array
+from .._validate import layer_dims as check_layer_dims
 from .._version import __version__
 from .atomic import atomic_write
 
@@ -666,13 +667,7 @@ def check_architecture(
             f"checkpoint_or_header: expected a bpnet checkpoint header (format {FORMAT!r} with layer_dims), "
             f"got a dict with keys {sorted(map(str, header))[:10]}"
         )
-    if isinstance(layer_dims, (str, bytes)) or not hasattr(layer_dims, "__iter__"):
-        raise TypeError(f"layer_dims: expected a list of layer sizes like [n_x, n_1, ..., n_L], got {layer_dims!r}")
-    dims = list(layer_dims)
-    for i, n in enumerate(dims):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-            raise ValueError(f"layer_dims: expected positive integers, got {n!r} at position {i} of {dims!r}")
-    dims = [int(n) for n in dims]
+    dims = check_layer_dims(layer_dims)
     problems = []
     saved = header["layer_dims"]
     if saved != dims:

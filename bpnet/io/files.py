@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate as v
+
 __all__ = ["DATASETS", "FILE_SUFFIXES", "LABEL_COLUMNS", "Labels", "Table", "class_name", "make_flower",
            "read_columns", "read_features", "read_table", "source_kind"]
 
@@ -128,7 +130,7 @@ def make_flower(m: int = 400, seed: int = 1):
     Y : ndarray of uint8, shape (1, m)
         0 (red) for the first ``m/2`` points, 1 (blue) for the rest.
     """
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 2 or m % 2:
+    if v.integer(m, "m", low=2) % 2:
         raise ValueError(f"m: expected an even number of points >= 2, got {m!r}")
     rng = np.random.RandomState(seed)
     N = int(m / 2)  # number of points per class
