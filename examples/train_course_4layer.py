@@ -65,7 +65,7 @@ X_test = bk.asarray(ds.X_test, dtype="float64")
 # ## The model
 #
 # `layers_dims = [n_x, 20, 7, 5, 1]` gives `W1 (20, 30)`, `W2 (7, 20)`, `W3 (5, 7)`,
-# `W4 (1, 5)`.  `bpnet explain --layers 30,20,7,5,1 --batch 455` prints every
+# `W4 (1, 5)`.  `bpnet explain --dims 30,20,7,5,1 --batch 455` prints every
 # equation of one training step with these shapes.
 #
 # `L_layer_model` is the course's training loop: forward pass, cost
