@@ -1,4 +1,7 @@
-"""Shared fixtures: every backend-parametrised test runs once per backend.
+"""Shared fixtures and helpers: every backend-parametrised test runs once per backend.
+
+The tests mirror the package (``tests/nn`` tests ``bpnet/nn`` ...); helpers shared across
+directories live here (``from conftest import ...``) and in ``badinput.py``, the bad-input harness.
 
 Backends: numpy and array-api-strict always (strict on its default device and
 on ``device1``, which catches forgotten ``device=`` arguments), cupy when a
@@ -9,12 +12,18 @@ list with ``BPNET_TEST_BACKENDS``, e.g. ``BPNET_TEST_BACKENDS=cupy pytest``.
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 
 import array_api_compat
+import badinput
 import numpy as np
 import pytest
 
 from bpnet import backends
+
+#: the repository root (found upwards from here: tests may sit at any depth)
+ROOT = next(p for p in pathlib.Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 
 # (test id, backend name, device)
 _ALL = [
@@ -111,3 +120,77 @@ def assert_same_result(bk_a, bk_b, got, want, err_msg=""):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# --------------------------------------------------------------------------- #
+# data sets, once per test module
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    """The embedded breast-cancer data set (30 features, binary), the default split."""
+    from bpnet.io import load_dataset
+
+    return load_dataset("breast_cancer")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The embedded digits data set (64 features, 10 classes), the default split."""
+    from bpnet.io import load_dataset
+
+    return load_dataset("digits")
+
+
+# --------------------------------------------------------------------------- #
+# numbers
+
+
+def all_finite(a) -> bool:
+    return bool(np.all(np.isfinite(to_np(a))))
+
+
+def saturated_fraction(AL) -> float:
+    """The share of outputs where a sigmoid's derivative A (1 - A) has vanished (< 1e-6)."""
+    A = to_np(AL).astype(np.float64)
+    return float(np.mean(A * (1 - A) < 1e-6))
+
+
+# --------------------------------------------------------------------------- #
+# the bad-input harness (badinput.py)
+
+
+@pytest.fixture(scope="session")
+def bad_input_files(tmp_path_factory):
+    """The files every bad-input case starts from (badinput.FILES, checkpoints, a trained run)."""
+    return badinput.make_files(tmp_path_factory.mktemp("bad-input-files"))
+
+
+@pytest.fixture
+def harness(bad_input_files, tmp_path, capsys):
+    """A :class:`badinput.Harness`: ``harness.refuses(call, exc, pattern)``, ``harness.cli_refuses(argv, pattern)``."""
+    return badinput.Harness(bad_input_files, tmp_path, capsys)
+
+
+# --------------------------------------------------------------------------- #
+# the command line
+
+
+def run_bpnet(*args, env=None, cwd=None, timeout=300):
+    """``python -m bpnet ARGS`` in a subprocess, output captured."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "bpnet", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def accuracy(text, which="test"):
+    """The ``WHICH accuracy: NN.NN%`` a command printed, as a number."""
+    return float(re.search(rf"{which} accuracy: ([\d.]+)%", text).group(1))
+
+
+def backend_arg(bk) -> str:
+    """The ``--backend`` string of a fixture backend (``array_api_strict:device1``)."""
+    default = backends.get(bk.name).device
+    return bk.name if bk.device == default else f"{bk.name}:{backends.device_str(bk.device)}"

@@ -1,8 +1,4 @@
-"""The package's shape: layers import downwards only, no cycles, no private names across modules, short functions.
-
-The layer contract itself is in pyproject.toml (``[tool.importlinter]``); these
-tests run it, and check what import-linter cannot see.
-"""
+"""The package's shape: layers import downwards only, no cycles, no private names across modules, short functions."""
 
 from __future__ import annotations
 
@@ -13,8 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The layer contract itself is in pyproject.toml (``[tool.importlinter]``); these
+# tests run it, and check what import-linter cannot see.
+
 PACKAGE = ROOT / "bpnet"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 

@@ -1,9 +1,4 @@
-"""The backend selector :mod:`bpnet.backends`: names, resolution order, cupy errors, records.
-
-cupy is never really imported here: its two failure modes (not installed; installed
-without a usable GPU/driver) are simulated by putting ``None`` or a fake module into
-``sys.modules["cupy"]`` with ``monkeypatch``, which undoes it after each test.
-"""
+"""The backend selector (bpnet.backends): names, resolution order, cupy errors, records."""
 
 from __future__ import annotations
 
@@ -18,6 +13,10 @@ from conftest import assert_on, to_np
 
 import bpnet
 from bpnet import backends
+
+# cupy is never really imported here: its two failure modes (not installed; installed
+# without a usable GPU/driver) are simulated by putting ``None`` or a fake module into
+# ``sys.modules["cupy"]`` with ``monkeypatch``, which undoes it after each test.
 
 NOT_INSTALLED = "cupy is not installed"
 PIP_HINT = "pip install 'bpnet[cuda12]'"

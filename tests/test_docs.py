@@ -1,13 +1,5 @@
-"""The docs stay true: every ```python block runs, every formula names a real function.
-
-* ``docs/backprop.md``: each ```python block is executed on its own, in a fresh
-  namespace (so a reader can paste any one of them); each ```math block must be
-  followed, before the next block or heading, by a link to the bpnet source file
-  that implements it, and every function it names there must exist.
-* ``README.md`` (if present): its ```python blocks run in order in one shared
-  namespace, like a notebook.  A block right after a ``<!-- no-test -->`` line is
-  skipped.  A README without python blocks (or no README) is fine.
-"""
+"""The docs stay true: every ```python block of docs/backprop.md and README.md runs, every formula links
+to the function that implements it, the example script runs."""
 
 from __future__ import annotations
 
@@ -16,8 +8,16 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+# * ``docs/backprop.md``: each ```python block is executed on its own, in a fresh
+#   namespace (so a reader can paste any one of them); each ```math block must be
+#   followed, before the next block or heading, by a link to the bpnet source file
+#   that implements it, and every function it names there must exist.
+# * ``README.md`` (if present): its ```python blocks run in order in one shared
+#   namespace, like a notebook.  A block right after a ``<!-- no-test -->`` line is
+#   skipped.  A README without python blocks (or no README) is fine.
+
 BACKPROP = ROOT / "docs" / "backprop.md"
 README = ROOT / "README.md"
 

@@ -1,28 +1,19 @@
-"""MLP: training, dropout, early stopping, resume, data moved once, on every backend."""
+"""MLP (bpnet.model): training, early stopping, resume, checkpoints, data moved once, on every backend; its
+bad inputs."""
 
-import time
+import math
+import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_on, assert_same_result, to_np
+from badinput import api_context, check_table, with_entry
+from conftest import all_finite, assert_on, assert_same_result, saturated_fraction, to_np
 
 import bpnet
 import bpnet.train.loop
-from bpnet import backends, dropout_masks
+from bpnet import backends
 from bpnet._validate import to_backend
-from bpnet.datasets import load_dataset
 from bpnet.model import MLP, History
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    return load_dataset("breast_cancer")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
 
 # XOR: 2 features, 4 examples as columns
 X_XOR = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
@@ -165,68 +156,10 @@ def test_data_already_on_the_backend_is_used_in_place_and_never_written(bk, canc
     assert to_backend(bk.asarray(cancer.X_train, dtype="float64"), "X", bk, "float32").dtype == bk.dtype("float32")
 
 
-def test_dropout_is_reproducible_and_off_at_inference(bk, cancer):
+def test_predict_applies_no_dropout(bk, cancer):
     a = MLP([cancer.n_x, 32, 1], backend=bk, seed=1)
     before = to_np(a.predict_proba(cancer.X_test))
     assert np.array_equal(before, to_np(a.predict_proba(cancer.X_test)))  # no dropout in predict
-    masks = dropout_masks([cancer.n_x, 32, 16, 1], 500, 0.8, rng=3, dtype="float32", backend=bk)
-    assert len(masks) == 2
-    M = to_np(masks[0])
-    assert_on(bk, masks[0], "float32", (32, 500))
-    assert set(np.unique(M)) == {0.0, np.float32(1 / 0.8)}
-    assert abs((M > 0).mean() - 0.8) < 0.02  # 16000 Bernoulli(0.8) draws
-    again = dropout_masks([cancer.n_x, 32, 16, 1], 500, 0.8, rng=3, dtype="float32", backend="numpy")
-    np.testing.assert_array_equal(M, again[0])  # same masks on every backend
-
-
-@pytest.mark.parametrize("group_bytes", [1, 3 * (8 + 5) * 4 * 4, 2**30])  # 1 batch, 3 batches, all at once
-def test_epoch_masks_are_the_per_batch_draws_moved_in_groups(bk, monkeypatch, group_bytes):
-    """The training loop's masks equal dropout_masks called batch after batch on one generator."""
-    monkeypatch.setattr(bpnet.train.loop, "MASK_GROUP_BYTES", group_bytes)
-    dims, m, batch, kp = [3, 8, 5, 1], 30, 4, 0.7  # 7 full batches and one of 2
-    got = list(bpnet.train.loop.epoch_masks(dims[1:-1], m, batch, kp, np.random.default_rng(4), bk.dtype("float32"), bk))
-    rng = np.random.default_rng(4)
-    want = [dropout_masks(dims, min(batch, m - b), kp, rng=rng, dtype="float32", backend="numpy")
-            for b in range(0, m, batch)]
-    assert len(got) == len(want) == 8
-    for g, w in zip(got, want):
-        assert len(g) == 2
-        for G, W in zip(g, w):
-            assert_on(bk, G, "float32", W.shape)
-            np.testing.assert_array_equal(to_np(G), W)
-
-
-def test_dropout_training_does_not_depend_on_the_mask_group_size(bk, cancer, monkeypatch):
-    runs = []
-    for group_bytes in (1, 2**30):
-        monkeypatch.setattr(bpnet.train.loop, "MASK_GROUP_BYTES", group_bytes)
-        model = MLP([cancer.n_x, 16, 8, 1], backend=bk, dtype="float64", seed=2)
-        model.fit(cancer.X_train, cancer.Y_train, epochs=2, batch_size=64, dropout=0.2, seed=5)
-        runs.append(model)
-    for k in runs[0].parameters:
-        np.testing.assert_array_equal(to_np(runs[0].parameters[k]), to_np(runs[1].parameters[k]), err_msg=k)
-
-
-def test_dropout_backward_matches_finite_differences(bk):
-    rng = np.random.default_rng(5)
-    X = bk.asarray(rng.normal(size=(3, 6)))
-    Y = bk.asarray(rng.integers(0, 2, size=(1, 6)))
-    p = bpnet.initialize_parameters_deep([3, 5, 4, 1], init="xavier", seed=1, backend=bk)
-    masks = dropout_masks([3, 5, 4, 1], 6, 0.6, rng=2, backend=bk)
-    kw = dict(hidden_activation="tanh", masks=masks)
-    AL, caches = bpnet.L_model_forward(X, p, **kw)
-    grads = bpnet.L_model_backward(AL, Y, caches, **kw)
-    eps = 1e-6
-    for key in ("W1", "b2", "W3"):
-        host = to_np(p[key])
-        num = np.zeros_like(host)
-        for idx in np.ndindex(*host.shape):
-            E = np.zeros_like(host)
-            E[idx] = eps
-            Jp = float(bpnet.compute_cost(bpnet.L_model_forward(X, {**p, key: bk.asarray(host + E)}, **kw)[0], Y))
-            Jm = float(bpnet.compute_cost(bpnet.L_model_forward(X, {**p, key: bk.asarray(host - E)}, **kw)[0], Y))
-            num[idx] = (Jp - Jm) / (2 * eps)
-        np.testing.assert_allclose(to_np(grads["d" + key]), num, rtol=1e-6, atol=1e-9)
 
 
 def test_early_stopping_restores_the_best_epoch(bk, cancer, tmp_path):
@@ -262,18 +195,6 @@ def test_data_moved_to_the_backend_once(monkeypatch, bk, cancer):
     assert calls.count((cancer.n_x, m)) <= 1 and calls.count((1, m)) <= 1
     assert calls.count((m,)) == 4
     assert set(calls) <= {(cancer.n_x, m), (1, m), (m,)}
-
-
-@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
-def test_divergence_stops_with_the_epoch_and_keeps_the_last_checkpoint(cancer, tmp_path):
-    model = MLP([cancer.n_x, 64, 1], loss="mse", backend="numpy", dtype="float64")
-    path = tmp_path / "good.npz"
-    model.fit(cancer.X_train, cancer.Y_train, epochs=1, learning_rate=1e-3, optimizer="gd", checkpoint=path)
-    good = path.read_bytes()
-    with pytest.raises(bpnet.TrainingDivergedError, match=r"diverged in epoch \d+.*smaller learning_rate"):
-        model.fit(cancer.X_train * 1e3, cancer.Y_train, epochs=20, learning_rate=1e3, optimizer="gd",
-                  checkpoint=path, checkpoint_every=5)
-    assert path.read_bytes() == good
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
@@ -347,44 +268,6 @@ def test_out_of_memory_becomes_a_clear_error(monkeypatch, cancer):
     assert model.epoch == 0
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif("cupy" in backends.unavailable_reasons(),
-                    reason=f"needs a usable cupy GPU: {backends.unavailable_reasons().get('cupy')}")
-@pytest.mark.parametrize("optimizer", ["gd", "adam"])
-def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
-    """An epoch's mini-batches are queued without a host sync: ``LocalBatches.run_epoch`` returns while the GPU
-    is still busy with them (cost and accuracy reach the host once, at the end of the epoch).
-
-    Each step is ~0.55 TFLOP of matrix products (~13 ms on an H100) against ~1-2 ms of Python and
-    kernel launches, so one sync per batch would make dispatch nearly the whole time (it did:
-    45 of 52 ms, when the log-losses used array-api-compat's ``clip``).  Not run with dropout:
-    there the host's random draws for the masks (~1 s an epoch here) outlast the GPU's work.
-    """
-    bk = backends.get("cupy")
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((2048, 4 * 4096)).astype(np.float32)
-    y = rng.integers(0, 10, size=X.shape[1])
-    model = MLP([2048, 4096, 4096, 10], backend=bk, dtype="float32", seed=0)
-    kw = dict(epochs=1, batch_size=4096, optimizer=optimizer)
-    model.fit(X, y, **kw)  # compiles the kernels
-    seen = []
-    run_epoch = bpnet.train.loop.LocalBatches.run_epoch
-
-    def timed(self, *args, **kwargs):
-        bk.synchronize()
-        t0 = time.perf_counter()
-        out = run_epoch(self, *args, **kwargs)
-        t1 = time.perf_counter()
-        bk.synchronize()
-        seen.append((t1 - t0, time.perf_counter() - t0))
-        return out
-
-    monkeypatch.setattr(bpnet.train.loop.LocalBatches, "run_epoch", timed)
-    model.fit(X, y, **kw)
-    ((dispatch, total),) = seen
-    assert dispatch < 0.5 * total, f"dispatch {dispatch * 1e3:.1f} ms of {total * 1e3:.1f} ms: a host sync per batch"
-
-
 def test_the_parameters_setter_checks_architecture_dtype_and_backend(bk, tmp_path):
     """Parameters of another architecture, dtype or backend are refused when assigned, not when saved."""
     model = MLP([4, 6, 1], dtype="float64", backend=bk, seed=0)
@@ -435,3 +318,128 @@ def test_pickle_and_checkpoint_are_one_serialisation(tmp_path, cancer):
         for k in model.parameters:
             np.testing.assert_array_equal(to_np(back.parameters[k]), to_np(model.parameters[k]))
         np.testing.assert_array_equal(to_np(back.optimizer_state["v"]["dW1"]), to_np(model.optimizer_state["v"]["dW1"]))
+
+
+# --------------------------------------------------------------------------- #
+# a huge learning rate, out of memory
+
+
+def test_huge_learning_rate_saturates_but_never_nans_mlp(bk, dtype, cancer):
+    """gd at lr = 1e5 drives the sigmoid output into saturation; the cost stays finite, no NaN anywhere."""
+    model = MLP([cancer.n_x, 16, 1], hidden_activation="tanh", dtype=dtype, seed=3, backend=bk)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hist = model.fit(cancer.X_train, cancer.Y_train, epochs=12, batch_size=64, optimizer="gd",
+                         learning_rate=1e5)
+        AL = model.predict_proba(cancer.X_train)
+    assert all(math.isfinite(c) for c in hist.cost), hist.cost
+    assert all(all_finite(v) for v in model.parameters.values())
+    assert all_finite(AL) and saturated_fraction(AL) > 0.9, saturated_fraction(AL)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("cupy" in backends.unavailable_reasons(),
+                    reason=f"needs a usable cupy GPU: {backends.unavailable_reasons().get('cupy')}")
+def test_real_gpu_out_of_memory_is_a_clear_error():
+    """A batch whose first activation needs ~128 GiB: cupy's OutOfMemoryError becomes a MemoryError."""
+    model = MLP([8, 2**20, 1], dtype="float32", backend="cupy")
+    X = np.random.default_rng(0).normal(size=(8, 2**15)).astype(np.float32)
+    Y = (X[:1] > 0).astype(np.float32)
+    with pytest.raises(MemoryError, match=r"out of memory on cupy .*batch_size=32768.*try a smaller batch_size"):
+        model.fit(X, Y, epochs=1, batch_size=2**15, optimizer="gd")
+    assert model.epoch == 0
+    assert math.isfinite(float(np.asarray(backends.to_numpy(model.parameters["W2"])).sum()))
+
+
+# --------------------------------------------------------------------------- #
+# bad inputs (badinput.py)
+
+
+#: each case: (function of the numpy context c of badinput.api_context, exception type, regex on the message)
+BAD_INPUTS = [
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20.T, c.Y20, epochs=1), ValueError,
+                 r"^X: expected shape \(3, m\) for layer_dims\[0\] = 3, got \(20, 3\); it looks transposed",
+                 id="mlp-fit-X-transposed"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20[:, :5], epochs=1), ValueError,
+                 r"^Y: expected shape \(1, 20\) = \(layer_dims\[-1\], m of X\), got \(1, 5\)$",
+                 id="mlp-fit-Y-m-mismatch"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20[:, :0], c.Y20[:, :0], epochs=1),
+                 ValueError, r"^X: expected a non-empty array, got shape \(3, 0\) \(m \(examples, columns\) is 0\)$",
+                 id="mlp-fit-X-empty"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20.astype(object), c.Y20, epochs=1),
+                 TypeError, r"^X: expected real numbers \(a floating or integer dtype\), got object",
+                 id="mlp-fit-X-object"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit([[1.0, 2.0], [3.0]], c.Y20, epochs=1),
+                 TypeError, r"^X: expected an array of real numbers, got a list that is not one",
+                 id="mlp-fit-X-ragged-list"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20 + 0j, epochs=1), TypeError,
+                 r"^Y: expected real numbers or booleans, got complex128", id="mlp-fit-Y-complex"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, with_entry(c.Y20, (0, 3), math.nan),
+                                                               epochs=1),
+                 ValueError, r"^Y: expected finite values, got 1 NaN and 0 inf", id="mlp-fit-Y-nan"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(with_entry(c.X20, (2, 7), math.inf), c.Y20,
+                                                               epochs=1),
+                 ValueError, r"^X: expected finite values, got 0 NaN and 1 inf", id="mlp-fit-X-inf"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, 2 * c.Y20, epochs=1), ValueError,
+                 r"^Y: expected labels 0 or 1, got 1 other value such as 2$", id="mlp-fit-labels-outside-0-1"),
+    pytest.param(lambda c: MLP([3, 4, 3], backend="numpy").fit(c.X20, np.arange(20) % 6, epochs=1),
+                 ValueError, r"^Y: class indices must be in \[0, 2\] for 3 output units, got values from 0 to 5$",
+                 id="mlp-fit-softmax-class-index-out-of-range"),
+    pytest.param(lambda c: MLP([3, 4, 3], backend="numpy").fit(c.X20, np.eye(2)[:, np.arange(20) % 2],
+                                                               epochs=1),
+                 ValueError, r"^Y: expected shape \(3, 20\) = \(layer_dims\[-1\], m of X\) \(one-hot",
+                 id="mlp-fit-softmax-class-count-mismatch"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy", dtype="float32").fit(c.X20 * 1e300, c.Y20,
+                                                                                epochs=1),
+                 ValueError, r"^X: expected values that fit in float32 .*got values up to \d\.\d+e\+300",
+                 id="mlp-fit-X-overflows-float32"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").predict(c.X20.T), ValueError,
+                 r"^X: expected shape \(3, m\) for layer_dims\[0\] = 3, got \(20, 3\); it looks transposed",
+                 id="mlp-predict-X-transposed"),
+    pytest.param(lambda c: MLP([3, 4, 1], hidden_activation="gelu", backend="numpy"), ValueError,
+                 r"^hidden_activation: unknown activation 'gelu'; expected one of", id="mlp-unknown-hidden-activation"),
+    pytest.param(lambda c: MLP([3, 4, 1], output_activation="swish", backend="numpy"), ValueError,
+                 r"^output_activation: unknown activation 'swish'; expected one of",
+                 id="mlp-unknown-output-activation"),
+    pytest.param(lambda c: MLP([3, 4, 1], loss="hinge", backend="numpy"), ValueError,
+                 r"^loss: unknown loss 'hinge'; expected one of", id="mlp-unknown-loss"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="torch"), ValueError,
+                 r"^backend: unknown backend 'torch'; expected one of", id="mlp-unknown-backend"),
+    pytest.param(lambda c: MLP([3, -4, 1], backend="numpy"), ValueError,
+                 r"^layer_dims: expected positive integers, got -4 at position 1", id="mlp-layer-size-negative"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, optimizer="sgd"), ValueError,
+                 r"^optimizer: unknown optimizer 'sgd'; expected one of 'gd', 'momentum', 'rmsprop', 'adam'$",
+                 id="mlp-fit-unknown-optimizer"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, learning_rate=0.0), ValueError,
+                 r"^learning_rate: expected a finite number > 0, got 0\.0$", id="mlp-fit-lr-zero"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, learning_rate=-1e-3),
+                 ValueError, r"^learning_rate: expected a finite number > 0, got -0\.001$", id="mlp-fit-lr-negative"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, batch_size=0), ValueError,
+                 r"^batch_size: expected an integer > 0, got 0$", id="mlp-fit-batch-size-zero"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, batch_size=-8), ValueError,
+                 r"^batch_size: expected an integer > 0, got -8$", id="mlp-fit-batch-size-negative"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, epochs=0), ValueError,
+                 r"^epochs: expected an integer > 0, got 0$", id="mlp-fit-epochs-zero"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, dropout=1.0), ValueError,
+                 r"^dropout: expected a finite number in \[0, 1\), got 1\.0$", id="mlp-fit-dropout-one"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, dropout=-0.2), ValueError,
+                 r"^dropout: expected a finite number in \[0, 1\), got -0\.2$", id="mlp-fit-dropout-negative"),
+    pytest.param(lambda c: MLP([3, 4, 1], output_activation="softmax", backend="numpy"), ValueError,
+                 r"^(output_activation|layer_dims): .*softmax.*(2|two)", id="mlp-softmax-over-one-unit"),
+    # a missing file raises FileNotFoundError (an OSError, the standard type for it), naming the path
+    pytest.param(lambda c: MLP.load("missing.npz"), FileNotFoundError,
+                 r"checkpoint file not found: 'missing\.npz'", id="ckpt-load-missing-file"),
+    pytest.param(lambda c: MLP.load("good.npz"), ValueError,
+                 r"^checkpoint good\.npz: not an MLP checkpoint \(no 'model' entry in its metadata\)$",
+                 id="ckpt-load-not-an-MLP-checkpoint"),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "pattern"), BAD_INPUTS)
+def test_bad_input_once(call, exc, pattern, harness):
+    c = api_context()
+    harness.refuses(lambda: call(c), exc, pattern)
+
+
+def test_the_bad_input_tables_are_distinct():
+    check_table(BAD_INPUTS, minimum=29)

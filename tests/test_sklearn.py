@@ -1,28 +1,23 @@
-"""bpnet.sklearn: scikit-learn's estimator checks, Pipeline, GridSearchCV, every backend, pickling.
-
-scikit-learn's whole ``check_estimator`` suite runs on both estimators with
-their default hyper-parameters (numpy backend, ``dtype=None``, i.e. float64
-for float64 ``X``) and on ``array_api_strict:device1``; nothing is skipped or
-expected to fail there.  The only expected failures are documented ones of the
-opt-in ``dtype="float32"`` mode (see ``_FLOAT32_XFAIL``).  Two checks depend on
-the environment: ``check_array_api_input`` needs ``SCIPY_ARRAY_API=1`` before
-scipy is imported (it is run in a subprocess below), and the
-``check_*_data_not_an_array`` checks skip themselves when pandas is not installed.
-"""
+"""bpnet.sklearn: scikit-learn's estimator checks, Pipeline, GridSearchCV, every backend, pickling;
+the estimators' bad inputs."""
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install 'bpnet[sklearn]')")
 
+from badinput import check_table, with_entry
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits, make_regression
 from sklearn.exceptions import NotFittedError
@@ -34,6 +29,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from bpnet import backends
 from bpnet.model import MLP
 from bpnet.sklearn import InvalidParameterError, MLPClassifier, MLPRegressor
+
+# scikit-learn's whole ``check_estimator`` suite runs on both estimators with
+# their default hyper-parameters (numpy backend, ``dtype=None``, i.e. float64
+# for float64 ``X``) and on ``array_api_strict:device1``; nothing is skipped or
+# expected to fail there.  The only expected failures are documented ones of the
+# opt-in ``dtype="float32"`` mode (see ``_FLOAT32_XFAIL``).  Two checks depend on
+# the environment: ``check_array_api_input`` needs ``SCIPY_ARRAY_API=1`` before
+# scipy is imported (it is run in a subprocess below), and the
+# ``check_*_data_not_an_array`` checks skip themselves when pandas is not installed.
 
 # --------------------------------------------------------------------------- #
 # scikit-learn's estimator checks
@@ -399,3 +403,86 @@ def test_bad_parameters_raise_at_fit_naming_the_parameter(cls, param, value, mat
     with pytest.raises(ValueError, match=match):
         est.fit(np.eye(4), [0.0, 1.0, 0.0, 1.0])
     assert not hasattr(est, "model_")
+
+
+# --------------------------------------------------------------------------- #
+# bad inputs (badinput.py)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Estimators fitted once (fitting is math); each case gets a deep copy."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier((4,), max_iter=2, backend="numpy", random_state=0).fit(X, y)
+    inc = MLPClassifier((4,), max_iter=2, backend="numpy", random_state=0).partial_fit(X, y, classes=[0, 1])
+    reg = MLPRegressor((4,), max_iter=2, backend="numpy", random_state=0).fit(X, X[:, 0])
+    return SimpleNamespace(X=X, y=y, clf=clf, inc=inc, reg=reg)
+
+
+#: each case: (function of c, whose c.skl holds fitted estimators (deep copies), exception type, regex)
+BAD_INPUTS = [
+    pytest.param(lambda c: MLPClassifier(activation="gelu", backend="numpy").fit(c.skl.X, c.skl.y),
+                 InvalidParameterError, r"^activation: unknown activation 'gelu'; expected one of 'relu'",
+                 id="skl-clf-unknown-activation"),
+    pytest.param(lambda c: MLPClassifier(optimizer="sgd", backend="numpy").fit(c.skl.X, c.skl.y),
+                 InvalidParameterError, r"^optimizer: unknown optimizer 'sgd'; expected one of 'gd'",
+                 id="skl-clf-unknown-optimizer"),
+    pytest.param(lambda c: MLPRegressor(backend="tpu").fit(c.skl.X, c.skl.X[:, 0]), InvalidParameterError,
+                 r"^backend: unknown backend 'tpu'; expected one of", id="skl-reg-unknown-backend"),
+    pytest.param(lambda c: MLPClassifier(learning_rate=0.0, backend="numpy").fit(c.skl.X, c.skl.y),
+                 InvalidParameterError, r"^learning_rate: expected a finite number > 0, got 0\.0$",
+                 id="skl-clf-lr-zero"),
+    pytest.param(lambda c: MLPClassifier(batch_size=0, backend="numpy").fit(c.skl.X, c.skl.y), InvalidParameterError,
+                 r"^batch_size: expected an integer > 0 or 'auto', got 0$", id="skl-clf-batch-size-zero"),
+    pytest.param(lambda c: MLPClassifier(max_iter=0, backend="numpy").fit(c.skl.X, c.skl.y), InvalidParameterError,
+                 r"^max_iter: expected an integer > 0, got 0$", id="skl-clf-epochs-zero"),
+    pytest.param(lambda c: MLPRegressor((4, 0), backend="numpy").fit(c.skl.X, c.skl.X[:, 0]), InvalidParameterError,
+                 r"^hidden_layer_sizes: expected a sequence of positive integers \(or one integer\), got \(4, 0\)$",
+                 id="skl-reg-layer-size-zero"),
+    pytest.param(lambda c: MLPClassifier(dropout=1.0, backend="numpy").fit(c.skl.X, c.skl.y), InvalidParameterError,
+                 r"^dropout: expected a finite number in \[0, 1\), got 1\.0$", id="skl-clf-dropout-one"),
+    pytest.param(lambda c: MLPClassifier(backend="numpy").fit(with_entry(c.skl.X, (3, 1), math.nan),
+                                                              c.skl.y),
+                 ValueError, r"^Input X contains NaN", id="skl-clf-X-nan"),
+    pytest.param(lambda c: MLPRegressor(backend="numpy").fit(c.skl.X, with_entry(c.skl.X[:, 0], 4, math.inf)),
+                 ValueError, r"^Input y contains infinity", id="skl-reg-y-inf"),
+    pytest.param(lambda c: MLPClassifier(backend="numpy").fit(c.skl.X + 1j, c.skl.y), ValueError,
+                 r"^X: expected real numbers, got complex data of dtype complex128 \(Complex data not supported\)$",
+                 id="skl-clf-X-complex"),
+    pytest.param(lambda c: MLPClassifier(backend="numpy").fit(c.skl.X, c.skl.y[:10]), ValueError,
+                 r"^y: expected one target per row of X .*inconsistent numbers of samples \[20, 10\]",
+                 id="skl-clf-m-mismatch"),
+    pytest.param(lambda c: MLPClassifier(backend="numpy").fit(c.skl.X[:, 0], c.skl.y), ValueError,
+                 r"^X: Expected 2D array, got 1D array instead", id="skl-clf-X-1d"),
+    pytest.param(lambda c: MLPClassifier(backend="numpy").fit(c.skl.X[:0], c.skl.y[:0]), ValueError,
+                 r"^X: Found array with 0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is required",
+                 id="skl-clf-X-empty"),
+    pytest.param(lambda c: c.skl.clf.predict(c.skl.X.T), ValueError,
+                 r"^X has 20 features, but MLPClassifier is expecting 3 features as input\.$",
+                 id="skl-clf-predict-X-transposed"),
+    pytest.param(lambda c: c.skl.inc.partial_fit(c.skl.X, np.where(c.skl.y == 1, 5, 0)), ValueError,
+                 r"^y: labels \[5\] are not in classes \[0, 1\]$", id="skl-clf-partial-fit-unknown-class"),
+    pytest.param(lambda c: c.skl.reg.partial_fit(c.skl.X, np.ones((20, 2))), ValueError,
+                 r"^y: 2 targets, but the estimator was fitted with 1$", id="skl-reg-partial-fit-target-count"),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "pattern"), BAD_INPUTS)
+def test_bad_input(call, exc, pattern, fitted, harness):
+    c = SimpleNamespace(skl=copy.deepcopy(fitted))  # fitting is math: fitted once, copied for each case
+    harness.refuses(lambda: call(c), exc, pattern)
+
+
+def test_the_bad_input_tables_are_distinct():
+    check_table(BAD_INPUTS, minimum=17)
+
+
+def test_estimator_takes_arrays_of_any_bpnet_backend(fitted):
+    """array-api-strict arrays on any device are brought to the host (scikit-learn alone fails on device1)."""
+    dev1 = backends.get("array_api_strict:device1")
+    X, y = fitted.X, fitted.y
+    a = MLPClassifier((4,), max_iter=2, backend="numpy", random_state=0).fit(dev1.asarray(X), dev1.asarray(y))
+    b = MLPClassifier((4,), max_iter=2, backend="numpy", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(dev1.asarray(X)), b.predict_proba(X))

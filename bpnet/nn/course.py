@@ -85,8 +85,8 @@ def linear_activation_forward(A_prev, W, b, activation):
     return act.forward(xp, Z), ((A_prev, W, b), Z)
 
 
-def _check_forward_inputs(X, parameters, name="X"):
-    """The parameters, and X as features on their backend and dtype (lists, ints, ... converted)."""
+def check_forward_inputs(X, parameters, name="X"):
+    """``(xp, L, X)``: the parameters checked, X as features on their backend and dtype (lists, ints, ... converted)."""
     L = v.check_parameters(parameters)
     W1 = parameters["W1"]
     bk = backend_of(W1)
@@ -116,7 +116,7 @@ def L_model_forward(X, parameters, *, hidden_activation="relu", output_activatio
     """
     hidden = get_activation(hidden_activation, "hidden_activation")
     output = get_activation(output_activation, "output_activation")
-    xp, L, X = _check_forward_inputs(X, parameters)
+    xp, L, X = check_forward_inputs(X, parameters)
     _check_masks(masks, [parameters[f"W{l}"].shape[0] for l in range(1, L)], X)
     return forward(xp, X, parameters, L, hidden, output, masks)
 

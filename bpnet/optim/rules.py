@@ -3,7 +3,7 @@
 A :class:`Rule` is the per-array update of one optimiser.  ``update`` is
 pure, in the course's expressions (the course functions and
 :meth:`Optimizer.step` use it); ``update_`` does the same in place (the
-training step of :mod:`bpnet.train.step` uses it); ``tests/test_optim.py``
+training step of :mod:`bpnet.train.step` uses it); ``tests/train/test_step.py``
 checks that the two agree to rounding.  For each parameter theta with
 gradient g (``v``/``s`` shaped like theta)::
 

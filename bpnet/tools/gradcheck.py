@@ -18,12 +18,13 @@ let :func:`central_differences` shrink the step while it straddles a kink.
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import device
 
 from .. import _validate as v
 from ..backends import namespace_of, to_numpy
 from ..nn import get_activation, get_loss
 from ..nn._kernels import forward
-from ..nn.course import L_model_forward
+from ..nn.course import check_forward_inputs
 
 __all__ = ["gradient_check", "numerical_gradients", "central_differences", "relative_difference"]
 
@@ -82,11 +83,10 @@ def numerical_gradients(parameters, X, Y, epsilon=1e-7, *, hidden_activation="re
     output = get_activation(output_activation, "output_activation")
     spec = get_loss(loss)
     eps = v.real(epsilon, "epsilon", low=0.0, low_open=True)
-    AL, _ = L_model_forward(X, parameters, hidden_activation=hidden, output_activation=output)
-    xp, L = namespace_of(AL=AL), v.n_layers(parameters)
-    X = _as_input(X, parameters)
-    Y = v.prepare_labels(Y, AL, alname="the network output for X")
-
+    xp, L, X = check_forward_inputs(X, parameters)
+    W1 = parameters["W1"]
+    like = xp.empty((parameters[f"W{L}"].shape[0], X.shape[1]), dtype=W1.dtype, device=device(W1))  # unfilled
+    Y = v.prepare_labels(Y, like, alname="the network output for X")  # checked before any pass runs
     approx = {}
     for key in v.param_keys(L):
         theta = parameters[key]
@@ -98,14 +98,6 @@ def numerical_gradients(parameters, X, Y, epsilon=1e-7, *, hidden_activation="re
         entries = [(i, j) for i in range(theta.shape[0]) for j in range(theta.shape[1])]
         approx["d" + key] = central_differences(J, theta, entries, eps).reshape(tuple(theta.shape))
     return approx
-
-
-def _as_input(X, parameters):
-    """X as the forward pass saw it (converted to the parameters' backend and dtype)."""
-    from ..backends import backend_of, dtype_str
-
-    W1 = parameters["W1"]
-    return v.to_backend(X, "X", backend_of(W1), dtype_str(W1.dtype))
 
 
 def gradient_check(parameters, grads, X, Y, epsilon=1e-7, *, hidden_activation="relu",

@@ -1,9 +1,4 @@
-"""Data-parallel training on Dask (bpnet.distributed): same numbers as one process, faults, CLI.
-
-One module-scoped LocalCluster (2 worker processes, 1 thread each) serves most
-tests; the tests that close or break a cluster start their own.  Skipped when
-dask/distributed are not installed (pip install 'bpnet[dask]').
-"""
+"""Data-parallel training on Dask (bpnet.train.distributed): same numbers as one process, faults."""
 
 from __future__ import annotations
 
@@ -21,8 +16,11 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 
 import bpnet  # noqa: E402
-from bpnet.cli import main  # noqa: E402
 from bpnet.train import distributed as bd  # noqa: E402
+
+# One module-scoped LocalCluster (2 worker processes, 1 thread each) serves most
+# tests; the tests that close or break a cluster start their own.  Skipped when
+# dask/distributed are not installed (pip install 'bpnet[dask]').
 
 
 @pytest.fixture(scope="module")
@@ -248,21 +246,6 @@ def test_cluster_gone_gives_a_clear_error_and_the_checkpoint_is_intact(tmp_path)
     assert model.epoch == 2
     back = bpnet.MLP.load(ckpt, backend="numpy")
     assert back.epoch == 2 and _maxdiff(back.parameters, saved) == 0.0
-
-
-def test_cli_train_dask_local_2(tmp_path, capsys):
-    out = tmp_path / "run"
-    rc = main(["train", "--dask", "local:2", "--chunk-size", "120", "--data", "iris", "--layers", "8",
-               "--epochs", "3", "--out", str(out), "--no-plots", "--quiet"])
-    text = capsys.readouterr().out
-    assert rc == 0, text
-    assert "dask: 2 workers at tcp://" in text and "test accuracy:" in text
-    model = bpnet.MLP.load(out / "model.npz", backend="numpy")
-    assert model.epoch == 3
-    assert main(["train", "--chunk-size", "10", "--out", str(tmp_path / "x")]) == 2
-    assert "--chunk-size: only used with --dask" in capsys.readouterr().err
-    assert main(["train", "--dask", "host:1", "--out", str(tmp_path / "y")]) == 2
-    assert "--dask: expected local:N or a scheduler address" in capsys.readouterr().err
 
 
 @pytest.mark.gpu

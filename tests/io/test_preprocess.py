@@ -1,4 +1,4 @@
-"""The saved preprocessor: fitted with the data set, round trip through dict/JSON/checkpoint,
+"""The saved preprocessor (bpnet.io.preprocess): fitted with the data set, round trip through dict/JSON/checkpoint,
 untrusted dicts refused field by field, columns read by name, classes by the training codec."""
 
 from __future__ import annotations
@@ -203,3 +203,15 @@ def test_load_dataset_through_a_preprocessor(tmp_path):
     assert set(sub.y_test) <= {1, 2}
     with pytest.raises(ValueError, match="the preprocessor's task is 'multiclass'"):
         load_dataset(p, task="binary", preprocessor=ds.preprocessor)
+
+
+def test_huge_but_finite_csv_values_are_standardised(tmp_path):
+    """|x| ~ 1.7e308 overflows x**2 in the standard deviation: the statistics are still computed, finitely."""
+    rows = ["a,b,label"] + [f"{s * 0.85e308 * (i % 3)!r},{i},{i % 2}" for i, s in
+                            zip(range(12), [1, -1] * 6)]
+    (tmp_path / "huge.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(str(tmp_path / "huge.csv"), test_size=0.25)
+    for A in (ds.X_train, ds.X_test, ds.mean, ds.std):
+        assert np.all(np.isfinite(A))
+    assert abs(ds.X_train[0].mean()) < 1e-12 and ds.X_train[0].std() == pytest.approx(1.0)
+

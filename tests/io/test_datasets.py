@@ -1,4 +1,5 @@
-"""The data layer: embedded data sets, CSV/NPZ files, splits, standardisation, encoding, errors."""
+"""load_dataset (bpnet.io.datasets): embedded data sets, CSV/NPZ files, splits, standardisation, encoding,
+errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from bpnet.datasets import DATASETS, Dataset, load_dataset, make_flower, read_features
+from bpnet.datasets import DATASETS, Dataset, load_dataset, read_features
 
 # name -> (task, loss, n_x, number of classes, number of examples)
 EMBEDDED = {
@@ -128,46 +129,6 @@ def test_split_seed_changes_the_split_reproducibly():
     a, b, c = (load_dataset("flower", seed=s) for s in (0, 0, 1))
     assert np.array_equal(a.index_test, b.index_test) and np.array_equal(a.X_train, b.X_train)
     assert not np.array_equal(a.index_test, c.index_test)
-
-
-def test_flower_is_the_courses_planar_data_set():
-    state = np.random.get_state()
-    try:  # the course's load_planar_dataset(), verbatim, on the global generator
-        np.random.seed(1)
-        m = 400
-        N = int(m / 2)
-        D = 2
-        X = np.zeros((m, D))
-        Y = np.zeros((m, 1), dtype="uint8")
-        a = 4
-        for j in range(2):
-            ix = range(N * j, N * (j + 1))
-            t = np.linspace(j * 3.12, (j + 1) * 3.12, N) + np.random.randn(N) * 0.2
-            r = a * np.sin(4 * t) + np.random.randn(N) * 0.2
-            X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
-            Y[ix] = j
-        X, Y = X.T, Y.T
-        after_course = np.random.get_state()
-    finally:
-        np.random.set_state(state)
-    before = np.random.get_state()
-    Xf, Yf = make_flower()
-    after = np.random.get_state()
-    assert all(np.array_equal(u, v) for u, v in zip(before[1:], after[1:]))  # global state untouched
-    assert not np.array_equal(after_course[1], before[1])
-    assert Xf.shape == (2, 400) and Yf.shape == (1, 400) and Yf.dtype == np.uint8
-    np.testing.assert_array_equal(Xf, X)
-    np.testing.assert_array_equal(Yf, Y)
-    ds = load_dataset("flower", standardize=False)
-    np.testing.assert_array_equal(ds.X_train, X[:, ds.index_train])
-    np.testing.assert_array_equal(ds.y_train, Y[0, ds.index_train])
-    assert ds.class_names == ["red", "blue"] and ds.feature_names == ["x1", "x2"]
-
-
-def test_make_flower_rejects_odd_m():
-    assert make_flower(10, seed=3)[0].shape == (2, 10)
-    with pytest.raises(ValueError, match="m: expected an even number"):
-        make_flower(7)
 
 
 def test_diabetes_is_regression_with_invertible_targets():
@@ -377,17 +338,6 @@ def test_too_few_examples_for_a_split(tmp_path):
         load_dataset(p)
     ds = load_dataset(p, stratify=False)
     assert ds.m_test == 2 and ds.class_names == ["a", "b"]
-
-
-def test_read_features_selects_columns_by_name(tmp_path):
-    p = _write(tmp_path / "new.csv", "width,label,length\n1,x,2\n3,y,4\n")
-    np.testing.assert_array_equal(read_features(p, ["length", "width"]), [[2, 1], [4, 3]])
-    with pytest.raises(ValueError, match=r"missing feature column\(s\) \['height'\]"):
-        read_features(p, ["height"])
-    with pytest.raises(ValueError, match="column 'label': non-numeric value 'x'"):
-        read_features(p)
-    one = _write(tmp_path / "one.csv", "width\n1\n2\n")
-    np.testing.assert_array_equal(read_features(one), [[1], [2]])
 
 
 # --------------------------------------------------------------------------- #

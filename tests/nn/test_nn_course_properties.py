@@ -1,36 +1,5 @@
-"""Property-based tests (hypothesis) over random networks, data, dtypes and backends.
-
-Drawn: depth L = 1..4 layers, input and hidden widths 1..6, the hidden activation
-(relu, leaky_relu, tanh, sigmoid, linear), the (output activation, loss) pair --
-the three fused pairs and non-fused ones, with ``fused`` drawn where it applies --,
-the output width, m = 1..7 examples (m = 1 is always among them: an explicit
-``@example``), the dtype, the backend (numpy, array-api-strict on its default
-device and on ``device1``, cupy when usable; narrowed by ``BPNET_TEST_BACKENDS``)
-and the seed of the weights, biases and data.
-
-Properties:
-
-1. ``L_model_backward`` (course path and fused path) matches central differences
-   (``bpnet.numerical_gradients``), float64.  Biases are drawn nonzero and examples
-   whose relu/leaky_relu pre-activations come within 1e-3 of the kink are
-   rejected (``assume``), and so are binary cross-entropy examples with an output
-   within 1e-3 of 0 or 1, where ``log(1 - AL)`` loses its digits to cancellation and
-   the central difference measures rounding noise (found by the thorough profile);
-   linear + binary cross-entropy is left out here because its clipped log has zero
-   slope where the clip is active (the course's dAL does not, by design).
-2. Forward and backward keep shapes, dtype and device: ``AL`` is ``(n_L, m)``,
-   every cache and gradient has its layer's shape, the cost is 0-d; float32 and
-   float64.
-3. No NaN or inf for finite inputs of any magnitude up to 1e4: cost, ``AL`` and
-   every gradient of both paths are finite; float32 and float64.  The suite turns
-   warnings into errors, so an overflow warning fails it too.
-
-Budget: the ``ci`` profile (the default) runs ``max_examples=200`` per property,
-derandomised (CI is reproducible), no deadline, no example database; a few seconds
-for the three on two cores.  ``BPNET_HYPOTHESIS_PROFILE=thorough`` runs 1000 per
-property with fresh randomness.  ``pytest --hypothesis-show-statistics`` prints
-the number of examples each property ran and the ``m=...`` events.
-"""
+"""Property-based tests (hypothesis) of the course's forward and backward pass over random networks, data,
+dtypes and backends: gradients match central differences, shapes/dtype/device kept, no NaN up to |x| = 1e4."""
 
 from __future__ import annotations
 
@@ -45,6 +14,37 @@ from hypothesis import strategies as st
 
 import bpnet
 from bpnet import backends
+
+# Drawn: depth L = 1..4 layers, input and hidden widths 1..6, the hidden activation
+# (relu, leaky_relu, tanh, sigmoid, linear), the (output activation, loss) pair --
+# the three fused pairs and non-fused ones, with ``fused`` drawn where it applies --,
+# the output width, m = 1..7 examples (m = 1 is always among them: an explicit
+# ``@example``), the dtype, the backend (numpy, array-api-strict on its default
+# device and on ``device1``, cupy when usable; narrowed by ``BPNET_TEST_BACKENDS``)
+# and the seed of the weights, biases and data.
+#
+# Properties:
+#
+# 1. ``L_model_backward`` (course path and fused path) matches central differences
+#    (``bpnet.numerical_gradients``), float64.  Biases are drawn nonzero and examples
+#    whose relu/leaky_relu pre-activations come within 1e-3 of the kink are
+#    rejected (``assume``), and so are binary cross-entropy examples with an output
+#    within 1e-3 of 0 or 1, where ``log(1 - AL)`` loses its digits to cancellation and
+#    the central difference measures rounding noise (found by the thorough profile);
+#    linear + binary cross-entropy is left out here because its clipped log has zero
+#    slope where the clip is active (the course's dAL does not, by design).
+# 2. Forward and backward keep shapes, dtype and device: ``AL`` is ``(n_L, m)``,
+#    every cache and gradient has its layer's shape, the cost is 0-d; float32 and
+#    float64.
+# 3. No NaN or inf for finite inputs of any magnitude up to 1e4: cost, ``AL`` and
+#    every gradient of both paths are finite; float32 and float64.  The suite turns
+#    warnings into errors, so an overflow warning fails it too.
+#
+# Budget: the ``ci`` profile (the default) runs ``max_examples=200`` per property,
+# derandomised (CI is reproducible), no deadline, no example database; a few seconds
+# for the three on two cores.  ``BPNET_HYPOTHESIS_PROFILE=thorough`` runs 1000 per
+# property with fresh randomness.  ``pytest --hypothesis-show-statistics`` prints
+# the number of examples each property ran and the ``m=...`` events.
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much]
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,

@@ -1,12 +1,13 @@
-"""Central-difference gradient checks of the whole backward pass, in float64."""
-
-import re
+"""Central-difference gradient checks (bpnet.tools.gradcheck) of the whole backward pass, in float64;
+gradient_check's bad inputs."""
 
 import numpy as np
 import pytest
+from badinput import M, check_table, host, replaced, small_net, without
 from conftest import to_np
 
 import bpnet
+from bpnet.tools import gradcheck
 
 HIDDEN = [a for a, e in bpnet.ACTIVATIONS.items() if e.hidden]  # every hidden activation of the registry
 OUTPUTS = [("sigmoid", "binary_crossentropy"), ("softmax", "categorical_crossentropy"),
@@ -93,56 +94,67 @@ def test_numerical_gradients_shapes(bk):
 
 
 # --------------------------------------------------------------------------- #
-# bpnet gradcheck: all sizes as --dims, the head from resolve_head, labels from the loss's target
+# bad inputs (badinput.py)
 
 
-def _allowed_heads(n_out):
-    """Every (output, loss) pair of the registries that resolve_head allows for n_out units."""
-    out = []
-    for g in bpnet.ACTIVATIONS:
-        for loss in bpnet.LOSSES:
-            try:
-                bpnet.nn.resolve_head(n_out, g, loss)
-            except ValueError:
-                continue
-            out.append((g, loss))
-    return out
+#: each case: (function of a small network n on the backend under test, exception type, regex on the message)
+PER_BACKEND = [
+    # ---- gradient_check -----------------------------------------------------------------------
+    pytest.param(
+        lambda n: bpnet.gradient_check(n.params, without(n.grads, "db2"), n.X, n.Y),
+        ValueError, r"^grads: missing keys \['db2'\] for an L = 2 layer network$",
+        id="gradient_check-grads-missing-db2",
+    ),
+    pytest.param(
+        lambda n: bpnet.gradient_check(n.params, replaced(n.grads, dW1=n.bk.asarray(host((3, 4)))), n.X, n.Y),
+        ValueError, r"^grads\['dW1'\]: expected shape \(4, 3\), got \(3, 4\)$",
+        id="gradient_check-grads-wrong-shape",
+    ),
+    pytest.param(
+        lambda n: bpnet.gradient_check(n.params, list(n.grads.values()), n.X, n.Y),
+        TypeError, r"^grads: expected a dict with keys dW1, db1, \.\.\.(, dW2, db2)?, got list",
+        id="gradient_check-grads-not-a-dict",
+    ),
+    pytest.param(
+        lambda n: bpnet.gradient_check(n.params, n.grads, n.X, n.Y[:, :4]),
+        ValueError, r"^(?!.*\bAL\b)Y: expected 5 examples \(columns\).*got shape \(1, 4\)",
+        id="gradient_check-Y-m-differs",
+    ),
+    pytest.param(
+        lambda n: bpnet.gradient_check(n.params, n.grads, n.X, n.Y, epsilon=0.0),
+        ValueError, r"^epsilon: expected a finite number > 0, got 0\.0$",
+        id="gradient_check-epsilon-zero",
+    ),
+    pytest.param(
+        lambda n: bpnet.gradient_check(n.params, n.grads, n.bk.asarray(host((M, 3))), n.Y),
+        ValueError, r"^X: expected shape \(3, m\) .*it looks transposed",
+        id="gradient_check-X-transposed",
+    ),
+]
 
 
-@pytest.mark.parametrize("output, loss", _allowed_heads(3), ids=[f"{o}-{s}" for o, s in _allowed_heads(3)])
-def test_gradcheck_command_every_registry_head(output, loss, capsys):
-    from bpnet.cli import main
-
-    assert main(["gradcheck", "--dims", "3,4,3", "--hidden-activation", "softplus", "--output", output,
-                 "--loss", loss, "--backend", "numpy"]) == 0
-    out = capsys.readouterr().out
-    assert f"{output} output, {loss}," in out and re.search(r"difference = [\d.e-]+ .*: OK", out)
+@pytest.mark.parametrize(("call", "exc", "pattern"), PER_BACKEND)
+def test_bad_input(bk, call, exc, pattern, harness):
+    n = small_net(bk)
+    harness.refuses(lambda: call(n), exc, pattern)
 
 
-def test_gradcheck_command_defaults(capsys):
-    from bpnet.cli import main
-
-    assert main(["gradcheck", "--backend", "numpy"]) == 0  # --dims 4,5,3,1
-    out = capsys.readouterr().out
-    assert "network: 4-5-3-1, relu hidden, sigmoid output, binary_crossentropy," in out
-    assert main(["gradcheck", "--dims", "3,4", "--loss", "mse", "--backend", "numpy"]) == 0
-    assert "linear output, mse," in capsys.readouterr().out  # a loss alone brings its canonical output
-    assert main(["gradcheck", "--dims", "3,4", "--output", "tanh", "--backend", "numpy"]) == 0
-    assert "tanh output, mse," in capsys.readouterr().out  # an output without a canonical loss: mse
+def test_the_bad_input_tables_are_distinct():
+    check_table(PER_BACKEND, minimum=6)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dims", "3,2", "--output", "relu", "--loss", "categorical_crossentropy"],
-     "--output: categorical_crossentropy trains softmax outputs"),
-    (["--dims", "3,1", "--output", "softmax"], "--dims: a softmax output needs >= 2 units"),
-    (["--dims", "784,512,10"], "--dims: 407050 parameters need 814100 forward passes"),
-    (["--dims", "3,2", "--output", "sigmoid", "--loss", "mse", "--fused"], "fused"),
-])
-def test_gradcheck_command_refusals_give_one_line(argv, message, capsys):
-    from bpnet.cli import main
+def test_gradient_check_refuses_a_Y_of_another_m(bk):
+    """The refusal itself, without the harness."""
+    n = small_net(bk)
+    with pytest.raises(ValueError, match=r"^(?!.*\bAL\b)Y: expected 5 examples \(columns\).*got shape \(1, 4\)") as info:
+        bpnet.gradient_check(n.params, n.grads, n.X, n.Y[:, :4])
+    assert type(info.value) is ValueError, f"{type(info.value).__name__}: {info.value}"
 
-    assert main(["gradcheck", *argv]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bpnet gradcheck: error: ") and message in lines[0], lines
-    assert captured.out == ""
+
+def test_failed_gradient_check_computes_nothing(bk, monkeypatch):
+    n = small_net(bk)
+    called = []
+    monkeypatch.setattr(gradcheck, "numerical_gradients", lambda *a, **k: called.append(1))
+    with pytest.raises(ValueError, match=r"grads: missing keys \['db2'\]"):
+        bpnet.gradient_check(n.params, without(n.grads, "db2"), n.X, n.Y)
+    assert called == []

@@ -1,9 +1,5 @@
-"""bpnet.optim: mini-batches, momentum, RMSprop, Adam, LR decay, L2, clipping, Optimizer.
-
-Hand-worked values on a tiny one-layer parameter set, with the arithmetic in
-comments; the course functions and :class:`bpnet.optim.Optimizer` agree bit for
-bit; dtype and device are kept and the inputs are never modified.
-"""
+"""The course's optimisation functions (bpnet.optim.course): update_parameters, momentum, RMSprop, Adam,
+mini-batches, LR decay, L2, clipping; hand-worked values, kept dtype and device, inputs never modified."""
 
 from __future__ import annotations
 
@@ -11,13 +7,19 @@ import math
 
 import numpy as np
 import pytest
+from badinput import api_context, check_table, default_and_device1, host, numpy_and_strict, replaced, small_net, without
 from conftest import assert_on, rtol_for, to_np
 
 import bpnet
 from bpnet import optim
 
+# Hand-worked values on a tiny one-layer parameter set, with the arithmetic in comments; the course
+# functions and bpnet.optim.Optimizer agree bit for bit.
+
+
 # one layer, n_0 = 2 inputs, n_1 = 1 unit: W1 (1, 2), b1 (1, 1)
 P0 = {"W1": np.array([[1.0, -2.0]]), "b1": np.array([[0.5]])}
+
 # two gradients: g1 then g2 (dW constant, db flips sign)
 G1 = {"dW1": np.array([[1.0, -2.0]]), "db1": np.array([[4.0]])}
 G2_MOM = {"dW1": np.array([[2.0, 0.0]]), "db1": np.array([[-4.0]])}
@@ -48,6 +50,26 @@ def _assert_same(a, b):
 
 def _close(x, expected, dtype):
     np.testing.assert_allclose(to_np(x), expected, rtol=rtol_for(dtype) * 10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- #
+# update_parameters
+
+
+def test_update_parameters_returns_new_dict(bk, dtype):
+    p = {"W1": bk.asarray(np.array([[1.0, 2.0]]), dtype=dtype), "b1": bk.asarray(np.array([[0.5]]), dtype=dtype)}
+    grads = {"dW1": bk.asarray(np.array([[10.0, -10.0]]), dtype=dtype),
+             "db1": bk.asarray(np.array([[1.0]]), dtype=dtype),
+             "dA0": bk.asarray(np.zeros((2, 1)), dtype=dtype)}
+    before = {k: to_np(v).copy() for k, v in p.items()}
+    new = bpnet.update_parameters(p, grads, 0.1)
+    assert new is not p
+    # W - 0.1 dW = [1 - 1, 2 + 1]; b - 0.1 db = 0.4
+    np.testing.assert_allclose(to_np(new["W1"]), [[0.0, 3.0]], atol=1e-6)
+    np.testing.assert_allclose(to_np(new["b1"]), [[0.4]], rtol=1e-6)
+    assert_on(bk, new["W1"], dtype, (1, 2))
+    for k in p:
+        np.testing.assert_array_equal(to_np(p[k]), before[k])  # inputs untouched
 
 
 # --------------------------------------------------------------------------- #
@@ -237,49 +259,6 @@ def test_gd_step_is_update_parameters(bk, dtype):
     _close(q["W1"], [[0.9, -1.8]], dtype)
     _close(q["b1"], [[0.1]], dtype)
     assert_on(bk, q["W1"], dtype, (1, 2))
-
-
-def test_step_keeps_float32_with_numpy_scalars():
-    # a numpy float64 learning rate or t from a checkpoint must not up-cast float32 arrays
-    p, g = ({k: v.astype(np.float32) for k, v in d.items()} for d in (P0, G1))
-    opt = optim.get_optimizer("adam")
-    st = opt.init(p)
-    st = {**st, "t": np.int64(3)}
-    q, st1 = opt.step(p, g, st, np.float64(0.01))
-    assert q["W1"].dtype == np.float32 and st1["v"]["dW1"].dtype == np.float32
-    assert st1["t"] == 4 and type(st1["t"]) is int
-
-
-@pytest.mark.parametrize("name, lr", [("gd", 0.1), ("momentum", 0.1), ("rmsprop", 0.01), ("adam", 0.05)])
-def test_optimizers_minimise_a_quadratic(bk, name, lr):
-    # f(W, b) = 0.5 ||W - W*||^2 + 0.5 ||b - b*||^2, gradient (W - W*, b - b*)
-    rng = np.random.default_rng(0)
-    target = _on(bk, {"W1": rng.standard_normal((2, 3)), "b1": rng.standard_normal((2, 1))}, "float64")
-    p = _on(bk, {"W1": np.zeros((2, 3)), "b1": np.zeros((2, 1))}, "float64")
-    opt = optim.get_optimizer(name)
-    st = opt.init(p)
-    for _ in range(300):
-        grads = {"dW1": p["W1"] - target["W1"], "db1": p["b1"] - target["b1"]}
-        p, st = opt.step(p, grads, st, lr)
-    assert st["t"] == 300
-    for k in p:
-        assert_on(bk, p[k], "float64")
-        np.testing.assert_allclose(to_np(p[k]), to_np(target[k]), atol=1e-3)
-
-
-def test_step_works_for_several_layers():
-    p = bpnet.initialize_parameters_deep([3, 4, 2, 1], backend="numpy")
-    X = np.random.RandomState(0).randn(3, 5)
-    Y = np.array([[0.0, 1.0, 1.0, 0.0, 1.0]])
-    AL, caches = bpnet.L_model_forward(X, p)
-    grads = bpnet.L_model_backward(AL, Y, caches)
-    v, s = optim.initialize_adam(p)
-    ref = optim.update_parameters_with_adam(p, grads, v, s, 1, learning_rate=0.02)
-    opt = optim.get_optimizer("adam")
-    q, st = opt.step(p, grads, opt.init(p), 0.02)
-    _assert_same(q, ref[0])
-    _assert_same(st["v"], ref[1])
-    assert list(st["v"]) == ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 
 
 # --------------------------------------------------------------------------- #
@@ -514,60 +493,199 @@ def test_clip_gradients_bad_inputs():
 
 
 # --------------------------------------------------------------------------- #
-# get_optimizer and bad inputs
+# bad inputs (badinput.py)
 
 
-def test_get_optimizer_defaults_and_overrides():
-    assert tuple(optim.OPTIMIZERS) == ("gd", "momentum", "rmsprop", "adam")
-    assert optim.get_optimizer("gd").hyper == {}
-    assert optim.get_optimizer("momentum").hyper == {"beta": 0.9}
-    assert optim.get_optimizer("momentum", beta=0).hyper == {"beta": 0.0}
-    opt = optim.get_optimizer("Adam", beta2=0.99)
-    assert opt.name == "adam" and opt.hyper == {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-8}
-    assert isinstance(opt, optim.Optimizer)
-    with pytest.raises(AttributeError):
-        opt.name = "gd"  # frozen
+#: each case: (function of a small network n on the backend under test, exception type, regex on the message)
+PER_BACKEND = [
+    # ---- update_parameters ---------------------------------------------------------------
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, 0),
+        ValueError, r"^learning_rate: expected a finite number > 0, got 0$",
+        id="update-lr-zero",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, -0.1),
+        ValueError, r"^learning_rate: expected a finite number > 0, got -0\.1$",
+        id="update-lr-negative",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, math.nan),
+        ValueError, r"^learning_rate: expected a finite number > 0, got nan$",
+        id="update-lr-nan",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, math.inf),
+        ValueError, r"^learning_rate: expected a finite number > 0, got inf$",
+        id="update-lr-inf",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, "0.01"),
+        TypeError, r"^learning_rate: expected a real number > 0, got str '0\.01'$",
+        id="update-lr-string",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, True),
+        TypeError, r"^learning_rate: expected a real number > 0, got bool True$",
+        id="update-lr-True",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, n.grads, 1j),
+        TypeError, r"^learning_rate: expected a real number > 0, got complex",
+        id="update-lr-complex",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, without(n.grads, "db2"), 0.1),
+        ValueError, r"^grads: missing key 'db2' \(parameters has L = 2 layers\)$",
+        id="update-grads-missing-db2",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, replaced(n.grads, dW1=n.bk.asarray(host((3, 4)))), 0.1),
+        ValueError, r"^grads\['dW1'\]: expected shape \(4, 3\) like parameters\['W1'\], got \(3, 4\)$",
+        id="update-grads-dW1-wrong-shape",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, replaced(n.grads, db2=n.bk.asarray(np.zeros((1, 2)))), 0.1),
+        ValueError, r"^grads\['db2'\]: expected shape \(1, 1\) like parameters\['b2'\], got \(1, 2\)$",
+        id="update-grads-db2-wrong-shape",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, replaced(n.grads, dW2=n.bk.asarray(host((1, 4)), dtype="float32")), 0.1),
+        TypeError, r"grads\['dW2'\].*float32.*float64|float64.*grads\['dW2'\].*float32",
+        id="update-grads-dW2-float32",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, replaced(n.grads, dW1=0.0), 0.1),
+        TypeError, r"^grads\['dW1'\]: expected an array, got float",
+        id="update-grads-dW1-scalar",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(n.params, list(n.grads.values()), 0.1),
+        TypeError, r"^grads: expected a dict with keys dW1, db1, \.\.\.(, dW2, db2)?, got list",
+        id="update-grads-not-a-dict",
+    ),
+    pytest.param(
+        lambda n: bpnet.update_parameters(without(n.params, "W2"), n.grads, 0.1),
+        ValueError, r"^parameters: unexpected keys \['b2'\] for an L = 1 layer network",
+        id="update-params-missing-W2",
+    ),
+]
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: optim.get_optimizer("sgd"), ValueError, r"name: unknown optimizer 'sgd'; expected one of 'gd', 'momentum', 'rmsprop', 'adam'"),
-    (lambda: optim.get_optimizer(3), TypeError, r"name: expected an optimizer name"),
-    (lambda: optim.get_optimizer("momentum", beta=1.5), ValueError, r"beta: expected a finite number in \[0, 1\), got 1.5"),
-    (lambda: optim.get_optimizer("momentum", beta=1.0), ValueError, r"beta: expected a finite number in \[0, 1\)"),
-    (lambda: optim.get_optimizer("momentum", beta="0.9"), TypeError, r"beta: expected a real number"),
-    (lambda: optim.get_optimizer("adam", beta1=-0.1), ValueError, r"beta1: expected a finite number in \[0, 1\)"),
-    (lambda: optim.get_optimizer("adam", epsilon=0), ValueError, r"epsilon: expected a finite number > 0"),
-    (lambda: optim.get_optimizer("adam", beta=0.9), ValueError, r"beta: not a hyper-parameter of optimizer 'adam' \(it takes: beta1, beta2, epsilon"),
-    (lambda: optim.get_optimizer("gd", learning_rate=0.1), ValueError, r"learning_rate: not a hyper-parameter of optimizer 'gd' \(it takes: none"),
-    (lambda: optim.update_parameters_with_momentum(P0, G1, optim.initialize_velocity(P0), 1.5, 0.1),
-     ValueError, r"beta: expected a finite number in \[0, 1\)"),
-    (lambda: optim.update_parameters_with_momentum(P0, G1, optim.initialize_velocity(P0), 0.9, -0.1),
-     ValueError, r"learning_rate: expected a finite number > 0, got -0.1"),
-    (lambda: optim.update_parameters_with_rmsprop(P0, G1, optim.initialize_rmsprop(P0), learning_rate=0),
-     ValueError, r"learning_rate: expected a finite number > 0"),
-    (lambda: optim.update_parameters_with_adam(P0, G1, *optim.initialize_adam(P0), 0),
-     ValueError, r"t: expected an integer > 0, got 0"),
-    (lambda: optim.update_parameters_with_adam(P0, G1, *optim.initialize_adam(P0), 1.0),
-     TypeError, r"t: expected an integer"),
-    (lambda: optim.update_parameters_with_adam(P0, G1, *optim.initialize_adam(P0), 1, beta2=1),
-     ValueError, r"beta2: expected a finite number in \[0, 1\)"),
-    (lambda: optim.update_parameters_with_momentum(P0, {"dW1": G1["dW1"]}, optim.initialize_velocity(P0), 0.9, 0.1),
-     ValueError, r"grads: missing key 'db1' \(parameters has L = 1 layers\)"),
-    (lambda: optim.update_parameters_with_momentum(P0, G1, {"dW1": np.zeros((1, 2))}, 0.9, 0.1),
-     ValueError, r"^v: missing key 'db1' .*initialize_velocity"),
-    (lambda: optim.update_parameters_with_adam(P0, G1, optim.initialize_velocity(P0), {"dW1": np.zeros((1, 2))}, 1),
-     ValueError, r"^s: missing key 'db1' .*initialize_adam"),
-    (lambda: optim.update_parameters_with_momentum(P0, {**G1, "dW1": np.zeros((2, 1))}, optim.initialize_velocity(P0), 0.9, 0.1),
-     ValueError, r"grads\['dW1'\]: expected shape \(1, 2\) like parameters\['W1'\], got \(2, 1\)"),
-    (lambda: optim.update_parameters_with_rmsprop(P0, {**G1, "db1": np.zeros((1, 1), dtype=np.float32)}, optim.initialize_rmsprop(P0)),
-     TypeError, r"grads\['db1'\] has dtype float32 but parameters\['b1'\] has float64"),
-    (lambda: optim.update_parameters_with_momentum(P0, [1], optim.initialize_velocity(P0), 0.9, 0.1),
-     TypeError, r"grads: expected a dict"),
-    (lambda: optim.initialize_velocity({"W1": np.zeros((1, 2))}), ValueError, r"parameters: missing keys \['b1'\]"),
-], ids=lambda x: None if callable(x) or isinstance(x, type) else x[:40])
-def test_bad_inputs(call, exc, match):
-    with pytest.raises(exc, match=match):
-        call()
+@pytest.mark.parametrize(("call", "exc", "pattern"), PER_BACKEND)
+def test_bad_input(bk, call, exc, pattern, harness):
+    n = small_net(bk)
+    harness.refuses(lambda: call(n), exc, pattern)
+
+
+def _update_grads_numpy_params_strict(c):
+    np_bk, strict, params = numpy_and_strict()
+    grads = {f"d{k}": np_bk.asarray(np.zeros(tuple(v.shape))) for k, v in params.items()}
+    return bpnet.update_parameters(params, grads, 0.1)
+
+
+def _update_grads_device1_params_default(c):
+    dev0, dev1, params = default_and_device1()
+    grads = {f"d{k}": dev1.asarray(np.zeros(tuple(v.shape))) for k, v in params.items()}
+    return bpnet.update_parameters(params, grads, 0.1)
+
+
+#: each case: (function of the numpy context c of badinput.api_context, exception type, regex on the message)
+BAD_INPUTS = [
+    # ---- two backends, two devices ---------------------------------------------------
+    pytest.param(
+        _update_grads_numpy_params_strict, TypeError,
+        r"come from two backends: .*grads\['dW1'\] is a numpy array",
+        id="update-grads-numpy-params-strict",
+    ),
+    pytest.param(
+        _update_grads_device1_params_default, ValueError,
+        r"on two devices of array_api_strict: .*grads\['dW1'\] on 'device1'",
+        id="update-grads-device1-params-default-device",
+    ),
+    # ---- on the numpy context c ------------------------------------------------------
+    pytest.param(lambda c: bpnet.update_parameters(c.params, c.grads, 0), ValueError,
+                 r"^learning_rate: expected a finite number > 0, got 0$", id="api-update-lr-zero"),
+    pytest.param(lambda c: bpnet.update_parameters(c.params, c.grads, -0.5), ValueError,
+                 r"^learning_rate: expected a finite number > 0, got -0\.5$", id="api-update-lr-negative"),
+    # ---- momentum, RMSprop, Adam on P0, G1 -------------------------------------------
+    pytest.param(
+        lambda c: optim.update_parameters_with_momentum(P0, G1, optim.initialize_velocity(P0), 1.5, 0.1),
+        ValueError, r"beta: expected a finite number in \[0, 1\)",
+        id="momentum-beta-above-1",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_momentum(P0, G1, optim.initialize_velocity(P0), 0.9, -0.1),
+        ValueError, r"learning_rate: expected a finite number > 0, got -0.1",
+        id="momentum-lr-negative",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_rmsprop(P0, G1, optim.initialize_rmsprop(P0), learning_rate=0),
+        ValueError, r"learning_rate: expected a finite number > 0",
+        id="rmsprop-lr-zero",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_adam(P0, G1, *optim.initialize_adam(P0), 0),
+        ValueError, r"t: expected an integer > 0, got 0",
+        id="adam-t-zero",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_adam(P0, G1, *optim.initialize_adam(P0), 1.0),
+        TypeError, r"t: expected an integer",
+        id="adam-t-float",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_adam(P0, G1, *optim.initialize_adam(P0), 1, beta2=1),
+        ValueError, r"beta2: expected a finite number in \[0, 1\)",
+        id="adam-beta2-1",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_momentum(P0, {"dW1": G1["dW1"]}, optim.initialize_velocity(P0), 0.9, 0.1),
+        ValueError, r"grads: missing key 'db1' \(parameters has L = 1 layers\)",
+        id="momentum-grads-missing-db1",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_momentum(P0, G1, {"dW1": np.zeros((1, 2))}, 0.9, 0.1),
+        ValueError, r"^v: missing key 'db1' .*initialize_velocity",
+        id="momentum-v-missing-db1",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_adam(P0, G1, optim.initialize_velocity(P0), {"dW1": np.zeros((1, 2))}, 1),
+        ValueError, r"^s: missing key 'db1' .*initialize_adam",
+        id="adam-s-missing-db1",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_momentum(P0, {**G1, "dW1": np.zeros((2, 1))}, optim.initialize_velocity(P0), 0.9, 0.1),
+        ValueError, r"grads\['dW1'\]: expected shape \(1, 2\) like parameters\['W1'\], got \(2, 1\)",
+        id="momentum-grads-dW1-wrong-shape",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_rmsprop(P0, {**G1, "db1": np.zeros((1, 1), dtype=np.float32)}, optim.initialize_rmsprop(P0)),
+        TypeError, r"grads\['db1'\] has dtype float32 but parameters\['b1'\] has float64",
+        id="rmsprop-grads-db1-float32",
+    ),
+    pytest.param(
+        lambda c: optim.update_parameters_with_momentum(P0, [1], optim.initialize_velocity(P0), 0.9, 0.1),
+        TypeError, r"grads: expected a dict",
+        id="momentum-grads-not-a-dict",
+    ),
+    pytest.param(
+        lambda c: optim.initialize_velocity({"W1": np.zeros((1, 2))}),
+        ValueError, r"parameters: missing keys \['b1'\]",
+        id="initialize_velocity-params-missing-b1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "pattern"), BAD_INPUTS)
+def test_bad_input_once(call, exc, pattern, harness):
+    c = api_context()
+    harness.refuses(lambda: call(c), exc, pattern)
+
+
+def test_the_bad_input_tables_are_distinct():
+    check_table(PER_BACKEND, minimum=14)
+    check_table(BAD_INPUTS, minimum=17)
 
 
 def test_bad_inputs_mixed_devices():
@@ -580,25 +698,47 @@ def test_bad_inputs_mixed_devices():
         optim.update_parameters_with_momentum(p, g, optim.initialize_velocity(p), 0.9, 0.1)
 
 
-@pytest.mark.parametrize("name", optim.OPTIMIZERS)
-def test_step_reports_missing_keys(name):
-    opt = optim.get_optimizer(name)
-    st = opt.init(P0)
-    with pytest.raises(ValueError, match=r"grads: missing key 'db1'"):
-        opt.step(P0, {"dW1": G1["dW1"]}, st, 0.1)
-    with pytest.raises(ValueError, match=r"learning_rate: expected a finite number > 0, got -0.1"):
-        opt.step(P0, G1, st, -0.1)
-    with pytest.raises(ValueError, match=r"state: missing entry 't'"):
-        opt.step(P0, G1, {k: v for k, v in st.items() if k != "t"}, 0.1)
-    for slot in ("v", "s"):
-        if slot in st:
-            with pytest.raises(ValueError, match=rf"state: missing entry '{slot}'"):
-                opt.step(P0, G1, {k: v for k, v in st.items() if k != slot}, 0.1)
-            bad = {**st, slot: {"dW1": st[slot]["dW1"]}}
-            with pytest.raises(ValueError, match=rf"state\['{slot}'\]: missing key 'db1'"):
-                opt.step(P0, G1, bad, 0.1)
+# --------------------------------------------------------------------------- #
+# nothing half-done: a call that raises leaves its inputs untouched
 
 
-def test_init_validates_parameters():
-    with pytest.raises(TypeError, match=r"parameters: expected a dict"):
-        optim.get_optimizer("adam").init([P0])
+def _snapshot(d):
+    return {k: (v, to_np(v).copy()) for k, v in d.items()}
+
+
+def _assert_unchanged(d, snap):
+    assert list(d) == list(snap)
+    for k, (obj, values) in snap.items():
+        assert d[k] is obj, f"{k} was replaced"
+        np.testing.assert_array_equal(to_np(d[k]), values, err_msg=f"{k} was modified")
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        pytest.param(lambda n: (n.params, n.grads, -1.0), id="lr-negative"),
+        pytest.param(lambda n: (n.params, n.grads, math.nan), id="lr-nan"),
+        pytest.param(lambda n: (n.params, without(n.grads, "db2"), 0.1), id="grads-missing-last-key"),
+        pytest.param(
+            lambda n: (n.params, replaced(n.grads, db2=n.bk.asarray(np.zeros((1, 2)))), 0.1),
+            id="grads-last-wrong-shape",
+        ),
+    ],
+)
+def test_update_parameters_leaves_inputs_unchanged(bk, breakage):
+    n = small_net(bk)
+    params, grads, lr = breakage(n)
+    p_snap, g_snap = _snapshot(params), _snapshot(grads)
+    with pytest.raises((ValueError, TypeError)):
+        bpnet.update_parameters(params, grads, lr)
+    _assert_unchanged(params, p_snap)
+    _assert_unchanged(grads, g_snap)
+
+
+def test_update_parameters_valid_call_does_not_mutate(bk):
+    # the contrast: the valid call returns a new dict and leaves the input alone
+    n = small_net(bk)
+    snap = _snapshot(n.params)
+    new = bpnet.update_parameters(n.params, n.grads, 0.1)
+    assert new is not n.params
+    _assert_unchanged(n.params, snap)

@@ -1,20 +1,13 @@
-"""The in-place training step (bpnet.step) against the reference path, and the benchmark's code path.
-
-Reference: ``_forward`` -> ``_backward(fused=True)`` -> (L2, clipping) -> ``Optimizer.step``
-(new dicts).  The step computes the same numbers to rounding on every backend,
-updates only the arrays it was given, and ``MLP.fit`` never mutates arrays
-that existed before the call.  No timing assertions here.
-"""
+"""The in-place training step (bpnet.train.step) against the reference path, and the benchmark's code path."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_on, to_np
+from conftest import ROOT, assert_on, to_np
 
 import bpnet
 from bpnet import dropout_masks
@@ -25,6 +18,11 @@ from bpnet.nn.activations import get_activation
 from bpnet.nn.losses import get_loss
 from bpnet.optim import get_optimizer
 from bpnet.train.step import Net, TrainState, backward_update, forward_train, train_step
+
+# Reference: ``_forward`` -> ``_backward(fused=True)`` -> (L2, clipping) -> ``Optimizer.step``
+# (new dicts).  The step computes the same numbers to rounding on every backend,
+# updates only the arrays it was given, and ``MLP.fit`` never mutates arrays
+# that existed before the call.  No timing assertions here.
 
 NET = Net(get_activation("relu"), get_activation("sigmoid"), get_loss("binary_crossentropy"))
 LOSS_OF = {"sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy", "linear": "mse"}
@@ -214,7 +212,7 @@ def test_blocks_cover_the_array_in_nearly_equal_pieces(n, m, budget, k):
 
 
 def _load_bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    path = ROOT / "benchmarks" / "bench.py"
     spec = importlib.util.spec_from_file_location("bpnet_bench", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,9 +1,10 @@
-"""Checkpoints: round trips across backends, atomic writes, refusal of bad files."""
+"""Checkpoints (bpnet.io.checkpoint): round trips across backends, atomic writes, refusal of bad files."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pathlib
 import random
@@ -15,7 +16,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import assert_on, assert_same_result, to_np
+from badinput import api_context, check_table, with_entry
+from conftest import ROOT, assert_on, assert_same_result, to_np
 
 import bpnet
 from bpnet import backends
@@ -32,7 +34,6 @@ from bpnet.checkpoint import (
 )
 from bpnet.io import checkpoint as ckpt
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIMS = [6, 5, 3, 1]
 TARGETS = ["numpy", "array_api_strict:device1"]
 
@@ -742,3 +743,47 @@ def test_invalid_optimizer_state(tmp_path):
     with pytest.raises(TypeError, match="optimizer_state: expected a dict or None"):
         save_checkpoint(path, params, optimizer_state=[1])
     assert _listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- #
+# bad inputs (badinput.py)
+
+
+def _nan_params(c):
+    p = dict(c.params)
+    p["W1"] = with_entry(p["W1"], (0, 0), math.nan)
+    return p
+
+
+def _save_nan_over_good(c):
+    # the existing good.npz must survive a refused save of diverged (NaN) parameters
+    return save_checkpoint("good.npz", _nan_params(c))
+
+
+#: each case: (function of the numpy context c of badinput.api_context, exception type, regex on the message)
+#: (run in a copy of badinput's files: good.npz, corrupt.npz, truncated.npz)
+BAD_INPUTS = [
+    pytest.param(lambda c: load_checkpoint("corrupt.npz"), CheckpointError,
+                 r"^checkpoint 'corrupt\.npz': not a bpnet checkpoint: not an \.npz archive \(it starts with "
+                 r"b'this', expected b'PK\\x03\\x04'\)$", id="ckpt-load-corrupt"),
+    pytest.param(lambda c: load_checkpoint("truncated.npz"), CheckpointError,
+                 r"^checkpoint 'truncated\.npz': unreadable archive, truncated or corrupt", id="ckpt-load-truncated"),
+    pytest.param(lambda c: check_architecture(read_header("good.npz"), [3, 5, 1]), ValueError,
+                 r"^checkpoint: saved for layer_dims \[3, 4, 1\], expected \[3, 5, 1\]$",
+                 id="ckpt-other-architecture"),
+    pytest.param(lambda c: save_checkpoint(pathlib.Path("nodir") / "m.npz", c.params), FileNotFoundError,
+                 r"path: the directory 'nodir' does not exist", id="ckpt-save-into-missing-directory"),
+    pytest.param(_save_nan_over_good, ValueError,
+                 r"^parameters\['W1'\]: expected finite values, got 1 NaN and 0 inf .*existing checkpoint is "
+                 r"left as it was$", id="ckpt-save-nan-parameters-over-a-good-one"),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "pattern"), BAD_INPUTS)
+def test_bad_input_once(call, exc, pattern, harness):
+    c = api_context()
+    harness.refuses(lambda: call(c), exc, pattern)
+
+
+def test_the_bad_input_tables_are_distinct():
+    check_table(BAD_INPUTS, minimum=5)

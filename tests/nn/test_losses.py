@@ -1,0 +1,134 @@
+"""Losses through compute_cost and the backward pass: values, and finite costs and gradients at saturated
+outputs and pre-activations up to |z| = 1e4, every backend, float32 and float64."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, all_finite, assert_on, to_np
+
+import bpnet
+
+# --------------------------------------------------------------------------- #
+# values
+
+
+def test_categorical_crossentropy_value(bk, dtype):
+    # two examples, three classes; true classes 0 and 2
+    AL = bk.asarray(np.array([[0.5, 0.2], [0.25, 0.3], [0.25, 0.5]]), dtype=dtype)
+    Y = bk.asarray(np.array([[1, 0], [0, 0], [0, 1]]), dtype=dtype)
+    # J = -(ln .5 + ln .5) / 2 = ln 2
+    cost = bpnet.compute_cost(AL, Y, loss="categorical_crossentropy")
+    assert float(cost) == pytest.approx(np.log(2), rel=1e-6)
+
+
+def test_mse_value(bk, dtype):
+    AL = bk.asarray(np.array([[1.0, 2.0], [0.0, 0.0]]), dtype=dtype)
+    Y = bk.asarray(np.array([[0.0, 2.0], [2.0, 0.0]]), dtype=dtype)
+    # J = (1 / (2m)) sum (AL - Y)^2 = (1 + 0 + 4 + 0) / 4 = 1.25
+    assert float(bpnet.compute_cost(AL, Y, loss="mse")) == pytest.approx(1.25, rel=1e-7)
+
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "categorical_crossentropy"])
+def test_saturated_outputs_give_finite_cost(bk, dtype, loss):
+    AL = bk.asarray(np.array([[0.0, 1.0], [1.0, 0.0]]), dtype=dtype)
+    Y = bk.asarray(np.array([[1.0, 0.0], [0.0, 1.0]]), dtype=dtype)  # confidently wrong
+    cost = float(bpnet.compute_cost(AL, Y, loss=loss))
+    assert np.isfinite(cost) and cost > 10
+
+
+# --------------------------------------------------------------------------- #
+# stability
+
+
+# What keeps it finite (bpnet/nn/activations.py, bpnet/nn/losses.py): sigmoid's two-branch form on exp(-|z|);
+# softmax less each column's max; the log-losses clip AL to [eps, 1 - eps] (eps = finfo(dtype).eps) before the
+# log and before the course's division in dAL, so a cost term is at most -log(eps) and |dAL| <= 1/eps; mse is
+# finite for any finite AL; the fused dZ[L] = AL - Y divides by nothing.  Warnings are errors here.
+
+
+Z_MAX = 1e4
+PAIRS = OUTPUT_LOSS_PAIRS
+
+
+def _g(name, Z):
+    """The hidden activation on the host, float64 (to place the output pre-activations)."""
+    if name == "relu":
+        return np.maximum(Z, 0.0)
+    if name == "leaky_relu":
+        return np.where(Z > 0, Z, 0.01 * Z)
+    if name == "tanh":
+        return np.tanh(Z)
+    if name == "sigmoid":
+        e = np.exp(-np.abs(Z))
+        return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+    return Z
+
+
+def _extreme_net(bk, dtype, hidden, n_out):
+    """X, parameters with max |Z[1]| = max |Z[2]| = 1e4 (both signs), and labels that disagree."""
+    X = np.array([[1.0, -1.0, 1.0, 0.5, -0.3, 0.1], [1.0, -1.0, -1.0, 0.2, 0.9, -0.1]])
+    W1 = np.array([[5e3, 5e3], [-5e3, -5e3], [1e4, 0.0], [0.0, -1e4]])
+    b1 = np.array([[0.5], [-0.5], [0.25], [-0.25]])
+    A1 = _g(hidden, W1 @ X + b1)
+    base = np.random.default_rng(7).normal(size=(n_out, 4))
+    W2 = base * (Z_MAX / np.abs(base @ A1).max())  # the output layer's |Z| peaks at exactly 1e4
+    b2 = np.zeros((n_out, 1))
+    classes = np.array([0, 1, 2, 2, 1, 0]) % max(n_out, 2)
+    Y = (np.array([[0.0, 1.0, 1.0, 0.0, 1.0, 0.0]]) if n_out == 1 else np.eye(n_out)[:, classes])
+    params = {k: bk.asarray(v, dtype=dtype) for k, v in dict(W1=W1, b1=b1, W2=W2, b2=b2).items()}
+    return bk.asarray(X, dtype=dtype), bk.asarray(Y, dtype=dtype), params
+
+
+@pytest.mark.parametrize("output, loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
+def test_cost_and_gradients_finite_at_z_1e4(bk, dtype, output, loss):
+    n_out = 3 if output == "softmax" or loss == "categorical_crossentropy" else 1
+    eps = float(np.finfo(dtype).eps)
+    for hidden in HIDDEN:
+        X, Y, params = _extreme_net(bk, dtype, hidden, n_out)
+        kw = dict(hidden_activation=hidden, output_activation=output)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            AL, caches = bpnet.L_model_forward(X, params, **kw)
+            cost = bpnet.compute_cost(AL, Y, loss=loss)
+            paths = {"course": bpnet.L_model_backward(AL, Y, caches, loss=loss, **kw)}
+            if (output, loss) in bpnet.FUSED_PAIRS:
+                paths["fused"] = bpnet.L_model_backward(AL, Y, caches, loss=loss, fused=True, **kw)
+        # the test really is at the extreme: both layers' pre-activations reach |z| = 1e4
+        for (_, Z) in caches:
+            assert float(np.abs(to_np(Z)).max()) == pytest.approx(Z_MAX, rel=1e-3), hidden
+        assert_on(bk, cost, dtype, ())
+        assert math.isfinite(float(cost)), (hidden, float(cost))
+        if loss != "mse":  # the documented clip: each term at most -log(eps)
+            terms = n_out if loss == "binary_crossentropy" else 1
+            assert float(cost) <= terms * -math.log(eps) * (1 + 1e-5), (hidden, float(cost))
+        for path, grads in paths.items():
+            for k, g in grads.items():
+                assert_on(bk, g, dtype)
+                assert all_finite(g), (hidden, path, k)
+        A = to_np(AL)  # saturated for real: outputs exactly at an asymptote
+        if output == "sigmoid":
+            assert np.any((A == 0.0) | (A == 1.0)), hidden
+        elif output == "tanh":
+            assert np.any(np.abs(A) == 1.0), hidden
+        elif output == "softmax":
+            assert np.any(A == 1.0), hidden
+
+
+def test_losses_at_exactly_saturated_outputs(bk, dtype):
+    """AL exactly 0 or 1 against the opposite label: the clipped value -log(eps), finite gradients."""
+    eps = float(np.finfo(dtype).eps)
+    AL = bk.asarray(np.array([[1.0, 0.0, 1.0, 0.0]]), dtype=dtype)
+    Y = bk.asarray(np.array([[0.0, 1.0, 1.0, 0.0]]), dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bce = float(bpnet.compute_cost(AL, Y))
+        A3 = bk.asarray(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), dtype=dtype)
+        Y3 = bk.asarray(np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), dtype=dtype)
+        cce = float(bpnet.compute_cost(A3, Y3, loss="categorical_crossentropy"))
+    # two wrong examples of four cost -log(eps) each (the right ones ~eps): J = -log(eps) / 2
+    assert bce == pytest.approx(-math.log(eps) / 2, rel=1e-5)
+    assert cce == pytest.approx(-math.log(eps) / 2, rel=1e-5)  # one of two columns wrong
