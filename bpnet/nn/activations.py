@@ -14,7 +14,7 @@ and ``g_backward(dA, Z) -> dZ = dA * g'(Z)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import array_api_compat
@@ -87,6 +87,11 @@ class Activation:
     hidden: bool = True
     min_units: int = 1
     probability: bool = False
+    #: ``backward_(xp, dA, A) -> dZ``: :meth:`backward` in place, bound once (the training step calls it per layer)
+    backward_: Callable = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "backward_", _in_place(self.derivative, self.vjp))
 
     def backward(self, xp, dA, A, *, inplace: bool = False):
         """``dZ = dA * g'(Z)`` from the output ``A``; ``inplace`` may overwrite ``dA`` (the caller owns it)."""
@@ -99,6 +104,19 @@ class Activation:
             dA *= g
             return dA
         return dA * g
+
+
+def _in_place(derivative, vjp):
+    if vjp is not None:
+        return vjp
+    if derivative is None:  # the identity: dZ = dA
+        return lambda xp, dA, A: dA
+
+    def backward_(xp, dA, A):
+        dA *= derivative(xp, A)  # dZ = dA * g'(Z), over dA (owned by the caller)
+        return dA
+
+    return backward_
 
 
 # --------------------------------------------------------------------------- #

@@ -357,6 +357,7 @@ class _Recorder:
             return dZ
 
         return SimpleNamespace(name=g.name, forward=seen(g.forward), backward=backward,
+                               backward_=lambda xp, dA, A: backward(xp, dA, A, inplace=True),
                                forward_inplace=g.forward_inplace and seen(g.forward_inplace))
 
     def optimizer(self):
@@ -386,7 +387,8 @@ def _trace(plan: Plan, bk, X, Y, params) -> dict:
     shapes.update({k: tuple(a.shape) for k, a in params.items()})
     shapes["Y"] = tuple(Y.shape)
     shapes["J"] = tuple(batch_metrics(xp, acts[-1], Y, net.loss)[0].shape)
-    backward_update(xp, acts, Y, ts, net, 0.01, batch=batch)
+    # a 0-d learning rate: the update goes through the rule's update_ (recorded) instead of the folded W -= dW
+    backward_update(xp, acts, Y, ts, net, xp.asarray(0.01, dtype=X.dtype, device=bk.device), batch=batch)
     if plan.fused:
         shapes[f"dZ{plan.L}"] = tuple(acts[-1].shape)  # A[L] - Y is computed over A[L]
     return shapes

@@ -32,6 +32,7 @@ Python float (or a 0-d array of the parameters' device).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import array_api_compat
@@ -57,17 +58,20 @@ W_BLOCK_BYTES = 16 << 20
 GPU_W_BLOCK_BYTES = 1 << 40  # cuBLAS: one GEMM per layer
 
 
-class Net(NamedTuple):
-    """What the step computes with: hidden and output activations and the loss (registry entries)."""
+@dataclass(frozen=True)
+class Net:
+    """What the step computes with: hidden and output activations and the loss (registry entries).
+
+    ``fused``: ``dZ[L] = A[L] - Y`` exactly (the output is the loss's canonical one).
+    """
 
     hidden: Activation
     output: Activation
     loss: Loss
+    fused: bool = field(init=False)
 
-    @property
-    def fused(self) -> bool:
-        """``dZ[L] = A[L] - Y`` exactly (the output is the loss's canonical one)."""
-        return self.output.name == self.loss.output
+    def __post_init__(self):
+        object.__setattr__(self, "fused", self.output.name == self.loss.output)
 
 
 class Blocks(NamedTuple):
@@ -242,12 +246,12 @@ def _delta_prev(xp, W, dZ, A_prev, hidden, mask, g, cols):
         dA = W.T @ dZ  # dA[l-1] = W^T dZ
         if mask is not None:
             dA *= mask  # dropout backward
-        return hidden.backward(xp, dA, gA, inplace=True)
+        return hidden.backward_(xp, dA, gA)
     for s in cols:
         dA = W.T @ dZ[:, s]  # columns s of dA[l-1] = W^T dZ
         if mask is not None:
             dA *= mask[:, s]
-        A_prev[:, s] = hidden.backward(xp, dA, gA[:, s], inplace=True)  # read before written
+        A_prev[:, s] = hidden.backward_(xp, dA, gA[:, s])  # read before written
     return A_prev
 
 
@@ -257,7 +261,7 @@ def _seed(xp, acts, Y, net):
     if net.fused:
         AL -= Y  # dZ[L] = A[L] - Y
         return AL
-    return net.output.backward(xp, net.loss.grad(xp, AL, Y), AL, inplace=True)
+    return net.output.backward_(xp, net.loss.grad(xp, AL, Y), AL)
 
 
 def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, clip_norm=None, batch=None,
@@ -298,7 +302,7 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
         dZ_prev = None
         if l > 0:  # with the old W; A[l-1] is free once dW has it
             if cols is None and masks is None:
-                dZ_prev = net.hidden.backward(xp, W.T @ dZ, A_prev, inplace=True)  # (W^T dZ) * g'(Z[l-1])
+                dZ_prev = net.hidden.backward_(xp, W.T @ dZ, A_prev)  # (W^T dZ) * g'(Z[l-1])
             else:
                 dZ_prev = _delta_prev(xp, W, dZ, A_prev, net.hidden, None if masks is None else masks[l - 1],
                                       None if gs is None else gs[l - 1], cols)
@@ -309,8 +313,11 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
                     G += l2c * W[s, :]
                 W[s, :] -= G  # gd with lr folded: theta -= g
             bs[l] -= db
+        elif folded:  # a rule that folds lr (Rule.folds_lr) updates theta -= g
+            W -= dW
+            bs[l] -= db
         elif pending is None:
-            _update(xp, ts, l, dW, db, t, None if folded else lr)
+            _update(xp, ts, l, dW, db, t, lr)
         else:
             pending.append((l, dW, db))
         dZ = dZ_prev
