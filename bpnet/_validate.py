@@ -12,17 +12,48 @@ Two families:
   (a list, a DataFrame, int or float16 data, an array of another backend or
   device) into a checked array on a given backend, with the same answer at
   every entry point; the ``check_*`` functions check arrays the caller built.
+
+The course-compatible functions refuse only what the course's code cannot
+compute or shapes that do not fit together; input they compute with but
+which is probably a mistake (labels outside {0, 1}, say) gets a
+:class:`CourseInputWarning` from :func:`warn_course_input`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 
 import array_api_compat
 import numpy as np
 
 from .backends import Backend, describe, dtype_str, float_dtype, namespace_of, to_numpy
+
+
+class CourseInputWarning(UserWarning):
+    """Input the course's functions compute with, but which is probably a mistake.
+
+    The course-compatible functions accept every input for which the course's
+    code returns numbers, and return the same numbers; they warn with this
+    class where such an input is suspicious (labels outside {0, 1}, ``AL``
+    outside [0, 1] for a log-loss, NaN labels).  Silence it with
+    ``warnings.simplefilter("ignore", bpnet.CourseInputWarning)``.
+    """
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_course_input(message: str) -> None:
+    """Warn with :class:`CourseInputWarning`, pointing at the first caller outside bpnet."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, CourseInputWarning, stacklevel=level)
+
 
 # --------------------------------------------------------------------------- #
 # scalars
@@ -129,9 +160,15 @@ def check_nonempty(x, name: str, what: str = "m (examples, columns)") -> None:
         raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(x.shape)} ({what} is 0)")
 
 
+#: elements of a 2-D array checked for NaN/inf at a time: no boolean temporary as large as the data
+FINITE_BLOCK = 1 << 22
+
+
 def check_finite(xp, x, name: str) -> None:
-    """``x`` holds no NaN or inf (one host sync)."""
-    if not bool(xp.all(xp.isfinite(x))):
+    """``x`` holds no NaN or inf (one host sync), checked a block of columns at a time."""
+    step = max(1, FINITE_BLOCK // max(1, x.shape[0])) if x.ndim == 2 else None
+    blocks = [x] if step is None or x.shape[1] <= step else [x[:, i:i + step] for i in range(0, x.shape[1], step)]
+    if not all_finite(xp, blocks):
         n_nan = int(xp.sum(xp.astype(xp.isnan(x), xp.int64)))
         n_inf = int(xp.sum(xp.astype(xp.isinf(x), xp.int64)))
         raise ValueError(f"{name}: expected finite values, got {n_nan} NaN and {n_inf} inf "
@@ -171,8 +208,14 @@ def param_keys(L: int, prefix: str = "") -> list[str]:
     return [f"{prefix}{p}{l}" for l in range(1, L + 1) for p in "Wb"]
 
 
-def check_parameters(parameters, name: str = "parameters") -> int:
-    """``parameters`` holds ``W1, b1, ..., WL, bL`` of chained shapes on one backend; returns L."""
+def check_parameters(parameters, name: str = "parameters", *, chain: bool = True) -> int:
+    """``parameters`` holds ``W1, b1, ..., WL, bL`` on one backend, in one dtype; returns L.
+
+    Each ``b{l}`` is ``(n_l, 1)`` like the rows of ``W{l}``; with ``chain`` (a
+    forward pass needs it) each ``W{l}`` also has as many columns as ``W{l-1}``
+    has rows.  The update and initialisation functions pass ``chain=False``:
+    they work array by array, as the course's tests call them.
+    """
     if not isinstance(parameters, dict):
         raise TypeError(f"{name}: expected a dict with keys W1, b1, ..., WL, bL, got {type(parameters).__name__}")
     L = n_layers(parameters)
@@ -192,7 +235,7 @@ def check_parameters(parameters, name: str = "parameters") -> int:
         if tuple(b.shape) != (W.shape[0], 1):
             raise ValueError(f"{name}['b{l}']: expected shape ({W.shape[0]}, 1) to match W{l} of shape "
                              f"{tuple(W.shape)}, got {tuple(b.shape)}")
-        if l > 1 and W.shape[1] != parameters[f"W{l - 1}"].shape[0]:
+        if chain and l > 1 and W.shape[1] != parameters[f"W{l - 1}"].shape[0]:
             Wp = parameters[f"W{l - 1}"]
             raise ValueError(f"{name}['W{l}']: expected {Wp.shape[0]} columns (W{l - 1} has shape "
                              f"{tuple(Wp.shape)}), got shape {tuple(W.shape)}")
@@ -328,11 +371,14 @@ def as_features(X, name: str, bk: Backend, dtype, n_x: int, context: str):
 TARGETS = ("binary", "onehot", "real")
 
 
-def as_labels(Y, name: str, bk: Backend, dtype, n_out: int, m: int, target: str, context: str):
+def as_labels(Y, name: str, bk: Backend, dtype, n_out: int, m: int, target: str, context: str, *,
+              strict: bool = True):
     """Labels ``(n_out, m)`` on ``bk`` in ``dtype``, checked for ``target`` (one of :data:`TARGETS`).
 
     A 1-D ``Y`` of length m is a row for one output unit, or class indices
-    (integers in ``[0, n_out)``) for a one-hot target.
+    (integers in ``[0, n_out)``) for a one-hot target.  ``strict=False`` (the
+    course-compatible functions, which compute with any real labels) warns
+    with :class:`CourseInputWarning` where ``strict`` would refuse the values.
     """
     xp = bk.xp
     Y = to_backend(Y, name, bk, labels=True)
@@ -343,7 +389,7 @@ def as_labels(Y, name: str, bk: Backend, dtype, n_out: int, m: int, target: str,
         raise ValueError(f"{name}: expected shape ({n_out}, {m}) {context}{hint}, got {tuple(Y.shape)}")
     Y = xp.astype(Y, bk.dtype(dtype))
     check_finite(xp, Y, name)
-    check_label_values(xp, Y, target, name)
+    check_label_values(xp, Y, target, name, warn=not strict)
     return Y
 
 
@@ -362,17 +408,26 @@ def _from_1d(xp, bk, Y, name, n_out, m, target):
     return xp.reshape(classes, (n_out, 1)) == xp.reshape(Y, (1, m))
 
 
-def check_label_values(xp, Y, target: str, name: str = "Y") -> None:
-    """0/1 labels for a ``"binary"`` target, one-hot columns for ``"onehot"`` (one host sync each)."""
+def check_label_values(xp, Y, target: str, name: str = "Y", *, warn: bool = False) -> None:
+    """0/1 labels for a ``"binary"`` target, one-hot columns for ``"onehot"`` (one host sync each).
+
+    ``warn``: a :class:`CourseInputWarning` instead of the ``ValueError``, and the labels are kept.
+    """
     if target == "real":
         return
+    message = None
     if not bool(xp.all((Y == 0.0) | (Y == 1.0))):
         host = to_numpy(Y)
         bad = np.unique(host[(host != 0.0) & (host != 1.0)])
-        raise ValueError(f"{name}: expected labels 0 or 1{' (one-hot)' if target == 'onehot' else ''}, got "
-                         f"{bad.size} other value{'s' if bad.size != 1 else ''} such as "
-                         f"{', '.join(f'{v:g}' for v in bad[:3])}")
-    if target == "onehot" and not bool(xp.all(xp.sum(Y, axis=0) == 1.0)):
+        message = (f"{name}: expected labels 0 or 1{' (one-hot)' if target == 'onehot' else ''}, got "
+                   f"{bad.size} other value{'s' if bad.size != 1 else ''} such as "
+                   f"{', '.join(f'{v:g}' for v in bad[:3])}")
+    elif target == "onehot" and not bool(xp.all(xp.sum(Y, axis=0) == 1.0)):
         col = int(np.flatnonzero(to_numpy(Y).sum(axis=0) != 1.0)[0])
-        raise ValueError(f"{name}: expected one-hot columns (exactly one 1 per example), got "
-                         f"{int(to_numpy(Y)[:, col].sum())} ones in column {col}")
+        message = (f"{name}: expected one-hot columns (exactly one 1 per example), got "
+                   f"{int(to_numpy(Y)[:, col].sum())} ones in column {col}")
+    if message is None:
+        return
+    if not warn:
+        raise ValueError(message)
+    warn_course_input(message + "; computing with them as the course's code does")

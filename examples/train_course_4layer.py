@@ -101,12 +101,12 @@ print(f"test accuracy: {100 * test_acc:.2f}%")
 # %% [markdown]
 # ## The cost curve
 #
-# `costs` holds J at iterations 0, 100, 200, ... and at the last one.  Plotted
-# against the iteration it should fall quickly, then flatten.
+# `costs` holds J at iterations 0, 100, 200, ..., as the notebook records it.
+# Plotted against the iteration it should fall quickly, then flatten.
 
 # %%
 every = 100
-iterations = [min(i * every, args.iterations - 1) for i in range(len(costs))]
+iterations = [i * every for i in range(len(costs))]
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(iterations, costs, marker="o", markersize=3)
 ax.set_xlabel("iteration")

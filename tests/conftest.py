@@ -97,7 +97,6 @@ OUTPUT_LOSS_PAIRS = [
     ("softmax", "mse"),
     ("sigmoid", "categorical_crossentropy"),
     ("softmax", "binary_crossentropy"),
-    ("linear", "binary_crossentropy"),  # AL far outside (0, 1): only the clip keeps log and dAL finite
 ]
 
 

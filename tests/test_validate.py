@@ -4,6 +4,7 @@ before it computes (the bad-input harness of badinput.py has teeth)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from badinput import DIMS, forbid_math
 
 import bpnet
 from bpnet import _validate as v
-from bpnet import optim
+from bpnet import optim, planar
 from bpnet.cli import main
 from bpnet.model import MLP
 from bpnet.sklearn import MLPClassifier
@@ -70,6 +71,9 @@ def test_the_harness_has_teeth(monkeypatch, tmp_path, capsys):
     params = bpnet.initialize_parameters_deep(DIMS, backend="numpy")
     AL, caches = bpnet.L_model_forward(X, params)
     grads = bpnet.L_model_backward(AL, Y, caches)
+    planar_params = planar.initialize_parameters(2, 4, 1, backend="numpy")
+    _, planar_cache = planar.forward_propagation(X[:2], planar_params)
+    planar_grads = planar.backward_propagation(planar_params, planar_cache, X[:2], Y)
     monkeypatch.chdir(tmp_path)
     forbid_math(monkeypatch)
     for call in (lambda: bpnet.L_model_forward(X, params),
@@ -86,9 +90,59 @@ def test_the_harness_has_teeth(monkeypatch, tmp_path, capsys):
                  lambda: optim.get_optimizer("adam").step(params, grads, optim.get_optimizer("adam").init(params), 0.1),
                  lambda: bpnet.gradient_check(params, grads, X, Y),
                  lambda: bpnet.L_layer_model(X, Y, DIMS, num_iterations=1, backend="numpy"),
+                 lambda: bpnet.two_layer_model(X, Y, DIMS, num_iterations=1, backend="numpy"),
+                 lambda: bpnet.predict(X, Y, params),
+                 lambda: planar.forward_propagation(X[:2], planar_params),
+                 lambda: planar.backward_propagation(planar_params, planar_cache, X[:2], Y),
+                 lambda: planar.compute_cost(planar_cache["A2"], Y),
+                 lambda: planar.update_parameters(planar_params, planar_grads),
+                 lambda: planar.nn_model(X[:2], Y, 4, num_iterations=1, backend="numpy"),
+                 lambda: planar.predict(planar_params, X[:2]),
                  lambda: MLP(DIMS, backend="numpy").fit(X, Y, epochs=1),
                  lambda: MLP(DIMS, backend="numpy").predict(X),
                  lambda: MLPClassifier((3,), max_iter=1, backend="numpy").fit(X.T, Y[0]),
                  lambda: main(["train", "--epochs", "1", "--no-plots", "--quiet"])):
         with pytest.raises(AssertionError, match="reached the math"):
             call()
+
+
+# --------------------------------------------------------------------------- #
+# the course-compatible layer: shapes an update does not need, values the course computes with
+
+
+def _unchained():
+    """The Optimization notebook's parameters: W1 (2, 3) and W2 (3, 3), which do not chain into a network."""
+    rng = np.random.RandomState(1)
+    return {"W1": rng.randn(2, 3), "b1": rng.randn(2, 1), "W2": rng.randn(3, 3), "b2": rng.randn(3, 1)}
+
+
+def test_check_parameters_chains_only_when_asked():
+    p = _unchained()
+    assert v.check_parameters(p, chain=False) == 2
+    with pytest.raises(ValueError, match=r"^parameters\['W2'\]: expected 2 columns \(W1 has shape \(2, 3\)\), "
+                                         r"got shape \(3, 3\)$"):
+        v.check_parameters(p)
+    p["b2"] = np.zeros((2, 1))  # a bias unlike its W's rows: inconsistent either way
+    for chain in (True, False):
+        with pytest.raises(ValueError, match=r"^parameters\['b2'\]: expected shape \(3, 1\) to match W2"):
+            v.check_parameters(p, chain=chain)
+
+
+def test_label_values_warn_instead_of_refusing():
+    Y = np.array([[0.0, 1.0, 0.5, 2.0]])
+    with pytest.raises(ValueError, match=r"^Y: expected labels 0 or 1, got 2 other values such as 0\.5, 2$"):
+        v.check_label_values(np, Y, "binary")
+    with pytest.warns(bpnet.CourseInputWarning, match=r"^Y: expected labels 0 or 1, got 2 other values such as "
+                                                      r"0\.5, 2; computing with them as the course's code does$"):
+        v.check_label_values(np, Y, "binary", warn=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v.check_label_values(np, np.array([[0.0, 1.0]]), "binary", warn=True)  # 0/1: nothing to say
+        v.check_label_values(np, Y, "real", warn=True)
+
+
+def test_the_course_warning_points_at_the_caller():
+    with pytest.warns(bpnet.CourseInputWarning) as record:
+        v.warn_course_input("something odd")
+    assert record[0].filename == __file__
+    assert issubclass(bpnet.CourseInputWarning, UserWarning) and bpnet.CourseInputWarning is v.CourseInputWarning

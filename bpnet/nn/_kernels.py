@@ -31,12 +31,17 @@ def forward(xp, X, parameters, L, hidden, output, masks=None):
     return A, caches
 
 
-def backward(xp, AL, Y, caches, hidden, output, loss, *, fused, need_dA0=True, masks=None):
+def backward(xp, AL, Y, caches, hidden, output, loss, *, fused, need_dA0=True, masks=None, at_z=True):
     """``grads`` with keys dA0..dA{L-1}, dW1..dWL, db1..dbL.
 
     ``fused`` starts from ``dZ[L] = A[L] - Y``; otherwise from the loss's
     ``dA[L]`` through the output's derivative.  ``need_dA0=False`` skips
     ``dA0 = W[1]^T dZ[1]``.  ``masks``: the dropout masks of the forward pass.
+    As the course's ``relu_backward(dA, Z)`` etc., each ``g'`` is taken at the
+    cached ``Z`` (``g(Z)`` recomputed), so caches not from a forward pass (the
+    course's own tests build them from ``randn``) give the course's numbers;
+    ``at_z=False`` takes it from the cached activations instead, as the week-3
+    notebook's ``dZ1 = W2^T dZ2 * (1 - A1^2)`` does.
     """
     grads = {}
     L = len(caches)
@@ -46,15 +51,14 @@ def backward(xp, AL, Y, caches, hidden, output, loss, *, fused, need_dA0=True, m
         if l == L:
             if fused:
                 dZ = AL - Y  # dZ[L] = A[L] - Y
-            else:
-                dZ = output.backward(xp, loss.grad(xp, AL, Y), AL)  # dZ[L] = dA[L] * g'(Z[L])
+            else:  # dZ[L] = dA[L] * g'(Z[L]), with dA[L] from the loss at the given AL
+                dZ = output.backward(xp, loss.grad(xp, AL, Y), output.forward(xp, Z) if at_z else AL)
         else:
-            if masks is None:
-                A = caches[l][0][0]  # A[l] is the next layer's A_prev
-            else:
+            if masks is not None:
                 dA = dA * masks[l - 1]  # dropout backward: dA[l] = dA[l] * D[l] / keep_prob
-                A = hidden.forward(xp, Z)  # the cached A_prev was masked: recompute g(Z[l])
-            dZ = hidden.backward(xp, dA, A)  # dZ[l] = dA[l] * g'(Z[l]); dA is returned, not overwritten
+            # g(Z[l]); the next layer's cached A_prev is it, unless masked by dropout
+            A = hidden.forward(xp, Z) if at_z or masks is not None else caches[l][0][0]
+            dZ = hidden.backward(xp, dA, A)  # dZ[l] = dA[l] * g'(Z[l]); dA is kept for grads
         dA, grads[f"dW{l}"], grads[f"db{l}"] = affine_backward(xp, dZ, A_prev, W, need_dA=l > 1 or need_dA0)
         if dA is not None:
             grads[f"dA{l - 1}"] = dA

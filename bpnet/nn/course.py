@@ -146,7 +146,7 @@ model_forward = L_model_forward
 
 
 def compute_cost(AL, Y, *, loss="binary_crossentropy"):
-    """Cost J over the m examples.
+    """Cost J over the m examples, from the output ``AL``: the course's number for every finite input.
 
     Parameters
     ----------
@@ -159,15 +159,38 @@ def compute_cost(AL, Y, *, loss="binary_crossentropy"):
 
     Returns
     -------
-    cost : 0-d array of AL's backend, dtype and device (``float(cost)`` brings
-        it to the host; nothing here synchronises the device).
+    cost : 0-d array of AL's backend, dtype and device (``float(cost)`` brings it to the host).
+
+    A log-loss of an exact 0 or 1 uses the smallest normal number instead of 0
+    (a large finite cost).  Suspicious but computable input -- labels outside
+    {0, 1}, NaN labels, ``AL`` outside [0, 1] for a log-loss (whose log is
+    NaN, as in the course's code) -- gives a :class:`bpnet.CourseInputWarning`
+    (one host sync).  Training reports the cost from the logits instead
+    (``Loss.logit_cost``), exact where ``AL`` has rounded to 0 or 1.
     """
     spec = get_loss(loss)
     v.check_float_matrix(AL, "AL")
     v.check_nonempty(AL, "AL")
     Y = v.prepare_labels(Y, AL)
     xp = namespace_of(AL=AL)
+    _warn_if_suspicious(xp, AL, Y, spec)
     return spec.cost(xp, AL, Y)
+
+
+def _warn_if_suspicious(xp, AL, Y, spec):
+    if spec.target == "real":
+        fine = xp.all(xp.isfinite(Y))
+    else:
+        fine = xp.all((Y == 0.0) | (Y == 1.0)) & xp.all((AL >= 0.0) & (AL <= 1.0))
+    if bool(fine):  # the one host sync of the usual case
+        return
+    if not bool(xp.all(xp.isfinite(Y))):
+        v.warn_course_input("Y: expected finite labels, got NaN or inf; the cost is NaN")
+        return
+    v.check_label_values(xp, Y, spec.target, "Y", warn=True)
+    if not bool(xp.all((AL >= 0.0) & (AL <= 1.0))):
+        v.warn_course_input(f"AL: {spec.name} takes probabilities in [0, 1], got values from "
+                            f"{float(xp.min(AL)):g} to {float(xp.max(AL)):g}; the log of a negative number is NaN")
 
 
 # --------------------------------------------------------------------------- #
@@ -320,13 +343,20 @@ model_backward = L_model_backward
 # predict
 
 
-def predict(X, parameters, *, hidden_activation="relu", output_activation="sigmoid", threshold=0.5):
+def predict(X, parameters, *args, hidden_activation="relu", output_activation="sigmoid", threshold=0.5):
     """Predictions for the columns of ``X``.
+
+    ``predict(X, parameters)``; or, as the Application notebook calls it,
+    ``predict(X, y, parameters)``, which also prints ``Accuracy: a``, the
+    share of the predictions equal to ``y`` (computed as the notebook does,
+    ``sum((p == y) / m)``).
 
     Parameters
     ----------
     X : array, shape (n_x, m)
     parameters : dict
+    y : array, optional (the notebook's second argument)
+        Labels shaped like the predictions: 0/1 ``(n_L, m)`` (or ``(m,)``), class indices for softmax.
     threshold : float
         For a sigmoid output: predict 1 where ``AL > threshold``.
 
@@ -337,7 +367,42 @@ def predict(X, parameters, *, hidden_activation="relu", output_activation="sigmo
         softmax output: class indices of shape ``(1, m)`` (integer dtype);
         any other output: ``AL`` itself, shape ``(n_L, m)``.
     """
+    y = None
+    if args or isinstance(X, dict):
+        parameters, y = _notebook_predict_args(X, parameters, args)
     threshold = v.real(threshold, "threshold", low=0.0, high=1.0)
+    hidden = get_activation(hidden_activation, "hidden_activation")
     output = get_activation(output_activation, "output_activation")
-    AL, _ = L_model_forward(X, parameters, hidden_activation=hidden_activation, output_activation=output)
-    return decide(namespace_of(AL=AL), AL, output, threshold)
+    xp, L, X = check_forward_inputs(X, parameters)
+    if y is not None:
+        n_out = 1 if output.name == "softmax" else parameters[f"W{L}"].shape[0]
+        y = _labels_like_predictions(y, (n_out, X.shape[1]), backend_of(X))
+    AL, _ = forward(xp, X, parameters, L, hidden, output)
+    p = decide(xp, AL, output, threshold)
+    if y is not None:
+        hits = xp.astype(p == xp.astype(y, p.dtype), xp.float64)
+        print(f"Accuracy: {float(xp.sum(hits / p.shape[1]))}")  # the notebook's np.sum((p == y) / m)
+    return p
+
+
+def _labels_like_predictions(y, shape, bk):
+    """The notebook's ``y`` on ``bk``, ``(n, m)`` like the predictions (a 1-D ``y`` is one row)."""
+    y = v.to_backend(y, "y", bk, labels=True)
+    if y.ndim == 1:
+        y = bk.xp.reshape(y, (1, y.shape[0]))
+    if tuple(y.shape) != shape:
+        raise ValueError(f"y: expected shape {shape} like the predictions (the labels of the columns of X), "
+                         f"got {tuple(y.shape)}")
+    return y
+
+
+def _notebook_predict_args(X, second, rest):
+    """``(parameters, y)`` of ``predict(X, y, parameters)``; a TypeError for any other call."""
+    if isinstance(X, dict):
+        raise TypeError("X: expected the features (n_x, m), got the parameters dict; the week-3 notebook's "
+                        "predict(parameters, X) is bpnet.planar.predict")
+    if len(rest) == 1 and isinstance(rest[0], dict) and not isinstance(second, dict):
+        return rest[0], second
+    got = ", ".join(["X", *(type(a).__name__ for a in (second, *rest))])
+    raise TypeError(f"predict: expected predict(X, parameters) or the notebook's predict(X, y, parameters) "
+                    f"(parameters a dict), got predict({got})")

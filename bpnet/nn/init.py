@@ -1,4 +1,4 @@
-"""Initial weights: the course's ``initialize_parameters_deep`` and its scales."""
+"""Initial weights: the course's ``initialize_parameters`` and ``initialize_parameters_deep``, and their scales."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from .. import _validate as v
 from .. import backends
 
-__all__ = ["INITS", "initialize_parameters_deep"]
+__all__ = ["INITS", "initialize_parameters", "initialize_parameters_deep"]
 
 #: weight scale of each initialisation, as a function of n_{l-1}
 INITS = {
@@ -57,3 +57,26 @@ def initialize_parameters_deep(layer_dims, *, init="course", seed=3, dtype="floa
         parameters[f"W{l}"] = bk.asarray(W, dtype=dname)
         parameters[f"b{l}"] = bk.xp.zeros((dims[l], 1), dtype=bk.dtype(dname), device=bk.device)
     return parameters
+
+
+def initialize_parameters(n_x, n_h, n_y, *, seed=1, dtype="float64", backend=None):
+    """Initialise the two-layer network ``n_x -> n_h -> n_y`` of the Step-by-Step notebook.
+
+    The course's numbers: ``np.random.seed(1)``, then ``W1 = randn(n_h, n_x) * 0.01``,
+    ``b1 = zeros((n_h, 1))``, ``W2 = randn(n_y, n_h) * 0.01``, ``b2 = zeros((n_y, 1))``
+    -- that is ``initialize_parameters_deep([n_x, n_h, n_y], seed=1)`` -- drawn
+    from a private ``RandomState(seed)``.  The week-3 notebook's function of the
+    same name (seed 2) is :func:`bpnet.planar.initialize_parameters`.
+
+    Parameters
+    ----------
+    n_x, n_h, n_y : int > 0
+        Sizes of the input, the hidden layer and the output.
+    seed, dtype, backend : see :func:`initialize_parameters_deep`
+
+    Returns
+    -------
+    parameters : dict ``W1`` (n_h, n_x), ``b1`` (n_h, 1), ``W2`` (n_y, n_h), ``b2`` (n_y, 1)
+    """
+    dims = [v.integer(n, name, low=1) for n, name in ((n_x, "n_x"), (n_h, "n_h"), (n_y, "n_y"))]
+    return initialize_parameters_deep(dims, seed=seed, dtype=dtype, backend=backend)

@@ -4,17 +4,22 @@ Convention of the course: the cost averages over the m examples (columns),
 ``J = (1/m) sum_i L(a_i, y_i)``, while ``dAL`` is the gradient of the
 per-example loss and carries **no** ``1/m`` (it enters once, in ``dW`` and ``db``).
 
-A :class:`Loss` carries its cost, its ``dAL``, its canonical output (the
-activation g for which ``dAL * g'(Z[L])`` simplifies exactly to
+A :class:`Loss` carries its cost and ``dAL`` from the output ``A[L]`` (the
+course's functions), its cost from the logits ``Z[L]`` (what training
+reports), its canonical output (for which ``dAL * g'(Z[L])`` is exactly
 ``dZ[L] = A[L] - Y``), the kind of target it takes, the task it serves, and
-the text ``bpnet explain`` prints.  :data:`FUSED_PAIRS`, the default output
-of a loss and the default loss of an output are derived from the entries;
-:func:`resolve_head` is the one place that decides which (output, loss)
-pairs a model may train.
+the text ``bpnet explain`` prints.  :data:`FUSED_PAIRS` and the defaults are
+derived from the entries; :func:`resolve_head` is the one place that decides
+which (output, loss) pairs a model may train.
 
-Both log-losses clip ``AL`` to ``[eps, 1 - eps]`` (``eps`` the machine
-epsilon of its dtype) before the log and the division, so a saturated output
-gives a large finite cost, never ``inf``/``NaN``.
+Exactness: from ``A[L]`` the log-losses give the course's numbers for every
+finite input; only an exact 0 in ``log``, or a denominator below the smallest
+normal number (whose reciprocal would overflow), is replaced by that number
+(so a saturated output gives a large finite cost and gradient, not inf/NaN).
+``A[L]`` rounds a confident output to 0 or 1, so where bpnet has the logits
+(the training step, ``MLP``, the estimators, ``explain``) it uses the
+from-logits form, ``softplus`` / ``logsumexp``, which is exact and never
+overflows.
 """
 
 from __future__ import annotations
@@ -28,29 +33,47 @@ __all__ = ["LOSSES", "Loss", "FUSED_PAIRS", "DEFAULT_OUTPUT", "get_loss", "defau
            "loss_for_task"]
 
 
-def _clip01(xp, AL):
-    # P = min(max(AL, eps), 1 - eps).  Not xp.clip: array-api-compat's clip assigns through
-    # boolean masks, which on cupy waits for the GPU (a host sync per call)
-    eps = float(xp.finfo(AL.dtype).eps)
-    return xp.minimum(xp.maximum(AL, eps), 1.0 - eps)
+def _nonzero(xp, x):
+    """A denominator with ``|x|`` below the smallest normal number (0, or a subnormal whose reciprocal
+    overflows) replaced by that number: the one guard of a division.  Every other value is kept."""
+    tiny = float(xp.finfo(x.dtype).smallest_normal)
+    return xp.where(xp.abs(x) < tiny, tiny, x)
+
+
+def _log(xp, x):
+    # log x with an exact 0 guarded (log(0) = -inf); a negative x (AL outside [0, 1]) gives the course's
+    # NaN, without a floating-point warning (compute_cost warns about such AL by name)
+    tiny = float(xp.finfo(x.dtype).smallest_normal)
+    return xp.log(xp.where(x < 0, float("nan"), xp.where(x == 0, tiny, x)))
 
 
 def _bce_cost(xp, AL, Y):
-    P = _clip01(xp, AL)  # J = -(1/m) sum(Y log AL + (1-Y) log(1-AL))
-    return -xp.sum(Y * xp.log(P) + (1.0 - Y) * xp.log(1.0 - P)) / AL.shape[1]
+    # J = -(1/m) sum(Y log AL + (1-Y) log(1-AL))
+    return -xp.sum(Y * _log(xp, AL) + (1.0 - Y) * _log(xp, 1.0 - AL)) / AL.shape[1]
 
 
 def _bce_grad(xp, AL, Y):
-    P = _clip01(xp, AL)
-    return -(Y / P - (1.0 - Y) / (1.0 - P))  # dAL = -(Y/AL - (1-Y)/(1-AL))
+    return -(Y / _nonzero(xp, AL) - (1.0 - Y) / _nonzero(xp, 1.0 - AL))  # dAL = -(Y/AL - (1-Y)/(1-AL))
+
+
+def _bce_logits(xp, Z, Y):
+    # from Z = logit(AL): -(Y log s(z) + (1-Y) log(1-s(z))) = max(z, 0) - Y z + log(1 + e^-|z|), exact, never overflows
+    return xp.sum(xp.maximum(Z, 0.0) - Y * Z + xp.log1p(xp.exp(-xp.abs(Z)))) / Z.shape[1]
 
 
 def _cce_cost(xp, AL, Y):
-    return -xp.sum(Y * xp.log(_clip01(xp, AL))) / AL.shape[1]  # J = -(1/m) sum Y log AL
+    return -xp.sum(Y * _log(xp, AL)) / AL.shape[1]  # J = -(1/m) sum Y log AL
 
 
 def _cce_grad(xp, AL, Y):
-    return -Y / _clip01(xp, AL)  # dAL = -Y / AL
+    return -Y / _nonzero(xp, AL)  # dAL = -Y / AL
+
+
+def _cce_logits(xp, Z, Y):
+    # from the logits: -log softmax(z)_k = logsumexp(z) - z_k, with z shifted by its column max
+    Zs = Z - xp.max(Z, axis=0, keepdims=True)
+    lse = xp.log(xp.sum(xp.exp(Zs), axis=0, keepdims=True))
+    return xp.sum(Y * (lse - Zs)) / Z.shape[1]
 
 
 def _mse_cost(xp, AL, Y):
@@ -81,8 +104,11 @@ class Loss:
         The task it trains.
     strict : bool
         Only the canonical output may be trained with it (the log-losses need its range).
-    cost_text, grad_text : str
-        ``J = ...`` and ``dA{L} = ...`` for ``bpnet explain`` (``{L}`` is the layer).
+    logit_cost : callable
+        ``logit_cost(xp, Z, Y) -> J`` from the canonical output's pre-activation ``Z[L]``:
+        the same cost, exact and never overflowing where ``A[L]`` has saturated.
+    cost_text, grad_text, logit_text : str
+        ``J = ...``, ``dA{L} = ...`` and ``J`` from ``Z{L}`` for ``bpnet explain`` (``{L}`` is the layer).
     flops : (int, int)
         FLOPs per element of the cost and of ``dAL``.
     """
@@ -97,15 +123,19 @@ class Loss:
     cost_text: str
     grad_text: str
     flops: tuple
+    logit_cost: Callable
+    logit_text: str
 
 
 LOSSES: dict[str, Loss] = {l.name: l for l in (
     Loss("binary_crossentropy", _bce_cost, _bce_grad, "sigmoid", "binary", "binary", True,
-         "J = -(1/m) sum(Y log A{L} + (1 - Y) log(1 - A{L}))", "dA{L} = -(Y / A{L} - (1 - Y) / (1 - A{L}))", (8, 6)),
+         "J = -(1/m) sum(Y log A{L} + (1 - Y) log(1 - A{L}))", "dA{L} = -(Y / A{L} - (1 - Y) / (1 - A{L}))", (8, 6),
+         _bce_logits, "J = (1/m) sum(max(Z{L}, 0) - Y Z{L} + log(1 + exp(-|Z{L}|)))"),
     Loss("categorical_crossentropy", _cce_cost, _cce_grad, "softmax", "onehot", "multiclass", True,
-         "J = -(1/m) sum(Y log A{L})", "dA{L} = -Y / A{L}", (3, 2)),
+         "J = -(1/m) sum(Y log A{L})", "dA{L} = -Y / A{L}", (3, 2),
+         _cce_logits, "J = (1/m) sum(Y (logsumexp(Z{L}) - Z{L}))"),
     Loss("mse", _mse_cost, _mse_grad, "linear", "real", "regression", False,
-         "J = (1/(2m)) sum((A{L} - Y)^2)", "dA{L} = A{L} - Y", (3, 1)),
+         "J = (1/(2m)) sum((A{L} - Y)^2)", "dA{L} = A{L} - Y", (3, 1), _mse_cost, "J = (1/(2m)) sum((Z{L} - Y)^2)"),
 )}
 
 #: (output activation, loss) pairs whose output gradient is exactly ``dZ[L] = A[L] - Y``

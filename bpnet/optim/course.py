@@ -6,7 +6,10 @@ moment dicts ``v`` and ``s``, and the numbers follow the course assignments
 difference: nothing is updated in place; every function returns **new**
 dicts (the course's ``parameters, v = ...`` calls work unchanged).  Each
 function checks its inputs, then runs the one definition of its rule in
-:mod:`bpnet.optim.rules`.  Shapes, for layer l: ``W[l], dW[l], v["dW{l}"],
+:mod:`bpnet.optim.rules`.  They work parameter by parameter, so the ``W``
+shapes need not chain into a network (the course's own tests pass ``W1``
+(2, 3) with ``W2`` (3, 3)): each ``grads``/``v``/``s`` entry only has to
+match its own parameter.  Shapes, for layer l: ``W[l], dW[l], v["dW{l}"],
 s["dW{l}"]`` are ``(n_l, n_{l-1})``; ``b[l], db[l], v["db{l}"], s["db{l}"]``
 are ``(n_l, 1)``.
 """
@@ -41,7 +44,7 @@ __all__ = [
 
 def _checked(parameters, grads, hint="", **moments):
     """L, after checking parameters, grads and each moment dict against them."""
-    L = chk.check_parameters(parameters)
+    L = chk.check_parameters(parameters, chain=False)
     chk.check_slots(grads, "grads", parameters, L)
     for name, d in moments.items():
         chk.check_slots(d, name, parameters, L, hint)
@@ -146,7 +149,7 @@ def initialize_velocity(parameters):
         ``v["db{l}"]`` zeros of shape ``(n_l, 1)``; dtype and device of the
         parameters.
     """
-    return zeros_like_parameters(parameters, chk.check_parameters(parameters))
+    return zeros_like_parameters(parameters, chk.check_parameters(parameters, chain=False))
 
 
 def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
@@ -196,7 +199,7 @@ def initialize_adam(parameters):
         Each with ``"dW{l}"`` zeros of shape ``(n_l, n_{l-1})`` and ``"db{l}"``
         zeros of shape ``(n_l, 1)``, in the parameters' dtype and device.
     """
-    L = chk.check_parameters(parameters)
+    L = chk.check_parameters(parameters, chain=False)
     return zeros_like_parameters(parameters, L), zeros_like_parameters(parameters, L)
 
 
@@ -245,7 +248,7 @@ def initialize_rmsprop(parameters):
         ``"dW{l}"`` zeros of shape ``(n_l, n_{l-1})``, ``"db{l}"`` zeros of
         shape ``(n_l, 1)``, in the parameters' dtype and device.
     """
-    return zeros_like_parameters(parameters, chk.check_parameters(parameters))
+    return zeros_like_parameters(parameters, chk.check_parameters(parameters, chain=False))
 
 
 def update_parameters_with_rmsprop(parameters, grads, s, learning_rate=0.001, beta2=0.9, epsilon=1e-8):
@@ -340,7 +343,7 @@ def l2_cost(parameters, lambd, m):
     -------
     0-d array in the parameters' dtype and device (no host sync).
     """
-    L = chk.check_parameters(parameters)
+    L = chk.check_parameters(parameters, chain=False)
     lambd = chk.real(lambd, "lambd", low=0.0)
     m = chk.integer(m, "m", low=1)
     return l2_penalty(array_api_compat.array_namespace(parameters["W1"]), parameters, L, lambd, m)
@@ -362,7 +365,7 @@ def compute_cost_with_regularization(AL, Y, parameters, lambd, *, loss="binary_c
     0-d array in AL's dtype and device (no host sync).
     """
     cross_entropy_cost = compute_cost(AL, Y, loss=loss)  # validates AL, Y and loss
-    L = chk.check_parameters(parameters)
+    L = chk.check_parameters(parameters, chain=False)
     namespace_of(AL=AL, **{"parameters['W1']": parameters["W1"]})
     chk.same_dtype([("AL", AL), ("parameters['W1']", parameters["W1"])])
     lambd = chk.real(lambd, "lambd", low=0.0)

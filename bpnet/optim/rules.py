@@ -211,7 +211,7 @@ class Optimizer:
 
     def init(self, parameters) -> dict:
         """The initial state for ``parameters`` (``W1, b1, ..., WL, bL``): t = 0, zero moments."""
-        L = v.check_parameters(parameters)
+        L = v.check_parameters(parameters, chain=False)  # each moment matches its own parameter: no more
         return {"t": 0, **{s: zeros_like_parameters(parameters, L) for s in self.rule.slots}}
 
     def step(self, parameters, grads, state, learning_rate) -> tuple[dict, dict]:

@@ -194,10 +194,12 @@ def build_plan(layer_dims, batch=64, *, hidden_activation="relu", output_activat
     out, spec = resolve_head(dims[-1], output_activation, loss)
     dtype = v.choice(dtype, "dtype", tuple(_ITEMSIZE))
     net, L, (_, _, a, Y) = Net(hidden, out, spec), len(dims) - 1, _operands(dims, m)
-    cost = Step("cost", L, spec.cost_text.format(L=L), Operand("J", ()), (a("A", L), Y), "",
-                spec.flops[0] * dims[L] * m, _qualname(spec.cost), in_training=False,
-                note=f"batch_metrics computes it on the epochs the loop reports, before the backward pass "
-                f"overwrites A{L};\nnot in the step total")
+    # the step reports the cost from the logits Z[L] for the loss's canonical output (exact where A[L] saturates)
+    text, fn, Zop = ((spec.logit_text, spec.logit_cost, a("Z", L)) if net.fused
+                     else (spec.cost_text, spec.cost, a("A", L)))
+    cost = Step("cost", L, text.format(L=L), Operand("J", ()), (Zop, Y), "", spec.flops[0] * dims[L] * m, _qualname(fn),
+                in_training=False, note=f"batch_metrics computes it on the epochs the loop reports, before the "
+                f"backward pass overwrites A{L};\nnot in the step total")
     steps = (*_forward_steps(dims, m, net), cost, *_backward_steps(dims, m, net))
     caches = tuple(LayerCache(i, a("A", i), dims[i] * m * _ITEMSIZE[dtype]) for i in range(1, L + 1))
     return Plan(dims, m, hidden.name, out.name, spec.name, net.fused, dtype, steps, caches)
@@ -380,13 +382,13 @@ def _trace(plan: Plan, bk, X, Y, params) -> dict:
     ts = TrainState(params, rec.optimizer(), {"t": 0})
     ts.block_bytes = ts.w_block_bytes = 1 << 62  # whole arrays: a block would be recorded as a slice
     batch = ts.batch(xp, X.shape[1])
-    acts, _ = forward_train(xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
+    acts, _, ZL = forward_train(xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
     rec.acts = acts
     shapes = rec.shapes
     shapes.update({f"A{i}": tuple(a.shape) for i, a in enumerate(acts)})
     shapes.update({k: tuple(a.shape) for k, a in params.items()})
     shapes["Y"] = tuple(Y.shape)
-    shapes["J"] = tuple(batch_metrics(xp, acts[-1], Y, net.loss)[0].shape)
+    shapes["J"] = tuple(batch_metrics(xp, acts[-1], Y, net, ZL)[0].shape)
     # a 0-d learning rate: the update goes through the rule's update_ (recorded) instead of the folded W -= dW
     backward_update(xp, acts, Y, ts, net, xp.asarray(0.01, dtype=X.dtype, device=bk.device), batch=batch)
     if plan.fused:
@@ -480,7 +482,7 @@ def _gradient_rows(plan: Plan, bk, X, Y, params, k: int, seed: int):
     hidden, output, spec = get_activation(plan.hidden), get_activation(plan.output), get_loss(plan.loss)
     net, ts = Net(hidden, output, spec), TrainState(params, get_optimizer("gd"), {"t": 0})
     batch = ts.batch(xp, m)
-    acts, _ = forward_train(xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
+    acts, _, _ = forward_train(xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
     grads = {f"d{p}{i + 1}": a  # the step's (1/m) dZ A^T etc., nothing updated
              for i, dW, db in backward_update(xp, acts, Y, ts, net, 0.0, batch=batch, collect=True)
              for p, a in (("W", dW), ("b", db))}

@@ -1,9 +1,10 @@
-"""The course's full-batch training loop, ``L_layer_model``, on bpnet's one epoch loop.
+"""The Application notebook's training loops, ``L_layer_model`` and ``two_layer_model``, on bpnet's one epoch loop.
 
 Each iteration is one full-batch step of :mod:`bpnet.train.step` (forward,
 ``dZ[L] = A[L] - Y``, backward, gradient descent).  The cost is brought to the
 host only on logging iterations (every ``print_every``), so a GPU is never
-stalled in between.
+stalled in between.  As the notebook's, these loops compute with any real
+labels; labels other than 0/1 get a :class:`bpnet.CourseInputWarning`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .config import FitConfig
 from .loop import LocalBatches, TrainingDivergedError, epochs
 from .step import Net, TrainState
 
-__all__ = ["L_layer_model", "TrainingDivergedError"]
+__all__ = ["L_layer_model", "two_layer_model", "TrainingDivergedError"]
 
 
 def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, print_cost=False, *,
@@ -30,14 +31,17 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     num_iterations=2500, print_cost=True)`` trains
     [LINEAR->RELU]*(L-1) -> LINEAR->SIGMOID with binary cross-entropy, from
     the application notebook's initialisation (``randn / sqrt(n_{l-1})``,
-    seed 1), printing ``Cost after iteration i: J`` every 100 iterations.
+    seed 1), printing ``Cost after iteration i: J`` every 100 iterations and
+    at the last, and returns the notebook's numbers.
 
     Parameters
     ----------
     X : array, shape (n_x, m)
         numpy on the host or an array of any backend.
     Y : array, shape (n_L, m), or (m,) for one output unit
-        0/1 labels (binary), one-hot (categorical) or targets (mse).
+        0/1 labels (binary), one-hot (categorical) or targets (mse).  Other
+        finite values are trained on, as the notebook does, with a
+        :class:`bpnet.CourseInputWarning`.
     layers_dims : list of int
         ``[n_x, n_1, ..., n_L]``.
     learning_rate : float > 0
@@ -64,16 +68,15 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     parameters : dict
         Trained ``W1, b1, ..., WL, bL`` on the backend.
     costs : list of float
-        The cost at iterations 0, print_every, 2 print_every, ... and the last.
+        The cost at iterations 0, print_every, 2 print_every, ..., as the
+        notebook records them (the last iteration's is printed, not recorded).
 
     Raises
     ------
     TypeError, ValueError
         Bad input, before any computation: shapes, dtypes (``dtype`` other than
         float32/float64, X values beyond float32's range for ``dtype="float32"``),
-        NaN/inf in X or Y, labels other than 0/1 for the log-losses (one-hot
-        columns for the categorical one), an output/loss pair
-        :func:`bpnet.nn.resolve_head` refuses.
+        NaN/inf in X or Y, an output/loss pair :func:`bpnet.nn.resolve_head` refuses.
     TrainingDivergedError
         (a ``FloatingPointError``) when a logged cost, or the parameters, become
         NaN or inf; the message names the iteration and suggests a smaller
@@ -94,7 +97,7 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     dtype = dtype or _float_dtype_of(X) or "float64"
     X = v.as_features(X, "X", bk, dtype, dims[0], f"for layers_dims[0] = {dims[0]}")
     Y = v.as_labels(Y, "Y", bk, dtype, dims[-1], X.shape[1], spec.target,
-                    "= (layers_dims[-1], m of X)")
+                    "= (layers_dims[-1], m of X)", strict=False)
 
     parameters = initialize_parameters_deep(dims, init=init, seed=seed, dtype=dtype, backend=bk)
     cfg = FitConfig(epochs=n_iter, batch_size=X.shape[1], optimizer=get_optimizer("gd"), learning_rate=lr,
@@ -104,12 +107,43 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     for r in epochs(LocalBatches(X, Y, bk), ts, Net(hidden, output, spec), cfg, report=lambda i: i % every == 0,
                     where=lambda e: f"at iteration {e}"):
         i = r.epoch - 1  # the course counts iterations from 0; the cost is the one before that update
-        costs.append(r.cost)
+        if i % every == 0:  # the notebook records every 100th; it prints the last one too
+            costs.append(r.cost)
         if print_cost:
             print(f"Cost after iteration {i}: {r.cost}")
         if callback is not None:
             callback(i, r.cost)
     return parameters, costs
+
+
+def two_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, print_cost=False, *,
+                    dtype=None, backend=None, print_every=100, callback=None):
+    """Train the Application notebook's two-layer network LINEAR->RELU->LINEAR->SIGMOID.
+
+    The notebook's model and numbers: :func:`bpnet.initialize_parameters`
+    (``randn * 0.01``, seed 1), binary cross-entropy, full-batch gradient
+    descent; the loop, options, printing and ``costs`` of :func:`L_layer_model`.
+
+    Parameters
+    ----------
+    X : array, shape (n_x, m)
+    Y : array, shape (n_y, m), or (m,) when n_y = 1
+    layers_dims : (n_x, n_h, n_y)
+    learning_rate, num_iterations, print_cost, dtype, backend, print_every, callback :
+        as for :func:`L_layer_model`.
+
+    Returns
+    -------
+    parameters : dict ``W1, b1, W2, b2``
+    costs : list of float
+    """
+    dims = v.layer_dims(layers_dims, "layers_dims")
+    if len(dims) != 3:
+        raise ValueError(f"layers_dims: expected (n_x, n_h, n_y) for the two-layer model, got {tuple(dims)}; "
+                         f"L_layer_model trains {len(dims) - 1} layers")
+    return L_layer_model(X, Y, dims, learning_rate, num_iterations, print_cost, hidden_activation="relu",
+                         output_activation="sigmoid", loss="binary_crossentropy", init="course", seed=1, dtype=dtype,
+                         backend=backend, print_every=print_every, callback=callback)
 
 
 def _float_dtype_of(x):

@@ -175,9 +175,9 @@ class LocalBatches:
             Xb, Yb = X[:, start:stop], Y[:, start:stop]
             mk = next(masks) if masks is not None else None
             batch = ts.batch(xp, stop - start)  # (ones column, ones row, blocks), cached per batch size
-            acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, net, mk, ones_row=batch[1], blocks=batch[2])
+            acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, net, mk, ones_row=batch[1], blocks=batch[2])
             if metrics:
-                c, h = batch_metrics(xp, acts[-1], Yb, net.loss)
+                c, h = batch_metrics(xp, acts[-1], Yb, net, ZL)
                 cost_sum = c if cost_sum is None else cost_sum + c
                 hits = h if hits is None or h is None else hits + h
             backward_update(xp, acts, Yb, ts, net, lr, gs=gs, masks=mk, l2=cfg.l2, clip_norm=cfg.clip_norm,

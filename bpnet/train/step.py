@@ -183,7 +183,9 @@ class TrainState:
 
 
 def forward_train(xp, X, Ws, bs, net, masks=None, ones_row=None, blocks=None):
-    """Activations ``[A0 = X, A1, ..., AL]`` and, with dropout, the unmasked ``g(Z[l])``.
+    """``(acts, gs, ZL)``: the activations ``[A0 = X, A1, ..., AL]``, with dropout the unmasked
+    ``g(Z[l])`` (else None), and the output layer's pre-activation ``Z[L]`` (shifted by its column
+    max for a softmax output: the same logits for the cost; for a linear output, ``A[L]`` itself).
 
     ``Z[l] = W[l] A[l-1]; Z[l] += b[l]; A[l] = g(Z[l])`` (over ``Z[l]`` block by
     block where ``blocks`` cuts it), times ``masks[l-1]`` with dropout.
@@ -213,15 +215,18 @@ def forward_train(xp, X, Ws, bs, net, masks=None, ones_row=None, blocks=None):
         else:
             A = net.output.forward(xp, Z)
         acts.append(A)
-    return acts, gs
+    return acts, gs, Z
 
 
-def batch_metrics(xp, AL, Y, loss):
+def batch_metrics(xp, AL, Y, net, ZL=None):
     """``(m J, hits)`` of a batch: its cost times its size, and correct predictions (None for regression).
 
-    Both 0-d device arrays (no host sync); call before the backward pass overwrites ``AL``.
+    The cost comes from the logits ``ZL`` when given and the output is the loss's canonical one (exact
+    where ``A[L]`` has saturated), else from ``AL``.  Both 0-d device arrays (no host sync); call
+    before the backward pass overwrites ``AL``.
     """
-    cost = loss.cost(xp, AL, Y) * AL.shape[1]
+    loss = net.loss
+    cost = (loss.logit_cost(xp, ZL, Y) if ZL is not None and net.fused else loss.cost(xp, AL, Y)) * AL.shape[1]
     if loss.task == "regression":
         return cost, None
     if loss.task == "multiclass":
@@ -357,5 +362,5 @@ def apply_gradients(xp, ts, grads, lr, *, l2=0.0, m=1, clip_norm=None, t=None):
 def train_step(xp, X, Y, ts, net, lr, masks=None, **kw):
     """One step: :func:`forward_train` then :func:`backward_update` (returns None); ``ts`` is updated in place."""
     batch = ts.batch(xp, X.shape[1])
-    acts, gs = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
+    acts, gs, _ = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
     backward_update(xp, acts, Y, ts, net, lr, gs=gs, masks=masks, batch=batch, **kw)

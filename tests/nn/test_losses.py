@@ -11,6 +11,7 @@ import pytest
 from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, all_finite, assert_on, to_np
 
 import bpnet
+from bpnet.nn.losses import LOSSES
 
 # --------------------------------------------------------------------------- #
 # values
@@ -86,7 +87,7 @@ def _extreme_net(bk, dtype, hidden, n_out):
 @pytest.mark.parametrize("output, loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
 def test_cost_and_gradients_finite_at_z_1e4(bk, dtype, output, loss):
     n_out = 3 if output == "softmax" or loss == "categorical_crossentropy" else 1
-    eps = float(np.finfo(dtype).eps)
+    tiny = float(np.finfo(dtype).smallest_normal)
     for hidden in HIDDEN:
         X, Y, params = _extreme_net(bk, dtype, hidden, n_out)
         kw = dict(hidden_activation=hidden, output_activation=output)
@@ -102,9 +103,9 @@ def test_cost_and_gradients_finite_at_z_1e4(bk, dtype, output, loss):
             assert float(np.abs(to_np(Z)).max()) == pytest.approx(Z_MAX, rel=1e-3), hidden
         assert_on(bk, cost, dtype, ())
         assert math.isfinite(float(cost)), (hidden, float(cost))
-        if loss != "mse":  # the documented clip: each term at most -log(eps)
+        if loss != "mse":  # the one guard: each term at most -log(smallest normal)
             terms = n_out if loss == "binary_crossentropy" else 1
-            assert float(cost) <= terms * -math.log(eps) * (1 + 1e-5), (hidden, float(cost))
+            assert float(cost) <= terms * -math.log(tiny) * (1 + 1e-5), (hidden, float(cost))
         for path, grads in paths.items():
             for k, g in grads.items():
                 assert_on(bk, g, dtype)
@@ -119,8 +120,8 @@ def test_cost_and_gradients_finite_at_z_1e4(bk, dtype, output, loss):
 
 
 def test_losses_at_exactly_saturated_outputs(bk, dtype):
-    """AL exactly 0 or 1 against the opposite label: the clipped value -log(eps), finite gradients."""
-    eps = float(np.finfo(dtype).eps)
+    """AL exactly 0 or 1 against the opposite label: -log(smallest normal) per wrong example, no inf."""
+    tiny = float(np.finfo(dtype).smallest_normal)
     AL = bk.asarray(np.array([[1.0, 0.0, 1.0, 0.0]]), dtype=dtype)
     Y = bk.asarray(np.array([[0.0, 1.0, 1.0, 0.0]]), dtype=dtype)
     with warnings.catch_warnings():
@@ -129,6 +130,62 @@ def test_losses_at_exactly_saturated_outputs(bk, dtype):
         A3 = bk.asarray(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), dtype=dtype)
         Y3 = bk.asarray(np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), dtype=dtype)
         cce = float(bpnet.compute_cost(A3, Y3, loss="categorical_crossentropy"))
-    # two wrong examples of four cost -log(eps) each (the right ones ~eps): J = -log(eps) / 2
-    assert bce == pytest.approx(-math.log(eps) / 2, rel=1e-5)
-    assert cce == pytest.approx(-math.log(eps) / 2, rel=1e-5)  # one of two columns wrong
+    # two wrong examples of four cost -log(tiny) each, the right ones exactly 0: J = -log(tiny) / 2
+    assert bce == pytest.approx(-math.log(tiny) / 2, rel=1e-6)
+    assert cce == pytest.approx(-math.log(tiny) / 2, rel=1e-6)  # one of two columns wrong
+
+
+
+
+def test_course_costs_are_exact_inside_0_1(bk):
+    """No clip: AL = 1 - 1e-12 (which the old eps-clip left alone) and AL = 1e-20 (which it moved) are exact."""
+    AL = bk.asarray(np.array([[1e-20, 1 - 1e-12, 0.3]]))
+    Y = bk.asarray(np.array([[1.0, 0.0, 1.0]]))
+    want = -(math.log(1e-20) + math.log(1 - (1 - 1e-12)) + math.log(0.3)) / 3  # 1 - AL of the stored AL
+    assert float(bpnet.compute_cost(AL, Y)) == pytest.approx(want, rel=1e-12)
+    grads = -(to_np(Y) / to_np(AL) - (1 - to_np(Y)) / (1 - to_np(AL)))
+    np.testing.assert_allclose(to_np(LOSSES["binary_crossentropy"].grad(bk.xp, AL, Y)), grads, rtol=1e-12)
+
+
+def test_a_confidently_wrong_softmax_costs_its_exact_value(bk):
+    """Probability 2e-22 on the true class: -log(2e-22) = 49.96 from AL and from the logits alike (the old clip
+    said 36.04); at probability 0 (logit gap 800) only the logits know the cost, 800."""
+    xp = bk.xp
+    Z = bk.asarray(np.array([[0.0, 0.0], [math.log(0.5e22), 800.0]]))  # column 0: p(true) = 2e-22
+    Y = bk.asarray(np.array([[1.0, 1.0], [0.0, 0.0]]))
+    AL = bpnet.softmax(Z)[0]
+    spec = LOSSES["categorical_crossentropy"]
+    exact0 = -math.log(1 / (1 + 0.5e22))
+    per_column = [float(spec.cost(xp, AL[:, i:i + 1], Y[:, i:i + 1])) for i in range(2)]
+    assert per_column[0] == pytest.approx(exact0, rel=1e-12)
+    logits = [float(spec.logit_cost(xp, Z[:, i:i + 1], Y[:, i:i + 1])) for i in range(2)]
+    assert logits[0] == pytest.approx(exact0, rel=1e-12) and logits[1] == pytest.approx(800.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_the_cost_from_the_logits_is_the_cost_from_the_output(bk, dtype, name):
+    """Away from saturation the two forms agree; at |z| = 1e4 the logit form stays finite and exact."""
+    spec, xp = LOSSES[name], bk.xp
+    rng = np.random.default_rng(4)
+    n = 1 if spec.output != "softmax" else 3
+    Z = bk.asarray(rng.normal(size=(n, 6)), dtype=dtype)
+    Y = bk.asarray(np.eye(n)[:, rng.integers(0, n, 6)] if n > 1 else rng.integers(0, 2, (1, 6)), dtype=dtype)
+    AL = bpnet.get_activation(spec.output).forward(xp, Z)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert float(spec.logit_cost(xp, Z, Y)) == pytest.approx(float(spec.cost(xp, AL, Y)), rel=tol)
+    big = bk.asarray(np.full((n, 2), 1e4) * np.array([[1.0, -1.0]]), dtype=dtype)
+    J = float(spec.logit_cost(xp, big, bk.asarray(np.zeros((n, 2)) if name != "categorical_crossentropy"
+                                                  else np.eye(n)[:, [1, 1]], dtype=dtype)))
+    assert math.isfinite(J) and J >= 0
+
+
+def test_compute_cost_warns_naming_suspicious_input_and_computes_the_course_number(bk):
+    with pytest.warns(bpnet.CourseInputWarning, match=r"^AL: binary_crossentropy takes probabilities in \[0, 1\], "
+                      r"got values from 0\.4 to 1\.5; the log of a negative number is NaN"):
+        J = bpnet.compute_cost(bk.asarray(np.array([[1.5, 0.9, 0.4]])), bk.asarray(np.array([[1.0, 1.0, 0.0]])))
+    assert math.isnan(float(J))  # the course's NaN, not a silent one
+    with pytest.warns(bpnet.CourseInputWarning, match=r"^Y: expected labels 0 or 1, got 1 other value such as 2"):
+        J = bpnet.compute_cost(bk.asarray(np.array([[0.5, 0.9, 0.4]])), bk.asarray(np.array([[2.0, 1.0, 0.0]])))
+    assert float(J) == pytest.approx(-(2 * math.log(0.5) - math.log(0.5) + math.log(0.9) + math.log(0.6)) / 3)
+    with pytest.warns(bpnet.CourseInputWarning, match=r"^Y: expected finite labels, got NaN or inf"):
+        bpnet.compute_cost(bk.asarray(np.array([[0.5]])), bk.asarray(np.array([[np.nan]])))

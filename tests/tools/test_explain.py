@@ -145,7 +145,7 @@ def test_every_step_names_a_real_function():
     assert names["dW1"] == names["dZ2"] == "bpnet.train.step.backward_update"
     assert _resolve(names["A1"]) is ACTIVATIONS["tanh"].forward
     assert _resolve(names["dZ1"]) is ACTIVATIONS["tanh"].derivative
-    assert _resolve(names["J"]) is LOSSES["binary_crossentropy"].cost
+    assert _resolve(names["J"]) is LOSSES["binary_crossentropy"].logit_cost  # the cost the step reports
 
 
 # --------------------------------------------------------------------------- #
@@ -184,7 +184,9 @@ def test_every_registry_pair_is_explained_and_checked(hidden, output, loss):
     assert "dZ1 = " + h.dz.format(dA="dA1", A="A1") in text and h.derivative_text in text
     assert plan.step("A1").flops == h.flops[0] * 5 * 6 and plan.step("A2").flops == g.flops[0] * 3 * 6
     assert plan.step("dZ1").flops == h.flops[1] * 5 * 6
-    assert plan.step("J").equation == spec.cost_text.format(L=2) and plan.step("J").flops == spec.flops[0] * 3 * 6
+    # the cost the step reports: from the logits for the loss's canonical output, else from A[L]
+    cost_text = spec.logit_text if output == spec.output else spec.cost_text
+    assert plan.step("J").equation == cost_text.format(L=2) and plan.step("J").flops == spec.flops[0] * 3 * 6
     assert plan.fused == (output == spec.output)
     if not plan.fused:
         assert plan.step("dA2").equation == spec.grad_text.format(L=2)

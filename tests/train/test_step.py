@@ -137,7 +137,7 @@ def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip
     ts = TrainState(mine, opt, state)
     _cut_step(bk, ts, cut, 10, monkeypatch)
     for _ in range(2):
-        acts, gs = forward_train(bk.xp, X, ts.Ws, ts.bs, NET, masks,
+        acts, gs, _ = forward_train(bk.xp, X, ts.Ws, ts.bs, NET, masks,
                                  blocks=ts.blocks(bk.xp, 10))
         backward_update(bk.xp, acts, Y, ts, NET, 0.1, gs=gs, **kw)
     _assert_close(bk, mine, want_p, dtype)
