@@ -4,6 +4,13 @@ One command::
 
     python benchmarks/bench.py [--quick] [--json PATH] [--threads N] [--nets a,b,c,d]
                                [--dtypes float32,float64] [--backends numpy,array_api_strict,cupy]
+    python benchmarks/bench.py --inference [--inference-m 1000000] [--backends numpy]
+
+``--inference`` measures only inference: ``MLP.predict_proba`` (column batches
+from a byte budget, :mod:`bpnet.train.inference`) against one whole-array
+forward that keeps every layer's A and Z, on X of 784 x 10^6 float32: the
+peak memory allocated beyond the output as a fraction of X's bytes, and the
+time ratio.
 
 Reference networks, each a full training step (forward, backward, plain
 gradient-descent update of every parameter) on a fixed batch:
@@ -558,6 +565,71 @@ def end_to_end(args, backend, target=0.95):
     return out
 
 
+def _inference_peak(run, gpu):
+    """(peak bytes allocated while ``run()`` runs, its result): tracemalloc on the host, cupy's pool on a GPU."""
+    gc.collect()
+    if gpu:
+        import cupy
+
+        pool = cupy.get_default_memory_pool()
+        tracker = _PeakTracker(pool)
+        cupy.cuda.set_allocator(tracker.malloc)
+        try:
+            out = run()
+            cupy.cuda.Device().synchronize()
+        finally:
+            cupy.cuda.set_allocator(pool.malloc)
+        return tracker.peak - tracker.base, out
+    tracemalloc.start()
+    try:
+        out = run()
+        return tracemalloc.get_traced_memory()[1], out
+    finally:
+        tracemalloc.stop()
+
+
+def inference(args, backend):
+    """``MLP.predict_proba`` over column batches vs one whole-array forward (the course kernel, every A and Z kept).
+
+    X is ``(784, m)`` float32 already on the backend (no conversion copy), net 784-256-128-10 (softmax).
+    Reports the peak memory allocated beyond the output, as a fraction of X's bytes, and the median time
+    of ``--inference-reps`` runs of each (interleaved).
+    """
+    from bpnet.nn._kernels import forward
+    from bpnet.train.inference import batch_columns
+
+    bk = backends.get(backend)
+    gpu = bk.name == "cupy"
+    dims, m = [int(d) for d in args.inference_dims.split(",")], args.inference_m
+    X = bk.asarray(np.random.default_rng(0).standard_normal((dims[0], m), dtype=np.float32))
+    model = bpnet.MLP(dims, output_activation="softmax", dtype="float32", backend=bk, seed=0)
+    net, L, params = model.net, len(dims) - 1, model.parameters
+    runs = {"batched": lambda: model.predict_proba(X),
+            "whole": lambda: forward(bk.xp, X, params, L, net.hidden, net.output)[0]}
+    model.predict_proba(X[:, :1000])  # warm-up (BLAS threads, kernels)
+    times = {k: [] for k in runs}
+    for _ in range(args.inference_reps):
+        for name, run in runs.items():
+            bk.synchronize()
+            t = time.perf_counter()
+            out = run()
+            bk.synchronize()
+            times[name].append(time.perf_counter() - t)
+            del out
+    x_bytes = int(X.shape[0]) * m * 4
+    row = dict(backend=backend, dims=dims, m=m, dtype="float32", x_bytes=x_bytes,
+               batch_columns=batch_columns(bk.xp, X, params))
+    for name, run in runs.items():
+        peak, out = _inference_peak(run, gpu)
+        out_bytes = int(out.shape[0]) * int(out.shape[1]) * 4
+        del out
+        row[f"{name}_s"] = statistics.median(times[name])
+        row[f"{name}_extra_bytes"] = peak - out_bytes
+        row[f"{name}_extra_over_x"] = (peak - out_bytes) / x_bytes
+    row["time_ratio"] = row["batched_s"] / row["whole_s"]
+    return row
+
+
 # --------------------------------------------------------------------------- #
 # report
 
@@ -629,6 +701,12 @@ def parse_args(argv=None):
     p.add_argument("--budget", type=float, default=None, help="seconds of timed steps per (net, dtype)")
     p.add_argument("--min-rounds", type=int, default=None)
     p.add_argument("--max-rounds", type=int, default=None)
+    p.add_argument("--inference", action="store_true",
+                   help="only the inference run: MLP.predict_proba over column batches vs one whole-array forward "
+                   "(peak extra memory / X bytes, time ratio) on the first backend")
+    p.add_argument("--inference-m", type=int, default=1_000_000, help="examples (columns) of X for --inference")
+    p.add_argument("--inference-dims", default="784,256,128,10", help="layer sizes for --inference")
+    p.add_argument("--inference-reps", type=int, default=3, help="timed runs of each for --inference")
     args = p.parse_args(argv)
     args.budget = args.budget if args.budget is not None else (0.6 if args.quick else 10.0)
     args.min_rounds = args.min_rounds if args.min_rounds is not None else (3 if args.quick else 7)
@@ -668,6 +746,20 @@ def main(argv=None):
     env = environment(args.threads)
     print(f"# bpnet benchmark: {env['threads']} threads, BLAS {env['blas']}, torch {env.get('torch')}, "
           f"sklearn {env.get('sklearn')}, bpnet backends {wanted}")
+    if args.inference:
+        row = inference(args, wanted[0])
+        print(f"# inference on {row['backend']}: X {row['dims'][0]} x {row['m']} float32 ({fmt_mem(row['x_bytes'])} "
+              f"MiB), net {'-'.join(map(str, row['dims']))}, batches of {row['batch_columns']} columns")
+        for name in ("batched", "whole"):
+            print(f"  {name:>7}: {row[name + '_s']:8.3f} s  extra memory beyond the output "
+                  f"{fmt_mem(row[name + '_extra_bytes'])} MiB = {row[name + '_extra_over_x']:.3f} x X")
+        print(f"  time batched / whole: {row['time_ratio']:.3f}")
+        result = dict(environment=env, args={k: str(v) for k, v in vars(args).items()}, inference=row)
+        if args.json:
+            atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=1)), binary=False, argname="--json")
+        if limiter is not None:
+            limiter.restore_original_limits()
+        return result
     records = []
     for net in nets:
         for dtype in dtypes:

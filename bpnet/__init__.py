@@ -5,7 +5,7 @@ array-api-strict; :mod:`bpnet.backends` picks where new arrays are created.
 The layers of the package, each importing only those below it::
 
     cli, sklearn          front ends
-    model, tools          MLP; gradcheck, explain, plots
+    model, tools, planar  MLP; gradcheck, explain, plots; the week-3 one-hidden-layer network
     train                 the in-place step, FitConfig, the one epoch loop (local, Dask)
     optim, io             optimisers; checkpoints, data sets, the saved preprocessor
     nn                    activations, losses, init, the course's Step-by-Step API
@@ -17,7 +17,8 @@ The layers of the package, each importing only those below it::
 ((4, 5), (4, 1))
 """
 
-from . import backends, optim
+from . import backends, optim, planar
+from ._validate import CourseInputWarning
 from ._version import __version__
 from .io.checkpoint import (
     Checkpoint,
@@ -41,6 +42,7 @@ from .nn import (
     get_activation,
     get_loss,
     identity_backward,
+    initialize_parameters,
     initialize_parameters_deep,
     leaky_relu,
     leaky_relu_backward,
@@ -83,19 +85,22 @@ from .optim import (
     update_parameters_with_rmsprop,
 )
 from .tools.gradcheck import gradient_check, numerical_gradients
-from .train import FitConfig, History, L_layer_model, TrainingDivergedError
+from .train import FitConfig, History, L_layer_model, NonFiniteOutputError, TrainingDivergedError
+from .train.course import two_layer_model
 
 __all__ = [
-    "__version__", "backends", "optim",
+    "__version__", "backends", "optim", "CourseInputWarning",
     # registries
     "ACTIVATIONS", "LOSSES", "FUSED_PAIRS", "DEFAULT_OUTPUT", "INITS", "OPTIMIZERS", "get_activation", "get_loss",
     "get_optimizer", "Optimizer",
     # the course's Step-by-Step API
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "tanh", "tanh_backward", "sigmoid",
     "sigmoid_backward", "softplus", "softplus_backward", "linear", "identity_backward", "softmax", "softmax_backward",
-    "initialize_parameters_deep", "linear_forward", "linear_activation_forward", "L_model_forward", "model_forward",
-    "compute_cost", "linear_backward", "linear_activation_backward", "L_model_backward", "model_backward",
-    "update_parameters", "predict", "gradient_check", "numerical_gradients", "L_layer_model", "TrainingDivergedError",
+    "initialize_parameters", "initialize_parameters_deep", "linear_forward", "linear_activation_forward",
+    "L_model_forward", "model_forward", "compute_cost", "linear_backward", "linear_activation_backward",
+    "L_model_backward", "model_backward", "update_parameters", "predict", "gradient_check", "numerical_gradients",
+    # the Application notebook's models; the week-3 one-hidden-layer network is bpnet.planar
+    "L_layer_model", "two_layer_model", "TrainingDivergedError", "NonFiniteOutputError", "planar",
     # the course's optimisation and regularisation functions
     "random_mini_batches", "initialize_velocity", "update_parameters_with_momentum", "initialize_adam",
     "update_parameters_with_adam", "initialize_rmsprop", "update_parameters_with_rmsprop", "update_lr",

@@ -23,10 +23,11 @@ import numpy as np
 
 from . import _validate as v
 from . import backends
-from .io.checkpoint import check_architecture, load_checkpoint, save_checkpoint
+from .io.checkpoint import load_checkpoint, save_checkpoint
 from .nn import INITS, get_activation, initialize_parameters_deep, resolve_head
-from .nn._kernels import forward
+from .optim import get_optimizer
 from .train import FitConfig, History, LocalBatches, Net, TrainingDivergedError, TrainState, epochs, owned_copy
+from .train.inference import forward_batches
 from .train.step import batch_metrics
 
 __all__ = ["MLP", "Model", "History", "TrainingDivergedError"]
@@ -268,17 +269,35 @@ class MLP:
     # ------------------------------------------------------------------ #
     # inference
 
-    def _output(self, X):
-        net = self.net
-        AL, _ = forward(self.backend.xp, X, self._parameters, self.L, net.hidden, net.output)
-        return AL
+    # The forward of inference runs over column batches (bpnet.train.inference.forward_batches, the training
+    # step's forward_train on each slice of X): each batch yields its output A[L] *and* its last
+    # pre-activation Z[L]; _output keeps A[L] (or what ``reduce`` makes of it) in one preallocated array,
+    # score_arrays computes each batch's cost from its Z[L] (batch_metrics) and never holds all of A[L].
+
+    def _output(self, X, reduce=None):
+        """The network output ``A[L]`` ``(n_L, m)`` of checked ``X``, or ``reduce(A[L])`` of each column batch
+        (e.g. class indices ``(m,)``), written into one preallocated array; NaN/inf raise
+        :class:`~bpnet.train.inference.NonFiniteOutputError`."""
+        xp, m, out = self.backend.xp, X.shape[1], None
+        for cols, AL, _ in forward_batches(xp, X, self._parameters, self.net):
+            part = AL if reduce is None else reduce(AL)
+            if cols.start == 0 and cols.stop == m:
+                return part  # one batch: nothing to copy
+            if out is None:
+                out = xp.empty((*part.shape[:-1], m), dtype=part.dtype, device=self.backend.device)
+            out[..., cols] = part
+        return out
 
     def predict_proba(self, X):
-        """Network output ``AL``, shape ``(n_L, m)``, on the backend (no dropout)."""
+        """Network output ``AL``, shape ``(n_L, m)``, on the backend (no dropout), computed over column batches.
+
+        Raises :class:`~bpnet.train.inference.NonFiniteOutputError` (a ``FloatingPointError``) naming the
+        layer where the forward pass overflowed, rather than returning NaN.
+        """
         return self._output(self._features(X))
 
     def predict(self, X):
-        """Predictions on the backend.
+        """Predictions on the backend (computed over column batches; NaN/inf raise as in :meth:`predict_proba`).
 
         Returns
         -------
@@ -288,13 +307,13 @@ class MLP:
             0/1 of shape ``(n_L, m)``.  Regression: ``AL`` of shape ``(n_L, m)``.
         """
         xp = self.backend.xp
-        AL = self.predict_proba(X)
+        X = self._features(X)
         if self.task == "multiclass":
-            return xp.argmax(AL, axis=0)
+            return self._output(X, lambda AL: xp.argmax(AL, axis=0))
         if self.task == "binary":
-            pred = xp.astype(AL > 0.5, xp.int64)
-            return pred[0, :] if AL.shape[0] == 1 else pred
-        return AL
+            pred = self._output(X, lambda AL: xp.astype(AL > 0.5, xp.int64))
+            return pred[0, :] if pred.shape[0] == 1 else pred
+        return self._output(X)
 
     def evaluate(self, X, Y) -> dict:
         """``{"cost": float, "accuracy": float or None, "m": int}`` on ``(X, Y)`` (no dropout, no L2 term)."""
@@ -303,8 +322,14 @@ class MLP:
         return {"cost": cost, "accuracy": acc, "m": int(X.shape[1])}
 
     def score_arrays(self, X, Y):
-        """``(cost, accuracy or None)`` on checked arrays of the backend (host floats)."""
-        cost, hits = batch_metrics(self.backend.xp, self._output(X), Y, self.net.loss)
+        """``(cost, accuracy or None)`` on checked arrays of the backend (host floats), over column batches;
+        each batch's cost from its logits ``Z[L]`` (:func:`~bpnet.train.step.batch_metrics`)."""
+        xp, net = self.backend.xp, self.net
+        cost = hits = None
+        for cols, AL, ZL in forward_batches(xp, X, self._parameters, net):
+            c, h = batch_metrics(xp, AL, Y[:, cols], net, ZL)
+            cost = c if cost is None else cost + c
+            hits = h if hits is None or h is None else hits + h
         m = X.shape[1]
         return float(cost) / m, (None if hits is None else float(hits) / m)
 
@@ -318,33 +343,46 @@ class MLP:
                 "preprocessor": None if self.preprocessor is None else self.preprocessor.to_dict()}
 
     def save(self, path):
-        """Write an atomic, pickle-free checkpoint (parameters, optimiser state, architecture, history)."""
+        """Write an atomic, pickle-free checkpoint (a safetensors file: parameters, optimiser state, architecture,
+        history, preprocessor); see :mod:`bpnet.io.checkpoint`."""
         return save_checkpoint(path, self._parameters, optimizer_state=self.optimizer_state, metadata=self._meta())
 
     @classmethod
     def load(cls, path, *, backend=None) -> "MLP":
-        """Rebuild a model from :meth:`save`'s checkpoint on ``backend`` (any backend)."""
-        ck = load_checkpoint(path, backend=backend)
-        meta = ck.metadata
-        if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
-            raise ValueError(f"checkpoint {path}: not an MLP checkpoint (no 'model' entry in its metadata)")
-        cfg = dict(meta["model"])
-        check_architecture(ck.header, cfg.get("layer_dims", []))
-        model = cls(**cfg, backend=backends.backend_of(ck.parameters["W1"]), parameters=ck.parameters)
-        model._restore(ck.optimizer_state, meta)
+        """Rebuild a model from :meth:`save`'s checkpoint (or an earlier bpnet's ``.npz``) on ``backend``.
+
+        The layer sizes are the saved tensors' shapes; every entry of the
+        metadata is checked against them and the registries before any tensor
+        is read, and the model is built from the checked tensors (no random
+        initialisation).  A bad entry raises :class:`~bpnet.io.CheckpointError`
+        naming the file and the field, e.g. ``metadata['history']['cost'][3]``.
+        """
+        def check(header):
+            opt = header["optimizer"]
+            _checked_entries(header["metadata"], header["layer_dims"], header["dtype"],
+                            None if opt is None else (opt["groups"], opt["scalars"]))
+
+        ck = load_checkpoint(path, backend=backend, validate=check)
+        cfg = ck.metadata["model"]
+        model = cls(**{k: cfg[k] for k in _MODEL_FIELDS if k in cfg},
+                    backend=backends.backend_of(ck.parameters["W1"]), parameters=ck.parameters)
+        model._restore(ck.optimizer_state, ck.metadata)
         return model
 
     def _restore(self, optimizer_state, meta):
+        """Set the state besides the parameters from ``meta`` (:meth:`_meta`'s), checked by :func:`_checked_entries`."""
+        opt = None
+        if optimizer_state is not None:
+            opt = (sorted(k for k, a in optimizer_state.items() if isinstance(a, dict)),
+                   {k: a for k, a in optimizer_state.items() if not isinstance(a, dict)})
+        entries = _checked_entries(meta, self.layer_dims, self.dtype, opt)
         self.optimizer_state = optimizer_state
-        self.optimizer_config = meta.get("optimizer")
-        self.epoch = int(meta.get("epoch", 0))
-        self.history = History.from_dict(meta.get("history", {}))
-        self.metadata = dict(meta.get("user") or {})
-        pre = meta.get("preprocessor")
-        if pre is not None:
-            from .io.preprocess import Preprocessor
-
-            self.preprocessor = Preprocessor.from_dict(pre)
+        self.optimizer_config = entries["optimizer"]
+        self.epoch = entries["epoch"]
+        self.history = entries["history"]
+        self.metadata = entries["user"]
+        if entries["preprocessor"] is not None:
+            self.preprocessor = entries["preprocessor"]
 
     def __getstate__(self):
         """Host arrays and names only (no module references), so a model pickles from any backend."""
@@ -421,3 +459,121 @@ def _is_out_of_memory(exc) -> bool:
     """numpy's MemoryError or cupy's OutOfMemoryError (matched by name: cupy is optional)."""
     return isinstance(exc, MemoryError) or (type(exc).__name__ in ("OutOfMemoryError", "CUDARuntimeError")
                                             and "memory" in str(exc).lower())
+
+
+# --------------------------------------------------------------------------- #
+# the schema of the MLP's entries in a checkpoint's metadata (or a pickle's), checked with the validation
+# vocabulary: untrusted input, each error naming its field
+
+
+#: the entries :meth:`MLP._meta` writes, and the fields of its "model" entry (MLP's constructor arguments)
+_META_FIELDS = ("model", "epoch", "history", "optimizer", "user", "preprocessor")
+_MODEL_FIELDS = ("layer_dims", "hidden_activation", "output_activation", "loss", "init", "seed", "dtype")
+
+
+def _expect(value, kind, where):
+    if not isinstance(value, kind):
+        raise TypeError(f"{where}: expected {'an object (dict)' if kind is dict else 'a list'}, got "
+                        f"{type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
+def _known(entry, fields, where):
+    unknown = sorted(map(str, set(entry) - set(fields)))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown[:8]}; expected some of {list(fields)}")
+
+
+def _checked_entries(meta, layer_dims, dtype, optimizer) -> dict:
+    """The MLP's entries of a checkpoint's metadata, checked: a ``ValueError``/``TypeError`` names the field.
+
+    ``layer_dims`` and ``dtype`` are the saved tensors'; ``optimizer`` is
+    ``(groups, scalars)`` of the saved optimiser state, or None.  Returns
+    ``{"model": constructor arguments, "epoch", "history": History,
+    "optimizer": config or None, "user": dict, "preprocessor": Preprocessor or None}``.
+    """
+    from .io.preprocess import Preprocessor
+
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise ValueError("not an MLP checkpoint (no 'model' entry in its metadata)")
+    _known(meta, _META_FIELDS, "metadata")
+    pre = meta.get("preprocessor")
+    if pre is not None:
+        try:
+            pre = Preprocessor.from_dict(pre)
+        except ValueError as exc:
+            raise ValueError(f"metadata['preprocessor']: {str(exc).removeprefix('preprocessor: ')}") from None
+    return {"model": _model_entry(meta["model"], layer_dims, dtype),
+            "epoch": v.integer(meta.get("epoch", 0), "metadata['epoch']", low=0),
+            "history": _history_entry(meta.get("history", {})),
+            "optimizer": _optimizer_entry(meta.get("optimizer"), optimizer),
+            "user": dict(_expect(meta.get("user", {}) if meta.get("user") is not None else {}, dict,
+                                 "metadata['user']")), "preprocessor": pre}
+
+
+def _model_entry(entry, dims, dtype) -> dict:
+    """MLP's constructor arguments, the layer sizes and dtype equal to the tensors'."""
+    where = "metadata['model']"
+    _known(_expect(entry, dict, where), _MODEL_FIELDS, where)
+    missing = [k for k in ("layer_dims", "output_activation", "loss", "dtype") if k not in entry]
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {missing}; expected {list(_MODEL_FIELDS)}")
+    got = v.layer_dims(entry["layer_dims"], f"{where}['layer_dims']")
+    if got != list(dims):
+        raise ValueError(f"{where}['layer_dims']: {got} does not match the saved tensors, which give {list(dims)}")
+    if entry["dtype"] != dtype:
+        raise ValueError(f"{where}['dtype']: {entry['dtype']!r:.40} does not match the saved tensors' {dtype!r}")
+    hidden = get_activation(entry.get("hidden_activation", "relu"), f"{where}['hidden_activation']", hidden=True)
+    output, loss = resolve_head(dims[-1], entry["output_activation"], entry["loss"],
+                                output_arg=f"{where}['output_activation']", loss_arg=f"{where}['loss']",
+                                units_arg=f"{where}['layer_dims']")
+    return {"layer_dims": got, "hidden_activation": hidden.name, "output_activation": output.name,
+            "loss": loss.name, "init": v.choice(entry.get("init", "he"), f"{where}['init']", INITS,
+                                                 what="initialisation"),
+            "seed": v.seed(entry.get("seed", 0), f"{where}['seed']"), "dtype": dtype}
+
+
+def _history_entry(entry) -> History:
+    """A :class:`History`: lists of one entry per epoch, all of one length (epochs >= 1, finite floats or None)."""
+    where = "metadata['history']"
+    fields = [f.name for f in dataclasses.fields(History)]
+    _known(_expect(entry, dict, where), fields, where)
+    lists = {}
+    for key in (f for f in fields if f not in ("stopped_early", "best_epoch")):  # the per-epoch lists
+        items = _expect(entry.get(key, []), list, f"{where}[{key!r}]")
+        if key == "epoch":
+            lists[key] = [v.integer(x, f"{where}['epoch'][{i}]", low=1) for i, x in enumerate(items)]
+        else:
+            lists[key] = [None if x is None else v.real(x, f"{where}[{key!r}][{i}]") for i, x in enumerate(items)]
+    lengths = {k: len(x) for k, x in lists.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{where}: expected lists of one length (one entry per epoch), got lengths {lengths}")
+    best = entry.get("best_epoch")
+    return History(**lists, stopped_early=v.flag(entry.get("stopped_early", False), f"{where}['stopped_early']"),
+                   best_epoch=None if best is None else v.integer(best, f"{where}['best_epoch']", low=1))
+
+
+def _optimizer_entry(config, state):
+    """``{"name", "hyper"}`` as :meth:`MLP.fit_source` records it, agreeing with the saved state's groups and t."""
+    where = "metadata['optimizer']"
+    if config is None:
+        if state is not None and state[0]:
+            raise ValueError(f"{where}: expected the optimizer's name and hyper-parameters, got None, but the "
+                             f"checkpoint holds optimizer moments {state[0]}")
+        return None
+    _known(_expect(config, dict, where), ("name", "hyper"), where)
+    hyper = _expect(config.get("hyper", {}), dict, f"{where}['hyper']")
+    try:
+        opt = get_optimizer(config.get("name"), **hyper)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    if state is not None:
+        groups, scalars = state
+        if sorted(groups) != sorted(opt.rule.slots):
+            raise ValueError(f"{where}: {opt.name} keeps the moments {sorted(opt.rule.slots) or 'none'}, the "
+                             f"checkpoint holds {sorted(groups) or 'none'}")
+        if set(scalars) != {"t"}:
+            raise ValueError(f"optimizer_state: expected the step count 't' and no other value for {opt.name}, got "
+                             f"{sorted(scalars)}")
+        v.integer(scalars["t"], "optimizer_state['t']", low=0)
+    return {"name": opt.name, "hyper": dict(opt.hyper)}

@@ -13,6 +13,7 @@ import bpnet
 import bpnet.train.loop
 from bpnet import backends
 from bpnet._validate import to_backend
+from bpnet.io.checkpoint import CheckpointError
 from bpnet.model import MLP, History
 
 # XOR: 2 features, 4 examples as columns
@@ -429,8 +430,8 @@ BAD_INPUTS = [
     # a missing file raises FileNotFoundError (an OSError, the standard type for it), naming the path
     pytest.param(lambda c: MLP.load("missing.npz"), FileNotFoundError,
                  r"checkpoint file not found: 'missing\.npz'", id="ckpt-load-missing-file"),
-    pytest.param(lambda c: MLP.load("good.npz"), ValueError,
-                 r"^checkpoint good\.npz: not an MLP checkpoint \(no 'model' entry in its metadata\)$",
+    pytest.param(lambda c: MLP.load("good.npz"), CheckpointError,
+                 r"^checkpoint 'good\.npz': not an MLP checkpoint \(no 'model' entry in its metadata\)$",
                  id="ckpt-load-not-an-MLP-checkpoint"),
 ]
 
@@ -443,3 +444,320 @@ def test_bad_input_once(call, exc, pattern, harness):
 
 def test_the_bad_input_tables_are_distinct():
     check_table(BAD_INPUTS, minimum=29)
+
+
+def test_history_reports_the_exact_cost_of_a_confidently_wrong_network(bk):
+    """The cost in history comes from the logits: a sigmoid output at z = -800 for a positive label costs 800,
+    where A[L] has rounded to 0 (from A[L] the cost would be -log(smallest normal) = 708)."""
+    X = bk.asarray(np.array([[1.0, -1.0]]))  # z = -800 (wrong: label 1) and z = 800 (right: label 1)
+    Y = bk.asarray(np.array([[1.0, 1.0]]))
+    params = {"W1": bk.asarray(np.array([[-800.0]])), "b1": bk.asarray(np.array([[0.0]]))}
+    model = MLP([1, 1], dtype="float64", backend=bk, parameters=params)
+    assert float(to_np(model.predict_proba(X))[0, 0]) == 0.0  # saturated for real
+    model.fit(X, Y, epochs=1, batch_size=2, optimizer="gd", learning_rate=1e-12)
+    assert model.history.cost[0] == pytest.approx((800.0 + 0.0) / 2, rel=1e-12)  # (800 + log(1 + e^-800)) / 2
+    assert model.evaluate(X, Y)["cost"] == pytest.approx(400.0, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- #
+# loading: the metadata's schema, one source for the architecture; inference over column batches, no silent NaN
+
+
+def _mlp_checkpoint(tmp_path):
+    """An Adam-trained 3-4-2 softmax MLP with a preprocessor, saved: ``(path, bpnet header, tensors)``."""
+    import json
+
+    import safetensors.numpy
+    from safetensors import safe_open
+
+    from bpnet.io import Preprocessor
+
+    rng = np.random.default_rng(0)
+    model = MLP([3, 4, 2], output_activation="softmax", backend="numpy", seed=1)
+    model.fit(rng.normal(size=(3, 20)), rng.integers(0, 2, size=20), epochs=2, batch_size=10)
+    model.preprocessor = Preprocessor(["a", "b", "c"], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], "multiclass",
+                                      ["u", "v"], "label")
+    path = model.save(tmp_path / "mlp.st")
+    with safe_open(str(path), framework="numpy") as f:
+        header = json.loads(f.metadata()["bpnet"])
+    return path, header, safetensors.numpy.load_file(str(path))
+
+
+def _rewrite(path, header, tensors, text=None):
+    import hashlib
+    import json
+
+    import safetensors.numpy
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = tensors[name]
+        h.update(json.dumps([name, a.dtype.name, list(a.shape)]).encode() + b"\n" + a.astype(a.dtype.newbyteorder("<")).tobytes())
+    text = text if text is not None else json.dumps({**header, "sha256": h.hexdigest()})
+    path.write_bytes(safetensors.numpy.save(tensors, metadata={"bpnet": text}))
+    return path
+
+
+def _set(keys, value):
+    """A change of the header: ``keys`` the path of the entry to set (or delete, with value ``...``)."""
+    def change(h):
+        d = h
+        for k in keys[:-1]:
+            d = d[k]
+        if value is ...:
+            del d[keys[-1]]
+        else:
+            d[keys[-1]] = value
+    return change
+
+
+def _nested(depth):
+    v = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+#: the malformed-metadata family: (change of a valid MLP checkpoint's header, regex on the CheckpointError)
+MALFORMED = [
+    pytest.param(_set(["metadata"], []), r"metadata: expected an object \(dict\), got list", id="metadata-a-list"),
+    pytest.param(_set(["metadata", "model"], [3, 4, 2]), r"metadata\['model'\]: expected an object \(dict\), got list",
+                 id="model-a-list"),
+    pytest.param(_set(["metadata", "model"], ...), r"not an MLP checkpoint \(no 'model' entry", id="model-missing"),
+    pytest.param(_set(["metadata", "surprise"], 1), r"metadata: unknown field\(s\) \['surprise'\]", id="unknown-entry"),
+    pytest.param(_set(["metadata", "model", "layer_dims"], [20000, 20000, 2]),
+                 r"metadata\['model'\]\['layer_dims'\]: \[20000, 20000, 2\] does not match the saved tensors, which "
+                 r"give \[3, 4, 2\]", id="model-layer-dims-bomb"),
+    pytest.param(_set(["metadata", "model", "layer_dims"], [3, 0, 2]),
+                 r"metadata\['model'\]\['layer_dims'\]: expected positive integers", id="model-layer-dims-zero"),
+    pytest.param(_set(["metadata", "model", "hidden_activation"], "gelu"),
+                 r"metadata\['model'\]\['hidden_activation'\]: unknown activation 'gelu'", id="model-unknown-activation"),
+    pytest.param(_set(["metadata", "model", "hidden_activation"], "softmax"),
+                 r"metadata\['model'\]\['hidden_activation'\]: softmax normalises over the class axis",
+                 id="model-softmax-hidden"),
+    pytest.param(_set(["metadata", "model", "loss"], "hinge"), r"metadata\['model'\]\['loss'\]: unknown loss 'hinge'",
+                 id="model-unknown-loss"),
+    pytest.param(_set(["metadata", "model", "output_activation"], "linear"),
+                 r"metadata\['model'\]\['output_activation'\]: categorical_crossentropy trains softmax outputs",
+                 id="model-output-loss-mismatch"),
+    pytest.param(_set(["metadata", "model", "init"], "zeros"),
+                 r"metadata\['model'\]\['init'\]: unknown initialisation 'zeros'", id="model-unknown-init"),
+    pytest.param(_set(["metadata", "model", "seed"], -1), r"metadata\['model'\]\['seed'\]: expected an integer >= 0",
+                 id="model-negative-seed"),
+    pytest.param(_set(["metadata", "model", "dtype"], "float16"),
+                 r"metadata\['model'\]\['dtype'\]: 'float16' does not match the saved tensors' 'float32'",
+                 id="model-dtype"),
+    pytest.param(_set(["metadata", "model", "dropout"], 0.5), r"metadata\['model'\]: unknown field\(s\) \['dropout'\]",
+                 id="model-unknown-field"),
+    pytest.param(_set(["metadata", "epoch"], -1), r"metadata\['epoch'\]: expected an integer >= 0, got -1",
+                 id="epoch-negative"),
+    pytest.param(_set(["metadata", "epoch"], "3"), r"metadata\['epoch'\]: expected an integer, got str '3'",
+                 id="epoch-text"),
+    pytest.param(_set(["metadata", "history"], [1.0]), r"metadata\['history'\]: expected an object \(dict\), got list",
+                 id="history-a-list"),
+    pytest.param(_set(["metadata", "history", "cost"], [0.7]),
+                 r"metadata\['history'\]: expected lists of one length .*'cost': 1", id="history-unequal-lengths"),
+    pytest.param(_set(["metadata", "history", "cost"], ["x", 0.5]),
+                 r"metadata\['history'\]\['cost'\]\[0\]: expected a real number, got str 'x'", id="history-text"),
+    pytest.param(_set(["metadata", "history", "cost"], [0.6, float("nan")]),
+                 r"metadata\['history'\]\['cost'\]\[1\]: expected a finite number, got nan", id="history-nan"),
+    pytest.param(_set(["metadata", "history", "loss"], []), r"metadata\['history'\]: unknown field\(s\) \['loss'\]",
+                 id="history-unknown-field"),
+    pytest.param(_set(["metadata", "history", "epoch"], [0, 1]),
+                 r"metadata\['history'\]\['epoch'\]\[0\]: expected an integer > 0, got 0", id="history-epoch-zero"),
+    pytest.param(_set(["metadata", "optimizer", "name"], "adamw"),
+                 r"metadata\['optimizer'\]: name: unknown optimizer 'adamw'", id="optimizer-unknown"),
+    pytest.param(_set(["metadata", "optimizer", "hyper", "beta1"], 1.5),
+                 r"metadata\['optimizer'\]: beta1: expected a finite number in \[0, 1\), got 1\.5",
+                 id="optimizer-hyper-out-of-range"),
+    pytest.param(_set(["metadata", "optimizer", "hyper", "lr"], 0.1),
+                 r"metadata\['optimizer'\]: lr: not a hyper-parameter of optimizer 'adam'", id="optimizer-unknown-hyper"),
+    pytest.param(_set(["metadata", "optimizer"], [1]), r"metadata\['optimizer'\]: expected an object \(dict\), got list",
+                 id="optimizer-a-list"),
+    pytest.param(_set(["optimizer", "scalars", "t"], -3), r"optimizer_state\['t'\]: expected an integer >= 0, got -3",
+                 id="t-negative"),
+    pytest.param(_set(["optimizer", "scalars", "t"], float("nan")),
+                 r"optimizer_state\['t'\]: expected a finite number, got nan", id="t-nan"),
+    pytest.param(_set(["optimizer", "scalars", "t"], "abc"), r"optimizer_state\['t'\]: expected an integer, got str",
+                 id="t-text"),
+    pytest.param(_set(["optimizer", "scalars", "t"], 1.5),
+                 r"optimizer_state\['t'\]: expected an integer, got float 1\.5", id="t-fraction"),
+    pytest.param(_set(["optimizer", "scalars", "lr"], 0.1),
+                 r"optimizer_state: expected the step count 't' and no other value for adam", id="t-and-more"),
+    pytest.param("no-moments", r"metadata\['optimizer'\]: adam keeps the moments \['s', 'v'\], the checkpoint holds none",
+                 id="adam-without-its-moments"),
+    pytest.param(_set(["metadata", "preprocessor", "mean"], ...),
+                 r"metadata\['preprocessor'\]: missing field\(s\) \['mean'\]", id="preprocessor-missing-mean"),
+    pytest.param(_set(["metadata", "preprocessor", "task"], "clustering"),
+                 r"metadata\['preprocessor'\]: task: unknown task 'clustering'", id="preprocessor-unknown-task"),
+    pytest.param(_set(["metadata", "preprocessor"], [1]), r"metadata\['preprocessor'\]: expected a dict, got list",
+                 id="preprocessor-a-list"),
+    pytest.param(_set(["metadata", "user"], [1]), r"metadata\['user'\]: expected an object \(dict\), got list",
+                 id="user-a-list"),
+    pytest.param(_set(["metadata", "user", "deep"], _nested(40)), r"metadata: JSON nested deeper than 32 levels",
+                 id="nested-40-deep"),
+    pytest.param("deep", r"header: JSON nested too deeply", id="nested-200000-deep"),
+    pytest.param(_set(["format_version"], "2"), r"header 'format_version': expected an integer >= 1, got '2'",
+                 id="format-version-text"),
+    pytest.param(_set(["dtype"], "float64"), r"header\['dtype'\]: 'float64' does not match the tensors",
+                 id="header-dtype"),
+    pytest.param(_set(["created"], 20250101), r"header 'created': expected a str, got int", id="header-created"),
+    pytest.param(_set(["extra"], {}), r"header: unknown field\(s\) \['extra'\]", id="header-unknown-field"),
+]
+
+
+@pytest.mark.parametrize("change, pattern", MALFORMED)
+def test_malformed_metadata_is_refused_naming_the_file_and_field(tmp_path, monkeypatch, change, pattern):
+    """Before any tensor data is read and before any model is built."""
+    import bpnet.io.checkpoint as ckmod
+
+    path, header, tensors = _mlp_checkpoint(tmp_path)
+    text = None
+    if change == "no-moments":
+        tensors = {k: a for k, a in tensors.items() if not k.startswith("opt.")}
+    elif change == "deep":
+        text = '{"format": "bpnet-checkpoint", "metadata": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    else:
+        change(header)
+    bad = _rewrite(tmp_path / "bad.st", header, tensors, text)
+    monkeypatch.setattr(ckmod, "_read", lambda *a: pytest.fail("read tensor data of a bad checkpoint"))
+    monkeypatch.setattr(bpnet.model, "initialize_parameters_deep", lambda *a, **k: pytest.fail("built a model"))
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        MLP.load(bad, backend="numpy")
+    assert str(info.value).startswith(f"checkpoint {str(bad)!r}: "), str(info.value)
+
+
+def test_the_malformed_table_is_distinct():
+    check_table(MALFORMED, minimum=40)
+
+
+def test_load_builds_the_model_from_the_tensors_and_never_a_random_one(tmp_path, monkeypatch):
+    path, header, tensors = _mlp_checkpoint(tmp_path)
+    monkeypatch.setattr(bpnet.model, "initialize_parameters_deep", lambda *a, **k: pytest.fail("built a model"))
+    model = MLP.load(path, backend="numpy")
+    for k in ("W1", "b1", "W2", "b2"):
+        np.testing.assert_array_equal(model.parameters[k], tensors[k], strict=True)
+    assert model.preprocessor.class_names == ("u", "v") and model.optimizer_state["t"] == 4
+
+
+def test_a_tiny_checkpoint_declaring_huge_layers_is_refused_fast(tmp_path, monkeypatch):
+    """A 6 KB file whose metadata declared layer_dims [20000, 20000, 3] took 21 s and 4.7 GB; now < 2 s, nothing
+    allocated (the architecture is the tensors' shapes)."""
+    import time
+
+    path, header, tensors = _mlp_checkpoint(tmp_path)
+    header["metadata"]["model"]["layer_dims"] = [20000, 20000, 2]
+    bad = _rewrite(tmp_path / "bomb.st", header, tensors)
+    assert bad.stat().st_size < 8000
+    monkeypatch.setattr(bpnet.model, "initialize_parameters_deep", lambda *a, **k: pytest.fail("built a model"))
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"\[20000, 20000, 2\] does not match the saved tensors"):
+        MLP.load(bad, backend="numpy")
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_pickles_go_through_the_same_schema(tmp_path):
+    import pickle
+
+    model = MLP([3, 4, 1], backend="numpy")
+    state = model.__getstate__()
+    state["meta"]["history"]["cost"] = [0.5]  # one cost, no epoch: lists of unequal length
+    with pytest.raises(ValueError, match=r"metadata\['history'\]: expected lists of one length"):
+        pickle.loads(pickle.dumps(model)).__setstate__(state)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "regression"])
+def test_inference_over_column_batches_equals_one_whole_pass(bk, monkeypatch, task):
+    """predict, predict_proba and evaluate in batches of 7 columns give what one pass over all 50 gives."""
+    import bpnet.train.inference as inference
+    from bpnet.nn._kernels import forward
+
+    dims, kw = {"multiclass": ([5, 9, 4], {}), "binary": ([5, 9, 1], {}), "regression": ([5, 9, 2], {"loss": "mse"})}[task]
+    model = MLP(dims, dtype="float64", backend=bk, seed=2, **kw)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5, 50))
+    Y = {"multiclass": np.eye(4)[:, rng.integers(0, 4, 50)], "binary": (rng.random((1, 50)) > 0.5) * 1.0,
+         "regression": rng.normal(size=(2, 50))}[task]
+    whole_AL = to_np(forward(bk.xp, bk.asarray(X), model.parameters, 2, model.net.hidden, model.net.output)[0])
+    whole = (to_np(model.predict_proba(X)), to_np(model.predict(X)), model.evaluate(X, Y))
+    monkeypatch.setattr(inference, "batch_columns", lambda xp, X, p: 7)
+    calls = []
+    real = inference.step.forward_train
+    monkeypatch.setattr(inference.step, "forward_train", lambda xp, Xb, *a, **k: (calls.append(Xb.shape[1]),
+                                                                                  real(xp, Xb, *a, **k))[1])
+    proba, pred, ev = model.predict_proba(X), model.predict(X), model.evaluate(X, Y)
+    assert calls == ([7] * 7 + [1]) * 3  # 50 columns: 7 batches of 7 and one of 1, for each of the three calls
+    assert_on(bk, proba, "float64", (dims[-1], 50))
+    np.testing.assert_allclose(to_np(proba), whole_AL, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(to_np(proba), whole[0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(to_np(pred), whole[1])
+    assert ev["m"] == 50 and ev["cost"] == pytest.approx(whole[2]["cost"], rel=1e-12)
+    assert ev["accuracy"] == whole[2]["accuracy"]
+
+
+def test_the_batch_size_comes_from_a_byte_budget():
+    from bpnet.train.inference import INFER_BYTES, MIN_INFER_BYTES, batch_columns
+
+    xp = np
+    params = bpnet.initialize_parameters_deep([784, 256, 128, 10], dtype="float32", backend="numpy")
+    per_column = 4 * (256 + 128 + 10 + 256)
+    big = np.empty((784, 1_000_000), np.float32)  # never touched: only its shape counts
+    assert batch_columns(xp, big, params) == INFER_BYTES // per_column
+    assert batch_columns(xp, np.empty((784, 10_000), np.float32), params) == 784 * 10_000 * 4 // 8 // per_column
+    assert batch_columns(xp, np.empty((784, 100), np.float32), params) == 100  # all columns: one batch
+    assert MIN_INFER_BYTES // per_column >= 256
+
+
+def _overflowing_model(bk):
+    """Finite float32 weights whose forward pass overflows: Z[2] = +-1e30 * 1e30 = +-inf, and A[3] is NaN."""
+    W1 = np.full((2, 2), 1e30)
+    W2 = np.array([[1e30, 1e30], [1e30, 1e30]])
+    W3 = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    params = {"W1": W1, "b1": np.zeros((2, 1)), "W2": W2, "b2": np.zeros((2, 1)), "W3": W3, "b3": np.zeros((2, 1))}
+    params = {k: bk.asarray(a, dtype="float32") for k, a in params.items()}
+    return MLP([2, 2, 2, 2], output_activation="softmax", dtype="float32", backend=bk, parameters=params)
+
+
+def test_an_overflowing_forward_pass_raises_naming_the_layer(bk):
+    from bpnet.train.inference import NonFiniteOutputError
+
+    model = _overflowing_model(bk)
+    X = np.array([[1.0, 0.0, 1e-30], [1.0, 0.0, 0.0]])
+    for call in (lambda: model.predict_proba(X), lambda: model.predict(X),
+                 lambda: model.evaluate(X, np.array([0, 1, 0]))):
+        with pytest.raises(NonFiniteOutputError, match=r"^X: the forward pass overflowed in Z\[2\] = W\[2\] A\[1\] "
+                                                        r"\+ b\[2\] \(layer 2 of 3: 0 NaN, 2 inf\), examples 0 to 2"):
+            call()
+    assert issubclass(NonFiniteOutputError, FloatingPointError)
+    fine = X[:, 1:2]  # the second example alone stays finite
+    np.testing.assert_allclose(to_np(model.predict_proba(fine)), [[0.5], [0.5]])
+
+
+def test_the_cli_refuses_nan_weights_and_an_overflowing_model(tmp_path, capsys):
+    """Today `bpnet evaluate` printed `cost: nan` and exited 0: now one error line and exit status 2."""
+    from bpnet.cli import main
+    from bpnet.io import Preprocessor, save_checkpoint
+
+    (tmp_path / "d.csv").write_text("a,b,label\n" + "".join(f"{i % 3},{i % 5},{'xy'[i % 2]}\n" for i in range(20)))
+    model = _overflowing_model(backends.get("numpy"))
+    model.preprocessor = Preprocessor(["a", "b"], [0.0, 0.0], [1.0, 1.0], "multiclass", ["x", "y"], "label")
+    model.save(tmp_path / "overflow.st")
+    args = ["--data", str(tmp_path / "d.csv"), "--split", "all"]
+    assert main(["evaluate", "--model", str(tmp_path / "overflow.st"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "error: X: the forward pass overflowed in Z[2]" in err and "Traceback" not in err
+    meta = model._meta()
+    params = {k: to_np(a).copy() for k, a in model.parameters.items()}
+    save_checkpoint(tmp_path / "nan.st", params, metadata=meta)
+    import safetensors.numpy
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "nan.st"), framework="numpy") as f:
+        import json
+
+        header = json.loads(f.metadata()["bpnet"])
+    tensors = safetensors.numpy.load_file(str(tmp_path / "nan.st"))
+    tensors["W3"][0, 0] = np.nan
+    _rewrite(tmp_path / "nan.st", header, tensors)
+    assert main(["evaluate", "--model", str(tmp_path / "nan.st"), *args]) == 2
+    assert "tensor 'W3': expected finite values, got 1 NaN and 0 inf" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import sys
 import time
@@ -88,6 +89,8 @@ def add_parser(sub, fmt) -> None:
     g = t.add_argument_group("output")
     g.add_argument("--out", default="bpnet-run", help="directory for model.npz, history.json and the plots")
     g.add_argument("--resume", action="store_true", help="continue training from OUT/model.npz")
+    g.add_argument("--force", action="store_true",
+                   help="replace the model already in OUT (without it, an OUT holding model.npz is refused)")
     g.add_argument("--print-every", type=A.positive(int), default=100, help="print the cost every N epochs")
     g.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no cost lines")
@@ -189,8 +192,13 @@ def _check_paths(args):
         raise ValueError(f"--out: expected a directory (for model.npz, history.json and the plots), got the "
                          f"existing file {str(out)!r}")
     ckpt = out / "model.npz"
+    if args.resume and args.force:
+        raise ValueError("--force: replaces the model in --out, --resume continues it; give one of them")
     if args.resume and not ckpt.exists():
         raise ValueError(f"--resume: no checkpoint at {ckpt} (train without --resume first)")
+    if not (args.resume or args.force) and os.path.lexists(ckpt):
+        raise ValueError(f"--out: {str(out)!r} already holds a model ({ckpt}); continue it with --resume, replace it "
+                         "with --force, or choose another --out")
     return out, ckpt
 
 

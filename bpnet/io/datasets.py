@@ -75,6 +75,10 @@ TASKS = {task: loss_for_task(task).name for task in _TASK_NAMES}
 #: integer labels with at most this many distinct values are classes; more make a regression target
 MAX_INFERRED_CLASSES = 20
 
+#: the split arguments, as messages name them for Python and for the command line (which has no stratify
+#: or task option: hints about those say "from Python")
+_SPLIT_ARGS = "test_size/val_size (bpnet train: --test-size/--val-size)"
+
 
 class Dataset:
     """A split, standardised, column-major data set (host numpy arrays).
@@ -237,7 +241,8 @@ def _resolve_task(labels: Labels, task, source: str, label_name: str):
     k = len(names)
     if k < 2:
         raise ValueError(f"{source}: label {label_name!r} has a single class ({names[0]!r}); classification "
-                         "needs at least 2 (pass task='regression' for a numeric target)")
+                         "needs at least 2: add examples of another class (from Python, "
+                         "load_dataset(..., task='regression') fits a numeric target instead)")
     inferred = "binary" if k == 2 else "multiclass"
     if task == "binary" and k != 2:
         raise ValueError(f"{source}: task='binary' needs exactly 2 classes, label {label_name!r} has {k}: "
@@ -257,7 +262,8 @@ def _split_sizes(n: int, test_size: float, val_size: float):
     n_train = n - n_test - n_val
     if n_train < 1:
         raise ValueError(f"split: too few examples ({n}) for test_size={test_size} and val_size={val_size}: "
-                         f"{n_test} test + {n_val} validation examples leave none for training")
+                         f"{n_test} test + {n_val} validation examples leave none for training; lower "
+                         f"{_SPLIT_ARGS} or add examples")
     return n_train, n_val, n_test
 
 
@@ -288,13 +294,15 @@ def _numpy_split(y, n_val: int, n_test: int, seed, stratify: bool, class_names, 
     if stratify and counts.min() < 2:
         c = int(ids[np.argmin(counts)])
         raise ValueError(f"{source}: class {class_names[c]!r} has a single example; a stratified split needs "
-                         "at least 2 per class (remove it, or pass stratify=False)")
+                         "at least 2 per class: add another example of it or remove it (from Python, "
+                         "load_dataset(..., stratify=False) splits without stratifying)")
     k_test = _allocate(counts, n_test, counts - 1)
     k_val = None if k_test is None else _allocate(counts - k_test, n_val, counts - k_test - 1)
     if k_test is None or k_val is None:
         raise ValueError(f"{source}: too few examples per class ({dict(zip(map(int, ids), map(int, counts)))}) "
                          f"for a stratified split into {n_test} test and {n_val} validation examples while "
-                         "keeping every class in training; lower test_size/val_size or pass stratify=False")
+                         f"keeping every class in training; lower {_SPLIT_ARGS}, add examples, or (from Python) "
+                         "pass stratify=False")
     part = np.zeros(n, dtype=np.int8)  # 0 train, 1 val, 2 test; by position in perm
     for g, kt, kv in zip(ids, k_test, k_val):
         pos = np.flatnonzero(groups == g)
@@ -372,13 +380,15 @@ def load_dataset(
     """
     kind, source = source_kind(name)
     if label is not None and kind != "csv":
-        raise ValueError(f"label: names the label column of a CSV file; {source!r} is "
-                         f"{'an embedded data set' if kind == 'embedded' else 'an NPZ file (use y_key=)'}")
+        what = ("an embedded data set" if kind == "embedded" else
+                "an NPZ file, whose labels are the array named by y_key= (default 'y', the one bpnet train reads)")
+        raise ValueError(f"label: names the label column of a CSV file; {source!r} is {what}")
     test_size = v.real(test_size, "test_size", low=0.0, high=1.0, low_open=True, high_open=True)
     val_size = v.real(val_size, "val_size", low=0.0, high=1.0, high_open=True)
     if test_size + val_size >= 1.0:
         raise ValueError(f"test_size + val_size: expected a sum below 1 to leave training examples, got "
-                         f"test_size={test_size} + val_size={val_size} = {test_size + val_size}")
+                         f"test_size={test_size} + val_size={val_size} = {test_size + val_size} "
+                         "(bpnet train: --test-size + --val-size)")
     seed = None if seed is None else v.seed(seed)
     stratify = None if stratify is None else v.flag(stratify, "stratify")
     if task is not None and task not in TASKS:

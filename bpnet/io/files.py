@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _validate as v
+from .regular import check_regular, open_regular
 
 __all__ = ["DATASETS", "FILE_SUFFIXES", "LABEL_COLUMNS", "Labels", "Table", "class_name", "make_flower",
            "read_columns", "read_features", "read_table", "source_kind"]
@@ -177,7 +178,8 @@ def _read_csv_rows(path: str, delimiter: str, min_columns: int = 2):
     """-> header (list of str), rows (list of list of str), lines (file line of each row)."""
     header, rows, lines = None, [], []
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open_regular(path, text=True, newline="", encoding="utf-8-sig", error=_not_regular(path),
+                          missing=f"data: no such file: {path!r}") as f:
             reader = csv.reader(f, delimiter=delimiter, skipinitialspace=True)
             try:
                 for row in reader:
@@ -269,8 +271,8 @@ def _parse_labels(path, cells, lines, label_name, task):
     if any(numeric) and task in (None, "regression"):
         i = numeric.index(False)
         raise ValueError(f"{path}: line {lines[i]} (data row {i + 1}), label column {label_name!r}: {cells[i]!r} is "
-                         "text but other labels are numbers; fix the value, or pass task='binary' or 'multiclass' "
-                         "to treat every label as a class name")
+                         "text but other labels are numbers; fix the value (from Python, load_dataset(..., "
+                         "task='binary' or 'multiclass') reads every label as a class name)")
     return Labels(np.array(cells, dtype=str), False)
 
 
@@ -285,9 +287,10 @@ def _columns_by_name(path, header, features, what="feature column(s)"):
 # NPZ
 
 
-def _open_npz(path):
+def _open_npz(f, path):
+    """The NpzFile of ``f`` (a regular file opened by the caller, who closes it)."""
     try:
-        npz = np.load(path, allow_pickle=False)
+        npz = np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
     except Exception as exc:  # zipfile.BadZipFile and friends
@@ -315,7 +318,8 @@ def _read_npz(path, x_key, y_key, *, y_optional: bool = False):
 
     ``y`` is None when ``y_key`` is None, or absent and ``y_optional``.
     """
-    with _open_npz(path) as npz:
+    with open_regular(path, error=_not_regular(path), missing=f"data: no such file: {path!r}") as f, \
+            _open_npz(f, path) as npz:
         files = list(npz.files)
         X = _npz_array(npz, path, x_key)
         if y_key == x_key or (y_optional and y_key not in files):
@@ -362,6 +366,11 @@ def _npz_labels(path, y, y_key) -> Labels:
 # entry points
 
 
+def _not_regular(name):
+    """The error for a data file that is not a regular file (a FIFO would block the read forever)."""
+    return lambda kind: ValueError(f"data: {name!r}: expected a regular .csv or .npz file, got {kind}")
+
+
 def _looks_like_path(text: str) -> bool:
     return os.sep in text or (os.altsep is not None and os.altsep in text) or bool(Path(text).suffix)
 
@@ -380,6 +389,7 @@ def source_kind(name) -> tuple[str, str]:
             raise FileNotFoundError(f"data: no such file: {name!r}")
         if os.path.isdir(name):
             raise ValueError(f"data: {name!r} is a directory; expected a .csv or .npz file")
+        check_regular(name, error=_not_regular(name), missing=f"data: no such file: {name!r}")
         if suffix not in FILE_SUFFIXES:
             raise ValueError(f"data: {name!r}: unsupported file type {suffix or '(no suffix)'!r}; "
                              f"expected {' or '.join(FILE_SUFFIXES)}")

@@ -284,8 +284,8 @@ def chunk_gradients(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg
     if keep_prob is not None:
         drawn = draw_masks(np.random.default_rng(mask_seed), cfg["dims"][1:-1], n, keep_prob)
         masks = [bk.asarray(D / keep_prob, dtype=cfg["dtype"]) for D in drawn]
-    acts, gs = forward_train(xp, Xb, ts.Ws, ts.bs, net, masks)
-    cost, hits = batch_metrics(xp, acts[-1], Yb, net.loss)
+    acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, net, masks)
+    cost, hits = batch_metrics(xp, acts[-1], Yb, net, ZL)
     grads = backward_update(xp, acts, Yb, ts, net, 0.0, gs=gs, masks=masks, collect=True, scale=scale)
     g = {f"d{p}{l + 1}": to_numpy(a) for l, dW, db in grads for p, a in (("W", dW), ("b", db))}
     return {"g": g, "cost": float(cost), "hits": None if hits is None else float(hits)}
@@ -338,6 +338,7 @@ class DaskBatches:
     conn : DaskConnection
     model : bpnet.MLP (read: layer_dims, dtype, net, backend)
     X, Y : as :func:`fit_distributed` takes them
+    chunk_size, compute_chunk_sizes, retries, split_every, worker_timeout : as :func:`fit_distributed`
 
     Attributes
     ----------
@@ -349,11 +350,12 @@ class DaskBatches:
     """
 
     def __init__(self, conn: DaskConnection, model, X, Y, *, chunk_size=None, compute_chunk_sizes=True,
-                 retries=2, split_every=4):
+                 retries=2, split_every=4, worker_timeout=60.0):
         da, distributed = _import_distributed()
         net = model.net
         self.bk, self.conn, self.client = model.backend, conn, conn.client
         self.retries = int(retries)
+        self.worker_timeout = float(worker_timeout)
         self.split_every = max(2, int(split_every))
         self.errors = _cluster_errors(distributed)
         self.run_id = uuid.uuid4().hex[:8]
@@ -516,8 +518,18 @@ class DaskBatches:
         return cost_sum, hits
 
     def _retried(self, blocks, pieces, params_host, e, s, seeds, cfg):
-        """One step, retried when a worker is lost; ``(result, this epoch's blocks)``."""
+        """One step, retried when workers are lost; ``(result, this epoch's blocks)``.
+
+        After a failure, at least one worker must be there or come back within
+        ``worker_timeout`` seconds (a nanny restarts killed workers): else
+        :class:`ClusterGoneError`.  A failure while workers left or joined is
+        retried without counting against ``retries`` (until ``worker_timeout``
+        has passed); the step is recomputed from the same parameters, so the
+        run continues exactly where it was.
+        """
+        failures, deadline = 0, time.monotonic() + self.worker_timeout
         for attempt in itertools.count():
+            before = self._workers()
             try:
                 if self.client.status != "running":
                     raise ClusterGoneError(f"the client is {self.client.status}")
@@ -525,25 +537,52 @@ class DaskBatches:
                     blocks = self.epoch_blocks(cfg.seed, e, cfg.shuffle, _n_steps(self.m, cfg.batch_size))
                 return self.step(blocks, pieces, params_host, f"{e}-{s}-{attempt}", seeds, cfg.keep_prob), blocks
             except self.errors as exc:
-                if isinstance(exc, ClusterGoneError) or not self.alive():
+                if isinstance(exc, ClusterGoneError) or not self._await_workers(deadline):
                     raise self._gone(e, cfg.checkpoint, exc) from exc
-                if attempt >= self.retries:
+                if self._workers() == before or time.monotonic() > deadline:
+                    failures += 1  # the workers stayed the same: a failure of the step itself
+                if failures > self.retries:
                     raise ClusterGoneError(
                         f"step {s + 1} of epoch {e + 1} failed {attempt + 1} times on the Dask cluster at "
                         f"{self.conn.address} ({type(exc).__name__}: {exc}); the model holds epoch {e}"
                         + _kept(cfg.checkpoint, " and the last checkpoint ({}) is intact")) from exc
                 blocks = None  # rebuild this epoch's blocks: some may have been lost with a worker
-                time.sleep(min(2.0, 0.25 * 2**attempt))  # let the scheduler notice the lost worker first
+                time.sleep(min(2.0, 0.25 * 2**min(attempt, 3)))  # let the scheduler notice the lost worker first
             except AttributeError as exc:  # a client whose cluster was closed under it
                 if self.client.status == "running":
                     raise
                 raise self._gone(e, cfg.checkpoint, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _workers(self) -> frozenset:
+        """The addresses of the scheduler's workers now (empty when it cannot be asked)."""
+        try:
+            try:
+                info = self.client.scheduler_info(n_workers=-1)
+            except TypeError:  # older distributed: no n_workers argument
+                info = self.client.scheduler_info()
+            return frozenset(info.get("workers", {}))
+        except Exception:
+            return frozenset()
+
+    def _await_workers(self, deadline: float) -> bool:
+        """At least one worker is there, or arrives before ``deadline`` (``time.monotonic()``)."""
+        if self.client.status != "running":
+            return False
+        if self._workers():
+            return True
+        try:
+            self.client.wait_for_workers(1, timeout=max(0.1, deadline - time.monotonic()))
+        except (*self.errors, TimeoutError):
+            return bool(self._workers())
+        return True
+
     def _gone(self, e, checkpoint, exc):
         kept = _kept(checkpoint, "; the last checkpoint ({}) is intact") or "; no checkpoint was written"
+        waited = f"; no worker came back within worker_timeout={self.worker_timeout:g} s" \
+            if self.client.status == "running" else ""
         return ClusterGoneError(f"the Dask cluster at {self.conn.address} is gone after epoch {e} "
-                                f"({type(exc).__name__}: {exc}){kept}; the model holds epoch {e}")
+                                f"({type(exc).__name__}: {exc}){waited}{kept}; the model holds epoch {e}")
 
     @property
     def stats(self) -> dict:
@@ -581,7 +620,7 @@ def tree_tasks(n: int, k: int) -> int:
 
 
 def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_sizes=True, retries=2, split_every=4,
-                    validation_data=None, **options):
+                    worker_timeout=60.0, validation_data=None, **options):
     """Train ``model`` (an :class:`bpnet.MLP`) data-parallel on a Dask cluster.
 
     The same optimisation as :meth:`bpnet.MLP.fit` (the same epoch loop and
@@ -613,6 +652,9 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
         Dask retries of each task that fails.
     split_every : int >= 2
         Fan-in of the reduction tree of the partial gradients.
+    worker_timeout : float >= 0
+        Seconds a failed step waits for a worker to come back (all workers
+        killed and restarted by their nannies, say) before giving up.
     validation_data, **options
         As :meth:`MLP.fit` (``validation_split`` is not offered); a global
         batch is about ``batch_size`` examples drawn from every chunk
@@ -626,9 +668,11 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
     Raises
     ------
     ClusterGoneError
-        (a ``ConnectionError``) when the scheduler or all workers are gone; the
-        model keeps its last completed epoch and the last checkpoint is intact.
-        A worker that dies is handled by Dask and the step is retried.
+        (a ``ConnectionError``) when the scheduler is gone, or no worker is left
+        and none comes back within ``worker_timeout``; the model keeps its last
+        completed epoch and the last checkpoint is intact.  A worker that dies
+        is handled by Dask and the step is retried (from the same parameters);
+        workers that all die and are restarted are waited for.
     TrainingDivergedError, ValueError, TypeError
         As :meth:`MLP.fit`.
     """
@@ -638,10 +682,11 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
         v.integer(chunk_size, "chunk_size", low=1)
     retries = v.integer(retries, "retries", low=0)
     split_every = v.integer(split_every, "split_every", low=2)
+    worker_timeout = v.real(worker_timeout, "worker_timeout", low=0.0)
     conn = connect(client)
     try:
         source = DaskBatches(conn, model, X, Y, chunk_size=chunk_size, compute_chunk_sizes=compute_chunk_sizes,
-                             retries=retries, split_every=split_every)
+                             retries=retries, split_every=split_every, worker_timeout=worker_timeout)
         return model.fit_source(source, validation_data=validation_data, **options)
     finally:
         try:

@@ -2,7 +2,9 @@
 checkpoints of the previous version, corrupt checkpoints; their bad options."""
 
 import csv
+import os
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -193,6 +195,12 @@ BAD_INPUTS = [
     pytest.param(["predict", "--model", "run/model.npz", "--input", "text.csv", "--output", "preds.csv"],
                  r"text\.csv: line 3 \(data row 2\), column 'b': non-numeric value 'x'",
                  id="cli-predict-text-keeps-existing-output"),
+    pytest.param(["evaluate", "--model", "run"],
+                 r"bpnet evaluate: error: checkpoint 'run': expected a regular file, got a directory$",
+                 id="cli-evaluate-model-is-a-directory"),
+    pytest.param(["predict", "--model", "run/model.npz", "--input", "run", "--output", "preds.csv"],
+                 r"bpnet predict: error: data: 'run' is a directory; expected a \.csv or \.npz file$",
+                 id="cli-predict-input-is-a-directory"),
 ]
 
 
@@ -202,4 +210,42 @@ def test_bad_input(argv, pattern, harness):
 
 
 def test_the_bad_input_tables_are_distinct():
-    check_table(BAD_INPUTS, minimum=6)
+    check_table(BAD_INPUTS, minimum=8)
+
+
+# --------------------------------------------------------------------------- #
+# special files: a FIFO as --model, --data or --input used to block the command forever
+
+
+def _in_thread(argv, timeout=60.0):
+    """``main(argv)`` in a thread: its exit status, or a failure when still blocked after ``timeout`` s."""
+    out = {}
+    t = threading.Thread(target=lambda: out.update(rc=main(argv)), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"bpnet {argv[0]} still blocked after {timeout} s"
+    return out["rc"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_evaluate_and_predict_refuse_a_fifo(capsys, iris_run, tmp_path):
+    model = str(iris_run / "run" / "model.npz")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    link = tmp_path / "model.npz"
+    link.symlink_to(fifo)
+    capsys.readouterr()
+    for argv, line in [
+        (["evaluate", "--model", str(link)],
+         f"bpnet evaluate: error: checkpoint '{link}': expected a regular file, got a FIFO (named pipe)"),
+        (["evaluate", "--model", model, "--data", str(fifo), "--split", "all"],
+         f"bpnet evaluate: error: data: '{fifo}': expected a regular .csv or .npz file, got a FIFO (named pipe)"),
+        (["predict", "--model", model, "--input", str(fifo), "--output", str(tmp_path / "p.csv")],
+         f"bpnet predict: error: data: '{fifo}': expected a regular .csv or .npz file, got a FIFO (named pipe)"),
+        (["predict", "--model", str(link), "--input", str(iris_run / "iris.csv"), "--output", str(tmp_path / "p.csv")],
+         f"bpnet predict: error: checkpoint '{link}': expected a regular file, got a FIFO (named pipe)"),
+    ]:
+        assert _in_thread(argv) == 2
+        err = capsys.readouterr().err
+        assert line in err and "Traceback" not in err, err
+    assert not (tmp_path / "p.csv").exists()

@@ -290,13 +290,13 @@ def test_ctrl_c_mid_epoch_saves_the_last_completed_epoch(tmp_path, monkeypatch, 
     spec = LOSSES["binary_crossentropy"]
     calls = []
 
-    def cost(xp, AL, Y):  # the per-batch cost of the training loop
+    def cost(xp, ZL, Y):  # the per-batch cost of the training loop (from the logits)
         calls.append(1)
         if len(calls) == 3 * 8 + 4:
             raise KeyboardInterrupt
-        return spec.cost(xp, AL, Y)
+        return spec.logit_cost(xp, ZL, Y)
 
-    monkeypatch.setitem(LOSSES, "binary_crossentropy", dataclasses.replace(spec, cost=cost))
+    monkeypatch.setitem(LOSSES, "binary_crossentropy", dataclasses.replace(spec, logit_cost=cost))
     assert main([*common, "--epochs", "10", "--out", "interrupted"]) == 130
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
@@ -468,6 +468,14 @@ BAD_INPUTS = [
     pytest.param(["train", "--data", "good.csv", "--layers", "5", "--resume", "--out", "run"],
                  r"--resume: run/model\.npz holds a 2-3-1 network, but --layers and the data give 2-5-1$",
                  id="cli-resume-other-architecture"),
+    pytest.param(["train", "--data", "good.csv", "--out", "run"],
+                 r"--out: 'run' already holds a model \(run/model\.npz\); continue it with --resume, replace it with "
+                 r"--force, or choose another --out$", id="cli-out-holds-a-model"),
+    pytest.param(["train", "--data", "good.csv", "--out", "run", "--resume", "--force"],
+                 r"--force: replaces the model in --out, --resume continues it; give one of them$",
+                 id="cli-resume-and-force"),
+    pytest.param(["train", "--data", "run"], r"data: 'run' is a directory; expected a \.csv or \.npz file$",
+                 id="cli-data-is-a-directory"),
 ]
 
 
@@ -477,12 +485,79 @@ def test_bad_input(argv, pattern, harness):
 
 
 def test_the_bad_input_tables_are_distinct():
-    check_table(BAD_INPUTS, minimum=25)
+    check_table(BAD_INPUTS, minimum=28)
 
 
 # a few rows as a real process: the exit status and stderr a shell sees
 @pytest.mark.parametrize("case_id", ["cli-out-is-a-file", "cli-csv-text-in-a-feature", "cli-lr-zero",
-                                     "cli-resume-other-architecture"])
+                                     "cli-resume-other-architecture", "cli-out-holds-a-model"])
 def test_bad_input_cli_subprocess(case_id, harness):
     (param,) = [p for p in BAD_INPUTS if p.id == case_id]
     harness.subprocess_refuses(*param.values)
+
+
+# --------------------------------------------------------------------------- #
+# trust boundaries: an --out holding a model, special files as --data, hints that name the CLI's options
+
+
+def test_train_into_an_out_holding_a_model_needs_resume_or_force(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    small = ["train", "--data", "iris", "--layers", "4", "--epochs", "2", "--no-plots", "--quiet", "--out", "run"]
+    assert main(small) == 0
+    before = (tmp_path / "run" / "model.npz").read_bytes()
+    assert main([*small, "--seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"bpnet train: error: --out: 'run' already holds a model \(run/model\.npz\); continue it with "
+                     r"--resume, replace it with --force", err), err
+    assert (tmp_path / "run" / "model.npz").read_bytes() == before  # refused before anything was written
+    assert main([*small, "--resume"]) == 0
+    assert MLP.load("run/model.npz").epoch == 4
+    assert main([*small, "--seed", "5", "--force"]) == 0  # a new model replaces the old one
+    assert MLP.load("run/model.npz").epoch == 2
+
+
+def _in_thread(argv, timeout=60.0):
+    """``main(argv)`` in a thread: its exit status, or a failure when still blocked after ``timeout`` s."""
+    import threading
+
+    out = {}
+    t = threading.Thread(target=lambda: out.update(rc=main(argv)), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"bpnet {argv[0]} still blocked after {timeout} s"
+    return out["rc"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_train_refuses_a_fifo_as_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("data.csv")
+    os.symlink("data.csv", "link.npz")
+    for data in ("data.csv", "link.npz"):
+        assert _in_thread(["train", "--data", data, "--out", "run", "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert f"bpnet train: error: data: '{data}': expected a regular .csv or .npz file, got a FIFO (named pipe)" \
+            in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("rows, extra, pattern", [
+    ("1,2,0\n3,4,1\n5,6,0\n7,8,0\n9,1,0\n", [],  # class 1 has a single example
+     r"class '1' has a single example; a stratified split needs at least 2 per class: add another example of it or "
+     r"remove it \(from Python, load_dataset\(\.\.\., stratify=False\) splits without stratifying\)$"),
+    ("1,2,0\n3,4,0\n", [], r"label 'label' has a single class \('0'\); classification needs at least 2: add examples of "
+                       r"another class \(from Python, load_dataset\(\.\.\., task='regression'\) fits"),
+    ("1,2,0\n3,4,x\n5,6,1\n", [], r"'x' is text but other labels are numbers; fix the value \(from Python, "
+                               r"load_dataset\(\.\.\., task='binary' or 'multiclass'\) reads"),
+    ("1,2,0\n3,4,1\n5,6,0\n7,8,1\n", ["--test-size", "0.7"],
+     r"for a stratified split into 3 test .*lower test_size/val_size \(bpnet train: --test-size/--val-size\), add "
+     r"examples, or \(from Python\) pass stratify=False$"),
+])
+def test_hints_on_a_tiny_csv_say_what_to_do_on_the_command_line(tmp_path, monkeypatch, capsys, rows, extra, pattern):
+    """The hints used to name only Python arguments (stratify=False, task='regression') that bpnet train lacks."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.csv").write_text("a,b,label\n" + rows)
+    argv = ["train", "--data", "tiny.csv", "--out", "run", "--no-plots", "--quiet"]
+    assert main(argv + extra) == 2
+    (line,) = [l for l in capsys.readouterr().err.splitlines() if "error" in l]
+    assert re.search(pattern, line), line

@@ -394,7 +394,7 @@ def test_npz_errors(tmp_path):
         load_dataset(p)
     p = tmp_path / "ok.npz"
     np.savez(p, X=X, y=y)
-    with pytest.raises(ValueError, match="label: names the label column of a CSV file.*use y_key="):
+    with pytest.raises(ValueError, match="label: names the label column of a CSV file.*named by y_key="):
         load_dataset(p, label="y")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,58 @@ def test_read_features_selects_columns_by_name(tmp_path):
         read_features(p)
     one = _write(tmp_path / "one.csv", "width\n1\n2\n")
     np.testing.assert_array_equal(read_features(one), [[1], [2]])
+
+
+def _finishes(call, timeout=20.0):
+    """What ``call()`` raised (run in a thread), or a failure when still blocked after ``timeout`` s."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            call()
+            out["exc"] = None
+        except BaseException as exc:  # noqa: B036 - handed to the test
+            out["exc"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"still blocked after {timeout} s"
+    return out["exc"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+@pytest.mark.parametrize("name", ["data.csv", "data.npz"])
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path, name):
+    """Reading a FIFO blocks until someone writes into it: every reader refuses it (links followed) first."""
+    from bpnet.io import Preprocessor, read_table
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    link = tmp_path / f"link{fifo.suffix}"
+    link.symlink_to(fifo)
+    pre = Preprocessor(["a"], [0.0], [1.0], "binary", ["0", "1"], "label")
+    for path in (fifo, link):
+        for call in (lambda: load_dataset(path), lambda: read_features(path), lambda: read_table(path),
+                     lambda: pre.read(path)):
+            exc = _finishes(call)
+            assert type(exc) is ValueError and re.fullmatch(
+                rf"data: '{re.escape(str(path))}': expected a regular \.csv or \.npz file, got a FIFO \(named pipe\)",
+                str(exc)), exc
+
+
+def test_the_open_descriptor_is_checked_too(tmp_path, monkeypatch):
+    """Swapped for a FIFO between the path check and the open: the open descriptor is what is checked."""
+    from bpnet.io import files
+
+    p = _write(tmp_path / "d.csv", "a,label\n1,0\n2,1\n")
+    monkeypatch.setattr(files, "check_regular", lambda *a, **k: None)  # pretend the path check passed
+    p.unlink()
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs named pipes (POSIX)")
+    os.mkfifo(p)
+    exc = _finishes(lambda: load_dataset(p))
+    assert isinstance(exc, ValueError) and "got a FIFO (named pipe)" in str(exc), exc
+    assert type(_finishes(lambda: load_dataset(tmp_path / "none.csv"))) is FileNotFoundError

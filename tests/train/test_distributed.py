@@ -275,3 +275,36 @@ def test_cupy_blocks_train_on_the_gpu_like_one_process(optimizer):
     for k in ref.parameters:
         np.testing.assert_allclose(dist.parameters[k], ref.parameters[k], rtol=1e-10, atol=1e-12, err_msg=k)
     np.testing.assert_allclose(dist.history.cost, ref.history.cost, rtol=1e-10)
+
+
+def test_both_workers_killed_mid_fit_wait_for_the_restart_and_give_the_same_parameters():
+    """Both worker processes SIGKILLed between epochs: fit waits (bounded) for the nannies to restart them and
+    continues from the last completed epoch; the parameters are those of an undisturbed run."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    c = distributed.Client(cluster)
+    try:
+        X, y, _ = _data(m=400)
+        kw = dict(client=c, chunk_size=50, epochs=3, batch_size=100, optimizer="adam", learning_rate=0.01)
+        clean = bpnet.MLP([6, 8, 3], dtype="float64", backend="numpy", seed=5)
+        clean.fit(X, y, **kw)
+        killed = []
+
+        def kill_both(model, epoch, logs):
+            if epoch == 1:  # between epochs 1 and 2, without waiting: the next step meets no worker
+                pids = list(c.run(os.getpid).values())
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed.extend(pids)
+
+        hit = bpnet.MLP([6, 8, 3], dtype="float64", backend="numpy", seed=5)
+        hit.fit(X, y, callbacks=[kill_both], **kw)
+        assert len(killed) == 2 and hit.epoch == 3
+        assert _maxdiff(hit.parameters, clean.parameters) < 1e-12
+        c.wait_for_workers(2, timeout=60)
+        assert not set(killed) & set(c.run(os.getpid).values())  # both were restarted
+        again = bpnet.MLP([6, 8, 3], dtype="float64", backend="numpy", seed=5)  # and the client still works
+        again.fit(X, y, **kw)
+        assert _maxdiff(again.parameters, clean.parameters) < 1e-12
+    finally:
+        c.close()
+        cluster.close()
