@@ -400,6 +400,9 @@ def _from_1d(xp, bk, Y, name, n_out, m, target):
         return xp.reshape(Y, (1, m))
     if not xp.isdtype(Y.dtype, "integral"):
         raise TypeError(f"{name}: 1-D labels for softmax must be class indices (integers), got {dtype_str(Y.dtype)}")
+    if xp.isdtype(Y.dtype, "unsigned integer") and Y.dtype != xp.uint8:
+        # torch implements few operations on uint16/32/64; indices >= 2**63 wrap below 0 and are refused
+        Y = xp.astype(Y, xp.int64)
     lo, hi = int(xp.min(Y)), int(xp.max(Y))
     if lo < 0 or hi >= n_out:
         raise ValueError(f"{name}: class indices must be in [0, {n_out - 1}] for {n_out} output units, "

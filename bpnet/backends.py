@@ -15,6 +15,16 @@ Backends
     ``"device1"``, ...); arrays from two of them cannot be combined.
 ``"cupy"``
     NVIDIA GPU through CuPy (``pip install 'bpnet[cuda12]'`` or ``[cuda13]``).
+``"torch"``
+    PyTorch (``pip install 'bpnet[torch]'``) through ``array_api_compat.torch``;
+    devices ``"cpu"`` (the default), ``"cuda"``/``"cuda:N"`` and ``"mps"``.
+``"jax"``
+    JAX (``pip install 'bpnet[jax]'``); its default device (a GPU when jax sees
+    one, else ``"cpu:0"``), or ``"cpu"``/``"gpu"``/``"gpu:N"``.  Resolving it
+    turns on ``jax_enable_x64`` (``jax.config.update("jax_enable_x64", True)``),
+    so that float64 is float64 as on every other backend.  JAX arrays are
+    immutable: the training step returns new arrays there (and is compiled
+    with ``jax.jit``) instead of writing in place.
 ``"auto"``
     ``"cupy"`` when cupy imports *and* ``cupy.cuda.is_available()`` is true,
     else ``"numpy"``.
@@ -23,8 +33,8 @@ Resolution order of :func:`get`: the explicit ``name`` argument, else the
 ``BPNET_BACKEND`` environment variable, else ``"auto"``.  A name may carry a
 device after a colon, e.g. ``"array_api_strict:device1"`` or ``"cupy:1"``.
 
-Importing :mod:`bpnet` never imports cupy; it is imported the first time a
-cupy backend is resolved.
+Importing :mod:`bpnet` never imports cupy, torch or jax; each is imported the
+first time its backend is resolved (or :func:`available` asks).
 """
 
 from __future__ import annotations
@@ -54,16 +64,19 @@ __all__ = [
     "float_dtype",
     "dtype_str",
     "device_str",
+    "compiler",
 ]
 
 ENV_VAR = "BPNET_BACKEND"
-NAMES = ("numpy", "array_api_strict", "cupy", "auto")
+NAMES = ("numpy", "array_api_strict", "cupy", "torch", "jax", "auto")
 
 _CUPY_NOT_INSTALLED = (
     "cupy is not installed (pip install 'bpnet[cuda12]' or 'bpnet[cuda13]', "
     "matching your CUDA driver)"
 )
 _CUPY_NO_GPU = "cupy is installed but no usable CUDA GPU/driver was found"
+_TORCH_NOT_INSTALLED = "torch is not installed (pip install 'bpnet[torch]')"
+_JAX_NOT_INSTALLED = "jax is not installed (pip install 'bpnet[jax]')"
 
 
 class BackendUnavailableError(ValueError):
@@ -162,6 +175,8 @@ def device_str(device) -> str:
         return s[len("array_api_strict.Device(") : -1].strip("'")
     if type(device).__module__.startswith("cupy") and hasattr(device, "id"):
         return f"cuda:{device.id}"  # str() gives '<CUDA Device 0>'
+    if type(device).__module__.startswith("jax") and hasattr(device, "platform"):
+        return f"{device.platform}:{device.id}"  # str() gives 'TFRT_CPU_0'
     return s
 
 
@@ -234,33 +249,117 @@ def _cupy_backend(device=None) -> Backend:
     return Backend("cupy", xp, dev, to_numpy, sync)
 
 
+def _torch_status() -> tuple[ModuleType | None, str | None]:
+    try:
+        return importlib.import_module("torch"), None
+    except ImportError:
+        return None, _TORCH_NOT_INSTALLED
+
+
+def _torch_backend(device=None) -> Backend:
+    torch, reason = _torch_status()
+    if torch is None:
+        raise BackendUnavailableError(f"backend 'torch' is not available: {reason}")
+    import array_api_compat.torch as xp
+
+    name = "cpu" if device is None else str(device)
+    if name.isdigit():
+        name = f"cuda:{name}"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device: torch devices are cpu, cuda[:N] and mps, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError("backend 'torch:cuda' is not available: torch is installed but no usable "
+                                      "CUDA GPU was found")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device: torch sees GPUs 0..{torch.cuda.device_count() - 1}, got {device!r}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BackendUnavailableError("backend 'torch:mps' is not available: no Apple GPU (MPS) here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: torch devices are cpu, cuda[:N] and mps, got {device!r}")
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        elif dev.type == "mps":
+            torch.mps.synchronize()
+
+    return Backend("torch", xp, dev, to_numpy, sync)
+
+
+def _jax_status() -> tuple[ModuleType | None, str | None]:
+    try:
+        return importlib.import_module("jax"), None
+    except ImportError:
+        return None, _JAX_NOT_INSTALLED
+
+
+def _jax_backend(device=None) -> Backend:
+    jax, reason = _jax_status()
+    if jax is None:
+        raise BackendUnavailableError(f"backend 'jax' is not available: {reason}")
+    # bpnet's float64 is float64 on every backend: JAX computes in float32 unless x64 is on
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as xp
+
+    devices = jax.devices()  # the default platform's (a GPU's when jax sees one), then the CPU's
+    if devices[0].platform != "cpu":
+        devices = [*devices, *jax.devices("cpu")]
+    if device is None:
+        dev = devices[0]
+    else:
+        want = str(device)
+        dev = next((d for d in devices if device_str(d) == want or d.platform == want
+                    or (want.isdigit() and d.id == int(want)) or d is device), None)
+        if dev is None:
+            seen = ", ".join(repr(device_str(d)) for d in devices)
+            if want.split(":")[0] in ("gpu", "cuda", "rocm"):
+                raise BackendUnavailableError(
+                    f"backend 'jax:{want}' is not available: jax is installed but sees no GPU (only {seen}); "
+                    "install a GPU build, e.g. pip install 'jax[cuda12]'")
+            raise ValueError(f"device: jax sees {seen}, got {device!r}")
+
+    def sync():
+        # JAX has no device-wide barrier: wait for the effects and for one computation queued behind the
+        # earlier ones (they run in order on a GPU stream; on the CPU, block on the very arrays you time)
+        jax.effects_barrier()
+        xp.zeros((), device=dev).block_until_ready()
+
+    return Backend("jax", xp, dev, to_numpy, sync)
+
+
 _FACTORIES = {
     "numpy": _numpy_backend,
     "array_api_strict": _strict_backend,
     "cupy": _cupy_backend,
+    "torch": _torch_backend,
+    "jax": _jax_backend,
 }
 
 
-def unavailable_reasons() -> dict[str, str]:
-    """Backends that cannot be used here, mapped to the reason."""
-    reasons = {}
+def _strict_status() -> tuple[ModuleType | None, str | None]:
     try:
-        importlib.import_module("array_api_strict")
+        return importlib.import_module("array_api_strict"), None
     except ImportError:
-        reasons["array_api_strict"] = (
-            "array-api-strict is not installed (pip install array-api-strict, "
-            "or 'bpnet[test]')"
-        )
-    _, reason = _cupy_status()
-    if reason is not None:
-        reasons["cupy"] = reason
+        return None, "array-api-strict is not installed (pip install array-api-strict, or 'bpnet[test]')"
+
+
+def unavailable_reasons() -> dict[str, str]:
+    """Backends that cannot be used here, mapped to the reason (imports each library: seconds for torch, jax)."""
+    reasons = {}
+    for name, status in (("array_api_strict", _strict_status), ("cupy", _cupy_status), ("torch", _torch_status),
+                         ("jax", _jax_status)):
+        _, reason = status()
+        if reason is not None:
+            reasons[name] = reason
     return reasons
 
 
 def available() -> list[str]:
     """Names of the backends usable on this machine, e.g. ``['numpy', 'array_api_strict']``."""
     bad = unavailable_reasons()
-    return [n for n in ("numpy", "array_api_strict", "cupy") if n not in bad]
+    return [n for n in ("numpy", "array_api_strict", "cupy", "torch", "jax") if n not in bad]
 
 
 def _resolve_name(name: str | None) -> tuple[str, str | None]:
@@ -292,8 +391,9 @@ def get(name: str | Backend | None = None, *, device=None) -> Backend:
     Parameters
     ----------
     name : str, Backend or None
-        ``"numpy"``, ``"array_api_strict"``, ``"cupy"``, ``"auto"``, optionally
-        with ``":device"``; a :class:`Backend` is returned unchanged.  ``None``
+        ``"numpy"``, ``"array_api_strict"``, ``"cupy"``, ``"torch"``, ``"jax"``,
+        ``"auto"``, optionally with ``":device"`` (``"torch:cuda:0"``); a
+        :class:`Backend` is returned unchanged.  ``None``
         reads ``BPNET_BACKEND``, else ``"auto"``.
     device : optional
         Device to use; overrides a device given in ``name``.
@@ -303,8 +403,8 @@ def get(name: str | Backend | None = None, *, device=None) -> Backend:
     ValueError
         Unknown name (the message lists what is available) or unknown device.
     BackendUnavailableError
-        (a ``ValueError``) the backend exists but cannot be used here; for cupy the
-        message says whether cupy is missing or no usable GPU/driver was found.
+        (a ``ValueError``) the backend exists but cannot be used here; the
+        message says whether the library is missing or the device is.
     """
     if isinstance(name, Backend):
         return name if device is None else _FACTORIES[name.name](device)
@@ -312,7 +412,7 @@ def get(name: str | Backend | None = None, *, device=None) -> Backend:
     if device is not None:
         dev = device
     if base == "array_api_strict":
-        reason = unavailable_reasons().get("array_api_strict")
+        _, reason = _strict_status()  # only this library: the others' imports cost seconds
         if reason:
             raise BackendUnavailableError(f"backend 'array_api_strict' is not available: {reason}")
     return _FACTORIES[base](dev)
@@ -322,6 +422,16 @@ def get(name: str | Backend | None = None, *, device=None) -> Backend:
 # what backend an array lives on
 
 
+def compiler(xp) -> Callable[[Callable], Callable]:
+    """How a pure function of arrays of namespace ``xp`` is compiled: ``jax.jit`` for JAX (whose eager
+    operations are slow), else the function as it is."""
+    if array_api_compat.is_jax_namespace(xp):
+        import jax
+
+        return jax.jit
+    return lambda fn: fn
+
+
 def name_of_namespace(xp) -> str:
     if array_api_compat.is_numpy_namespace(xp):
         return "numpy"
@@ -329,6 +439,10 @@ def name_of_namespace(xp) -> str:
         return "cupy"
     if array_api_compat.is_array_api_strict_namespace(xp):
         return "array_api_strict"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
     return getattr(xp, "__name__", repr(xp))
 
 
@@ -419,4 +533,6 @@ def to_numpy(x) -> np.ndarray:
     xp = array_api_compat.array_namespace(x)
     if array_api_compat.is_array_api_strict_namespace(xp):
         return np.asarray(x.to_device(xp.__array_namespace_info__().default_device()))
-    return np.from_dlpack(x)
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)  # jax, and anything with __array__

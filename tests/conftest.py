@@ -4,9 +4,10 @@ The tests mirror the package (``tests/nn`` tests ``bpnet/nn`` ...); helpers shar
 directories live here (``from conftest import ...``) and in ``badinput.py``, the bad-input harness.
 
 Backends: numpy and array-api-strict always (strict on its default device and
-on ``device1``, which catches forgotten ``device=`` arguments), cupy when a
-usable NVIDIA GPU is present (otherwise skipped, with the reason).  Narrow the
-list with ``BPNET_TEST_BACKENDS``, e.g. ``BPNET_TEST_BACKENDS=cupy pytest``.
+on ``device1``, which catches forgotten ``device=`` arguments); torch (cpu) and
+jax (cpu) when installed; cupy, torch on CUDA and jax on a GPU when a usable
+NVIDIA GPU is present (otherwise skipped, with the reason).  Narrow the list
+with ``BPNET_TEST_BACKENDS``, e.g. ``BPNET_TEST_BACKENDS=cupy,torch-cuda pytest``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,21 @@ _ALL = [
     ("numpy", "numpy", None),
     ("array_api_strict", "array_api_strict", None),
     ("array_api_strict-device1", "array_api_strict", "device1"),
+    ("torch", "torch", "cpu"),
+    ("jax", "jax", "cpu"),
     ("cupy", "cupy", None),
+    ("torch-cuda", "torch", "cuda"),
+    ("jax-gpu", "jax", "gpu"),
 ]
+
+#: the test ids that need a GPU
+_GPU_IDS = {"cupy", "torch-cuda", "jax-gpu"}
+
+#: test ids that run one case of each test function unless BPNET_TEST_BACKENDS names them or the test is
+#: marked ``every_backend``: torch and jax on the CPU run the same code as the other backends, and their
+#: per-call overhead (and JAX's compilation of every new shape) would double the suite's time for little
+#: more coverage
+_SAMPLED_IDS = {"torch", "jax"}
 
 
 def _selected():
@@ -50,11 +64,49 @@ def _params():
     reasons = backends.unavailable_reasons()
     out = []
     for test_id, name, device in _selected():
-        marks = [pytest.mark.gpu] if name == "cupy" else []
-        if name in reasons:
-            marks.append(pytest.mark.skip(reason=f"backend {name!r} not available: {reasons[name]}"))
+        marks = [pytest.mark.gpu] if test_id in _GPU_IDS else []
+        reason = reasons.get(name) or (_no_device(name, device) if test_id in _GPU_IDS else None)
+        if reason:
+            marks.append(pytest.mark.skip(reason=f"backend {test_id!r} not available: {reason}"))
         out.append(pytest.param((name, device), id=test_id, marks=marks))
     return out
+
+
+def _no_device(name, device):
+    """Why backend ``name`` has no ``device`` here (None when it has one)."""
+    try:
+        backends.get(name, device=device)
+    except ValueError as e:  # BackendUnavailableError too
+        return str(e)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """On torch and jax (CPU), run the first case of each test function only (the others are skipped with
+    the reason), unless BPNET_TEST_BACKENDS names them or the test is marked ``every_backend``."""
+    named = {w.strip() for w in os.environ.get("BPNET_TEST_BACKENDS", "").split(",") if w.strip()}
+    sampled = {i for i in _SAMPLED_IDS if i not in named and i.split("-")[0] not in named}
+    ids = {(name, device): test_id for test_id, name, device in _ALL}
+    seen = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "bk" not in callspec.params or item.get_closest_marker("every_backend"):
+            continue
+        bk_id = ids.get(tuple(callspec.params["bk"]))
+        if bk_id not in sampled:
+            continue
+        key = (item.path, item.originalname, bk_id)
+        if key in seen:
+            item.add_marker(pytest.mark.skip(reason=f"{bk_id}: one case per test here (BPNET_TEST_BACKENDS={bk_id} "
+                                                    "runs them all)"))
+        seen.add(key)
+
+
+def usable_backends():
+    """``[(name, device), ...]``: the backends under test (``BPNET_TEST_BACKENDS``) that run here."""
+    reasons = backends.unavailable_reasons()
+    return [(name, device) for _, name, device in _selected()
+            if name not in reasons and not _no_device(name, device)]
 
 
 @pytest.fixture(params=_params())
@@ -100,15 +152,20 @@ OUTPUT_LOSS_PAIRS = [
 ]
 
 
+#: the backends whose arithmetic is numpy's own (bit-identical results)
+_NUMPY_BLAS = ("numpy", "array_api_strict")
+
+
 def rtol_for(dtype):
     return 1e-12 if dtype == "float64" else 1e-5
 
 
 def assert_same_result(bk_a, bk_b, got, want, err_msg=""):
     """``got`` (computed on ``bk_a``) equals ``want`` (on ``bk_b``): bit for bit when both ran on
-    numpy's BLAS (numpy, array-api-strict), else to rounding (cuBLAS sums in another order)."""
+    numpy's BLAS (numpy, array-api-strict), else to rounding (cuBLAS, torch's and XLA's kernels sum in
+    other orders)."""
     got, want = to_np(got), to_np(want)
-    if bk_a.name != "cupy" and bk_b.name != "cupy":
+    if bk_a.name in _NUMPY_BLAS and bk_b.name in _NUMPY_BLAS:
         np.testing.assert_array_equal(got, want, err_msg=err_msg, strict=True)
     else:
         assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, want.dtype, got.shape, want.shape)
@@ -193,3 +250,26 @@ def backend_arg(bk) -> str:
     """The ``--backend`` string of a fixture backend (``array_api_strict:device1``)."""
     default = backends.get(bk.name).device
     return bk.name if bk.device == default else f"{bk.name}:{backends.device_str(bk.device)}"
+
+
+def iris_csv(path, *, label="species", rows=slice(None)):
+    """iris as a CSV file with a header row: the four feature columns and, unless ``label`` is None, the species
+    names in a column of that name (``my.csv``/``new.csv`` of the README's command lines)."""
+    import csv
+
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(d.feature_names) + ([label] if label else []))
+        for x, t in list(zip(d.data, d.target))[rows]:
+            w.writerow(list(x) + ([d.target_names[t]] if label else []))
+    return path
+
+
+def umask() -> int:
+    """The process umask (set and restored: no call reads it alone)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import types
@@ -13,6 +14,8 @@ from conftest import assert_on, to_np
 
 import bpnet
 from bpnet import backends
+
+pytestmark = pytest.mark.every_backend  # torch and jax run every case here (tests/conftest.py)
 
 # cupy is never really imported here: its two failure modes (not installed; installed
 # without a usable GPU/driver) are simulated by putting ``None`` or a fake module into
@@ -79,7 +82,8 @@ def test_available_has_no_cupy_here():
 
 
 def test_available_without_cupy(no_cupy):
-    assert backends.available() == ["numpy", "array_api_strict"]
+    assert backends.available()[:2] == ["numpy", "array_api_strict"]
+    assert "cupy" not in backends.available()
 
 
 # --------------------------------------------------------------------------- #
@@ -248,8 +252,8 @@ def test_unknown_name_lists_available(no_env):
 
 
 def test_unknown_name_with_device(no_env):
-    with pytest.raises(ValueError, match=r"unknown backend 'jax:0'"):
-        backends.get("jax:0")
+    with pytest.raises(ValueError, match=r"unknown backend 'mxnet:0'"):
+        backends.get("mxnet:0")
 
 
 def test_non_string_name(no_env):
@@ -347,7 +351,7 @@ def test_cupy_driver_error_reason(monkeypatch):
 def test_cupy_usable_reason(monkeypatch):
     _fake_cupy(monkeypatch, lambda: True)
     assert backends.unavailable_reasons() == {}
-    assert backends.available() == ["numpy", "array_api_strict", "cupy"]
+    assert backends.available()[:3] == ["numpy", "array_api_strict", "cupy"]
 
 
 def test_backend_unavailable_error_is_value_error():
@@ -355,7 +359,9 @@ def test_backend_unavailable_error_is_value_error():
 
 
 def test_import_bpnet_does_not_import_cupy():
-    code = "import bpnet, sys; assert 'cupy' not in sys.modules, 'bpnet imported cupy'"
+    code = ("import bpnet, bpnet.model, bpnet.cli, sys\n"
+            "for lib in ('cupy', 'torch', 'jax'):\n"
+            "    assert lib not in sys.modules, f'bpnet imported {lib}'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -365,7 +371,7 @@ def test_import_bpnet_does_not_import_cupy():
 
 
 def test_record_fields(bk):
-    assert bk.name in ("numpy", "array_api_strict", "cupy")
+    assert bk.name in ("numpy", "array_api_strict", "cupy", "torch", "jax")
     assert bk.name != "auto"
     assert array_api_compat.array_namespace(bk.xp.zeros(1, device=bk.device)) is bk.xp
     z = bk.xp.zeros((2, 3), dtype=bk.dtype("float64"), device=bk.device)
@@ -529,8 +535,11 @@ def test_module_to_numpy_numpy_passthrough():
 def test_describe(bk):
     x = bk.asarray(np.ones((3, 4)), dtype="float32")
     d = backends.describe(x)
-    dev = {"numpy": "cpu", "cupy": f"cuda:{getattr(bk.device, 'id', 0)}"}.get(bk.name) or str(bk.device).split("'")[1]
+    dev = {"numpy": "cpu", "cupy": f"cuda:{getattr(bk.device, 'id', 0)}", "torch": str(bk.device),
+           "jax": f"{getattr(bk.device, 'platform', '')}:{getattr(bk.device, 'id', '')}"}.get(bk.name)
+    dev = dev or str(bk.device).split("'")[1]
     assert d == f"{bk.name} array on device {dev!r}, shape (3, 4), dtype float32"
+    assert backends.get(backends.spec(bk)) == bk
 
 
 def test_describe_strict_device1():
@@ -547,3 +556,67 @@ def test_bpnet_exports_backends():
     assert bpnet.backends is backends
     for name in backends.__all__:
         assert hasattr(backends, name), name
+
+
+# --------------------------------------------------------------------------- #
+# torch and jax: names, devices, the honest messages
+
+
+def _not_installed(monkeypatch, lib):
+    monkeypatch.setitem(sys.modules, lib, None)
+
+
+@pytest.mark.parametrize("lib", ["torch", "jax"])
+def test_not_installed_message(no_env, monkeypatch, lib):
+    _not_installed(monkeypatch, lib)
+    with pytest.raises(backends.BackendUnavailableError,
+                       match=rf"backend '{lib}' is not available: {lib} is not installed \(pip install 'bpnet\[{lib}\]'\)"):
+        backends.get(lib)
+    assert lib not in backends.available()
+    assert backends.unavailable_reasons()[lib].startswith(f"{lib} is not installed")
+
+
+def test_names_list_every_backend():
+    assert set(backends.NAMES) == {"numpy", "array_api_strict", "cupy", "torch", "jax", "auto"}
+
+
+def test_torch_devices(no_env):
+    pytest.importorskip("torch")
+    import torch
+
+    assert backends.get("torch").device == torch.device("cpu")
+    assert backends.get("torch:cpu").device == torch.device("cpu")
+    assert str(backends.get("torch")) == "torch (device: cpu)"
+    with pytest.raises(ValueError, match=r"device: torch devices are cpu, cuda\[:N\] and mps, got 'tpu'"):
+        backends.get("torch:tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(backends.BackendUnavailableError,
+                           match=r"'torch:cuda' is not available: torch is installed but no usable CUDA GPU"):
+            backends.get("torch:cuda:0")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(backends.BackendUnavailableError, match=r"'torch:mps' is not available"):
+            backends.get("torch", device="mps")
+
+
+def test_torch_from_env(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv(backends.ENV_VAR, "torch:cpu")
+    assert backends.get().name == "torch"
+
+
+def test_jax_devices_and_x64(no_env):
+    pytest.importorskip("jax")
+    bk = backends.get("jax")
+    assert bk.name == "jax"
+    assert backends.get("jax:cpu").device.platform == "cpu"
+    assert backends.get("jax:cpu:0") == backends.get("jax:cpu")
+    # x64 is on: float64 stays float64
+    assert bk.asarray(np.ones(2), dtype="float64").dtype == bk.xp.float64
+    with pytest.raises(ValueError, match=r"device: jax sees .*'cpu:0'.*, got 'tpu:7'"):
+        backends.get("jax:tpu:7")
+
+
+def test_available_lists_installed_libraries():
+    for lib in ("torch", "jax"):
+        installed = importlib.util.find_spec(lib) is not None
+        assert (lib in backends.available()) == installed, lib

@@ -1,4 +1,5 @@
-"""Inverted dropout masks, drawn on the host so every backend gets the same ones."""
+"""Inverted dropout masks, drawn on the device by the counter-based generator (:mod:`bpnet.nn.random`):
+the same masks on every backend, and nothing crosses the bus."""
 
 from __future__ import annotations
 
@@ -6,17 +7,13 @@ import numpy as np
 
 from .. import _validate as v
 from .. import backends
+from . import random
 
-__all__ = ["dropout_masks", "draw_masks"]
-
-
-def draw_masks(rng, sizes, m, keep_prob):
-    """Host 0/1 masks ``D[l] ~ Bernoulli(keep_prob)``, shape ``(n_l, m)`` for each n_l of ``sizes``, in order."""
-    return [rng.random((n, m)) < keep_prob for n in sizes]
+__all__ = ["dropout_masks"]
 
 
 def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=None):
-    """Inverted-dropout masks for the hidden layers, drawn on the host.
+    """Inverted-dropout masks for the hidden layers, drawn on the backend's device.
 
     Parameters
     ----------
@@ -25,8 +22,10 @@ def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=N
     m : int
         Examples in the batch.
     keep_prob : float in (0, 1]
-    rng : int seed or numpy.random.Generator
-        The host generator of the Bernoulli draws (the same masks on every backend).
+    rng : int, tuple of ints or numpy.random.Generator
+        The counters of the draw: a seed, or ``(seed, epoch, batch)`` for the masks
+        training draws for mini-batch ``batch`` (0-based) of 0-based ``epoch``
+        (:func:`bpnet.nn.random.dropout`); a Generator gives a seed from its stream.
     dtype, backend : where the masks are created.
 
     Returns
@@ -38,7 +37,11 @@ def dropout_masks(layer_dims, m, keep_prob, *, rng=0, dtype="float64", backend=N
     dims = v.layer_dims(layer_dims)
     m = v.integer(m, "m", low=1)
     keep_prob = v.real(keep_prob, "keep_prob", low=0.0, high=1.0, low_open=True)
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        counters = (int(rng.integers(2**63)),)
+    elif isinstance(rng, tuple) and rng:
+        counters = tuple(v.integer(c, "rng", low=0) for c in rng)
+    else:
+        counters = (v.integer(rng, "rng", low=0),)
     bk = backends.get(backend)
-    return [bk.asarray(D / keep_prob, dtype=dtype) for D in draw_masks(rng, dims[1:-1], m, keep_prob)]
+    return random.dropout(bk.xp, dims[1:-1], m, keep_prob, counters, bk.device, bk.dtype(dtype))

@@ -367,7 +367,7 @@ class _Recorder:
 
         def update_(xp, theta, g, moments, t, lr, hyper):
             self.shapes["d" + self.keys[id(theta)]] = tuple(g.shape)
-            gd.update_(xp, theta, g, moments, t, lr, hyper)
+            return gd.update_(xp, theta, g, moments, t, lr, hyper)
 
         return SimpleNamespace(rule=dataclasses.replace(gd, update_=update_), hyper={})
 

@@ -18,7 +18,7 @@ let :func:`central_differences` shrink the step while it straddles a kink.
 from __future__ import annotations
 
 import numpy as np
-from array_api_compat import device
+from array_api_compat import device, is_writeable_array
 
 from .. import _validate as v
 from ..backends import namespace_of, to_numpy
@@ -30,9 +30,16 @@ __all__ = ["gradient_check", "numerical_gradients", "central_differences", "rela
 
 
 def _shifted(xp, theta, i, j, h):
-    out = xp.asarray(theta, copy=True)
-    out[i, j] = theta[i, j] + h
-    return out
+    """A copy of ``theta`` (n, k) with ``theta[i, j] + h`` at ``(i, j)``."""
+    if is_writeable_array(theta):
+        out = xp.asarray(theta, copy=True)
+        out[i, j] = theta[i, j] + h
+        return out
+    # immutable arrays (JAX): the same sum, selected at (i, j)
+    dev = device(theta)
+    rows, cols = xp.arange(theta.shape[0], device=dev), xp.arange(theta.shape[1], device=dev)
+    at = (rows == i)[:, None] & (cols == j)[None, :]
+    return xp.where(at, theta + h, theta)
 
 
 def central_differences(cost, theta, entries, eps, *, retries=0):

@@ -113,7 +113,7 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
             print(f"Cost after iteration {i}: {r.cost}")
         if callback is not None:
             callback(i, r.cost)
-    return parameters, costs
+    return ts.parameters, costs  # the live arrays: new ones on an immutable backend (JAX)
 
 
 def two_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, print_cost=False, *,

@@ -6,7 +6,14 @@ times.  It computes the numbers of the course's path to rounding, on any
 Array API namespace, but
 
 * **updates the parameters and optimiser moments in place** (``W -= dW``)
-  with each rule's ``update_`` (:mod:`bpnet.optim.rules`): the caller owns them;
+  with each rule's ``update_`` (:mod:`bpnet.optim.rules`): the caller owns them.
+  Every write is an augmented assignment to a name, a list item or a dict
+  item (``Ws[l] -= dW``, ``mo["v"] *= beta``), so on a namespace whose arrays
+  are immutable (JAX) the same code rebinds them to new arrays: one
+  implementation of the math for both.  There :class:`TrainState` keeps the
+  new arrays, blocks are never cut (they write slices), and :func:`train_step`
+  runs the whole step as one compiled call (``jax.jit``, see
+  :func:`bpnet.backends.compiler`);
 * keeps only the activations ``A[0..L]``, no ``Z`` (every derivative is
   written through ``A``), and adds the bias in place (``Z = W A; Z += b``);
 * starts from ``dZ[L] = A[L] - Y`` for a loss's canonical output, else from
@@ -27,7 +34,8 @@ within ~1.1x of the working set; plain gradient descent updates a large ``W``
 row block by row block (``W[s] -= c dZ[s] A^T``, no full ``dW``).
 
 Nothing is brought to the host: ``t`` is a Python int, the learning rate a
-Python float (or a 0-d array of the parameters' device).
+Python float (or a 0-d array of the parameters' device); both are traced
+(weakly typed) values inside a compiled step.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from typing import NamedTuple
 import array_api_compat
 
 from .._validate import n_layers
+from ..backends import compiler
 from ..nn import Activation, Loss
 from ..optim.rules import clip_scale
 
@@ -63,11 +72,13 @@ class Net:
     """What the step computes with: hidden and output activations and the loss (registry entries).
 
     ``fused``: ``dZ[L] = A[L] - Y`` exactly (the output is the loss's canonical one).
+    ``weighted``: the last row of every ``Y`` holds the examples' weights (``MLP.fit(sample_weight=)``).
     """
 
     hidden: Activation
     output: Activation
     loss: Loss
+    weighted: bool = False
     fused: bool = field(init=False)
 
     def __post_init__(self):
@@ -104,28 +115,35 @@ def _cut_rows(n, row_bytes, block_bytes):
 
 
 class TrainState:
-    """What the step mutates: the parameters (as lists, in place) and the optimiser state.
+    """What the step updates: the parameters (as lists) and the optimiser state.
 
     Parameters
     ----------
     parameters : dict ``W1, b1, ..., WL, bL``
-        Arrays the caller owns; updated in place (the dict keeps pointing at them).
+        Arrays the caller owns; updated in place where the namespace allows it
+        (the dict keeps pointing at them).  Read the current ones from
+        :attr:`parameters` and :attr:`optimizer_state`: with immutable arrays
+        (JAX) every step makes new ones.
     optimizer : :class:`bpnet.optim.Optimizer`
     state : dict from ``optimizer.init``: ``t`` and the moments the caller owns
         (updated in place; ``state["t"]`` is incremented).
     """
 
-    __slots__ = ("Ws", "bs", "rule", "hyper", "state", "moments", "_block_bytes", "_batch", "_w_block_bytes",
-                 "w_rows")
+    __slots__ = ("Ws", "bs", "rule", "hyper", "state", "moments", "mutable", "_block_bytes", "_batch",
+                 "_w_block_bytes", "w_rows", "_compiled")
 
     def __init__(self, parameters, optimizer, state):
         L = n_layers(parameters)
         self.Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
         self.bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
         self.rule, self.hyper, self.state = optimizer.rule, optimizer.hyper, state
+        state["t"] = int(state["t"])  # a Python int: beta^t stays a Python float (numpy ints would promote)
         #: moments[p][l]: {slot: the moment array of parameter p ("W" or "b") of layer l + 1}
         self.moments = {p: [{s: state[s][f"d{p}{l}"] for s in self.rule.slots} for l in range(1, L + 1)]
                         for p in "Wb"}
+        #: False for immutable arrays (JAX): the step rebinds instead of writing, and is compiled
+        self.mutable = array_api_compat.is_writeable_array(self.Ws[0])
+        self._compiled = {}
         gpu = array_api_compat.is_cupy_namespace(array_api_compat.array_namespace(self.Ws[0]))
         self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
         self.w_block_bytes = GPU_W_BLOCK_BYTES if gpu else W_BLOCK_BYTES
@@ -134,6 +152,14 @@ class TrainState:
     def parameters(self) -> dict:
         """``W1, b1, ...``: the live arrays (not copies)."""
         return {f"{p}{l + 1}": a for l in range(len(self.Ws)) for p, a in (("W", self.Ws[l]), ("b", self.bs[l]))}
+
+    @property
+    def optimizer_state(self) -> dict:
+        """``{"t": ..., slot: {"dW1": ..., ...}}``, the :meth:`bpnet.optim.Optimizer.init` layout: the live arrays."""
+        out = {"t": self.state["t"]}
+        for s in self.rule.slots:
+            out[s] = {f"d{p}{l + 1}": self.moments[p][l][s] for l in range(len(self.Ws)) for p in "Wb"}
+        return out
 
     @property
     def block_bytes(self):
@@ -154,11 +180,15 @@ class TrainState:
     def w_block_bytes(self, value):
         self._w_block_bytes = int(value)
         item = array_api_compat.array_namespace(self.Ws[0]).finfo(self.Ws[0].dtype).bits // 8
-        #: row slices of each W for the blocked update, or None: updated whole
-        self.w_rows = [_cut_rows(W.shape[0], W.shape[1] * item, self._w_block_bytes) for W in self.Ws]
+        #: row slices of each W for the blocked update, or None: updated whole (always, for immutable arrays)
+        self.w_rows = [_cut_rows(W.shape[0], W.shape[1] * item, self._w_block_bytes) if self.mutable else None
+                       for W in self.Ws]
 
     def blocks(self, xp, m):
-        """How each hidden activation ``A[1..L-1]`` ``(n_l, m)`` is cut (a list of Blocks or None), or None."""
+        """How each hidden activation ``A[1..L-1]`` ``(n_l, m)`` is cut (a list of Blocks or None), or None
+        (always for immutable arrays: a block is written with ``__setitem__``)."""
+        if not self.mutable:
+            return None
         item = xp.finfo(self.Ws[0].dtype).bits // 8
         n_params = sum(W.shape[0] * (W.shape[1] + 1) for W in self.Ws)
         n_acts = (self.Ws[0].shape[1] + sum(W.shape[0] for W in self.Ws)) * m  # A[0..L]
@@ -223,10 +253,17 @@ def batch_metrics(xp, AL, Y, net, ZL=None):
 
     The cost comes from the logits ``ZL`` when given and the output is the loss's canonical one (exact
     where ``A[L]`` has saturated), else from ``AL``.  Both 0-d device arrays (no host sync); call
-    before the backward pass overwrites ``AL``.
+    before the backward pass overwrites ``AL``.  With ``net.weighted`` (weights ``w``, the last row
+    of ``Y``) ``J = sum(w l) / sum(w)``, scikit-learn's weighted mean; hits are not weighted.
     """
     loss = net.loss
-    cost = (loss.logit_cost(xp, ZL, Y) if ZL is not None and net.fused else loss.cost(xp, AL, Y)) * AL.shape[1]
+    logits = ZL is not None and net.fused
+    if net.weighted:
+        Y, w = Y[:-1, :], Y[-1:, :]
+        w = w * (AL.shape[1] / xp.sum(w))  # mean 1: sum(w l) / m is then sum(w l) / sum(w)
+        cost = (loss.logit_cost(xp, ZL, Y, w) if logits else loss.cost(xp, AL, Y, w)) * AL.shape[1]
+    else:
+        cost = (loss.logit_cost(xp, ZL, Y) if logits else loss.cost(xp, AL, Y)) * AL.shape[1]
     if loss.task == "regression":
         return cost, None
     if loss.task == "multiclass":
@@ -280,19 +317,33 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
     :meth:`TrainState.batch` (looked up when not given).  ``collect=True``
     updates nothing and returns ``[(l, dW, db), ...]`` (l 0-based, from the
     top), the gradients times ``scale`` (default ``1/m``) instead of ``1/m``.
+    With ``net.weighted`` (weights ``w``, the last row of ``Y``) column i of
+    ``dZ[L]`` is scaled by ``w_i m / sum(w)`` and the L2 term by ``m / sum(w)``,
+    scikit-learn's normalisation (all weights 1: the unweighted numbers); with
+    ``scale`` by ``w_i`` alone (``scale`` then normalises).
     """
     Ws, bs = ts.Ws, ts.bs
+    w = r = None
+    if net.weighted:
+        Y, w = Y[:-1, :], Y[-1:, :]
+        if scale is None:
+            r = Y.shape[1] / xp.sum(w)  # m / sum(w): 1/m times it divides by the sum of the weights
+            w = w * r
     L, m = len(Ws), Y.shape[1]
-    t = int(ts.state["t"]) + (0 if collect else 1)
+    t = ts.state["t"] + (0 if collect else 1)
     ts.state["t"] = t
     # a rule linear in lr * g (plain gradient descent) folds lr into the 1/m factor: one pass fewer
     folded = ts.rule.folds_lr and clip_norm is None and not collect and isinstance(lr, float)
     c = (1.0 / m if scale is None else scale) * (lr if folded else 1.0)
     l2c = (l2 / m) * (lr if folded else 1.0)
+    if r is not None:
+        l2c = l2c * r  # lambda / sum(w)
     pending = [] if (clip_norm is not None or collect) else None
     w_rows = ts.w_rows if folded else None
     ones, _, blocks = ts.batch(xp, m) if batch is None else batch
     dZ = _seed(xp, acts, Y, net)
+    if w is not None:
+        dZ *= w  # each example's weight
     dZ *= c  # c dZ[L]: dW, db and every dZ[l-1] below are linear in it, so they carry c
     for l in range(L - 1, -1, -1):
         W, A_prev = Ws[l], acts[l]
@@ -319,7 +370,7 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
                 W[s, :] -= G  # gd with lr folded: theta -= g
             bs[l] -= db
         elif folded:  # a rule that folds lr (Rule.folds_lr) updates theta -= g
-            W -= dW
+            Ws[l] -= dW
             bs[l] -= db
         elif pending is None:
             _update(xp, ts, l, dW, db, t, lr)
@@ -334,33 +385,82 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
 
 
 def _update(xp, ts, l, dW, db, t, lr):
-    ts.rule.update_(xp, ts.Ws[l], dW, ts.moments["W"][l], t, lr, ts.hyper)
-    ts.rule.update_(xp, ts.bs[l], db, ts.moments["b"][l], t, lr, ts.hyper)
+    # update_ returns theta: the same array where it was written in place, a new one for immutable arrays
+    ts.Ws[l] = ts.rule.update_(xp, ts.Ws[l], dW, ts.moments["W"][l], t, lr, ts.hyper)
+    ts.bs[l] = ts.rule.update_(xp, ts.bs[l], db, ts.moments["b"][l], t, lr, ts.hyper)
 
 
 def apply_gradients(xp, ts, grads, lr, *, l2=0.0, m=1, clip_norm=None, t=None):
-    """Apply ``grads = [(l, dW, db), ...]`` (owned: overwritten) to ``ts`` in place.
+    """Apply ``grads = [(l, dW, db), ...]`` (owned: overwritten) to ``ts``.
 
     ``l2`` adds ``(l2 / m) W`` to each ``dW``; ``clip_norm`` rescales all of them
     to that global norm first.  ``t`` is the step number; when None the
     state's ``t`` is incremented and used.
     """
     if t is None:
-        t = ts.state["t"] = int(ts.state["t"]) + 1
+        t = ts.state["t"] = ts.state["t"] + 1
+    grads = [list(g) for g in grads]  # [l, dW, db]: written back below (rebound for immutable arrays)
     if l2:
-        for l, dW, _ in grads:
-            dW += (l2 / m) * ts.Ws[l]  # dW += (lambda / m) W
+        for g in grads:
+            g[1] += (l2 / m) * ts.Ws[g[0]]  # dW += (lambda / m) W
     if clip_norm is not None:
-        factor, _ = clip_scale(xp, [g for _, dW, db in grads for g in (dW, db)], clip_norm)
-        for _, dW, db in grads:
-            dW *= factor
-            db *= factor
+        factor, _ = clip_scale(xp, [a for g in grads for a in g[1:]], clip_norm)
+        for g in grads:
+            g[1] *= factor
+            g[2] *= factor
     for l, dW, db in grads:
         _update(xp, ts, l, dW, db, t, lr)
 
 
-def train_step(xp, X, Y, ts, net, lr, masks=None, **kw):
-    """One step: :func:`forward_train` then :func:`backward_update` (returns None); ``ts`` is updated in place."""
+def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip_norm=None, outputs=None):
+    """One step on ``ts``: :func:`forward_train`, :func:`batch_metrics` when ``metrics``, :func:`backward_update`.
+
+    X : (n_x, m); Y : (n_L, m) (plus a weights row with ``net.weighted``); masks : the dropout masks
+    ``(n_l, m)`` of the hidden layers, or None.  Returns ``(m J, hits)`` (0-d device arrays; hits None
+    for regression), ``(None, None)`` without ``metrics``.  ``outputs = ((A_out, Z_out), cols)`` (mutable
+    arrays only) copies the step's output ``A[L]`` and logits ``Z[L]`` ``(n_L, m)`` into the columns
+    ``cols`` of ``A_out`` and ``Z_out``, for :func:`batch_metrics` over many steps at once.  With
+    immutable arrays the step runs as one compiled call (:func:`bpnet.backends.compiler`), compiled
+    once per batch size and option set.
+    """
+    if not ts.mutable:
+        return _compiled_step(xp, ts, net, X.shape[1], masks is not None, metrics, l2, clip_norm)(X, Y, lr, masks)
     batch = ts.batch(xp, X.shape[1])
-    acts, gs, _ = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
-    backward_update(xp, acts, Y, ts, net, lr, gs=gs, masks=masks, batch=batch, **kw)
+    acts, gs, ZL = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
+    out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
+    if outputs is not None:  # before the backward pass overwrites A[L]
+        (A_out, Z_out), cols = outputs
+        A_out[:, cols] = acts[-1]
+        Z_out[:, cols] = ZL
+    backward_update(xp, acts, Y, ts, net, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm, batch=batch)
+    return out
+
+
+def _compiled_step(xp, ts, net, m, dropout, metrics, l2, clip_norm):
+    """``run(X, Y, lr, masks) -> (m J, hits)``: :func:`train_step` as one compiled pure function
+    ``(Ws, bs, moments, t, X, Y, lr, masks) -> (Ws, bs, moments, m J, hits)``, cached on ``ts``; ``run``
+    stores the new arrays in ``ts`` (``t`` counts on the host: the compiled step takes it as an argument)."""
+    key = (m, dropout, metrics, net.hidden.name, net.output.name, net.loss.name, net.weighted, float(l2), clip_norm)
+    run = ts._compiled.get(key)
+    if run is not None:
+        return run
+
+    def pure(Ws, bs, moments, t, X, Y, lr, masks):
+        shell = TrainState.__new__(TrainState)  # the same step, on the traced arrays
+        shell.Ws, shell.bs, shell.moments, shell.state = list(Ws), list(bs), moments, {"t": t}
+        shell.rule, shell.hyper, shell.mutable, shell._batch = ts.rule, ts.hyper, False, {}
+        shell._block_bytes, shell.w_rows = ts.block_bytes, [None] * len(Ws)
+        acts, gs, ZL = forward_train(xp, X, shell.Ws, shell.bs, net, masks, ones_row=shell.batch(xp, m)[1])
+        out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
+        backward_update(xp, acts, Y, shell, net, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm)
+        return shell.Ws, shell.bs, shell.moments, *out
+
+    step = compiler(xp)(pure)
+
+    def run(X, Y, lr, masks):
+        ts.Ws[:], ts.bs[:], ts.moments, cost, hits = step(ts.Ws, ts.bs, ts.moments, ts.state["t"], X, Y, lr, masks)
+        ts.state["t"] += 1
+        return cost, hits
+
+    ts._compiled[key] = run
+    return run

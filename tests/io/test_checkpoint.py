@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 from badinput import api_context, check_table, with_entry
-from conftest import ROOT, assert_on, assert_same_result, to_np
+from conftest import ROOT, assert_on, assert_same_result, to_np, usable_backends
 from safetensors import safe_open
 
 import bpnet
@@ -40,8 +40,14 @@ from bpnet.checkpoint import (
 )
 from bpnet.io import atomic
 
+pytestmark = pytest.mark.every_backend  # torch and jax run every case here (tests/conftest.py)
+
 DIMS = [6, 5, 3, 1]
-TARGETS = ["numpy", "array_api_strict:device1"]
+#: where a checkpoint is loaded in the cross-backend tests: numpy, a second device, and every other
+#: library under test here (torch, jax, cupy)
+TARGETS = ["numpy", "array_api_strict:device1"] + sorted(
+    {f"{name}:{device}" if device else name for name, device in usable_backends()
+     if name not in ("numpy", "array_api_strict")})
 DATA = pathlib.Path(__file__).parent / "data"
 
 

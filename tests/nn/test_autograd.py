@@ -8,6 +8,8 @@ from conftest import to_np
 
 import bpnet
 
+pytestmark = pytest.mark.every_backend  # torch and jax run every case here (tests/conftest.py)
+
 torch = pytest.importorskip("torch")
 
 HIDDEN = [a for a, e in bpnet.ACTIVATIONS.items() if e.hidden]

@@ -18,6 +18,8 @@ from notebook_reference import assert_printed
 
 import bpnet
 
+pytestmark = pytest.mark.every_backend  # torch and jax run every case here (tests/conftest.py)
+
 # --------------------------------------------------------------------------- #
 # what the notebooks print (numpy's default printing: 8 decimals)
 

@@ -1,11 +1,14 @@
-"""Inverted dropout (bpnet.nn.dropout): the masks, drawn on the host, the same on every backend; the
-backward pass through them."""
+"""Inverted dropout (bpnet.nn.dropout): the masks, drawn on the device by the counter-based generator
+(bpnet.nn.random), the same on every backend; the backward pass through them."""
 
 import numpy as np
+import pytest
 from conftest import assert_on, to_np
 
 import bpnet
 from bpnet import dropout_masks
+
+pytestmark = pytest.mark.every_backend  # torch and jax run every case here (tests/conftest.py)
 
 
 def test_dropout_masks_are_reproducible_and_the_same_on_every_backend(bk, cancer):

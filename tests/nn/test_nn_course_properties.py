@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, _selected, assert_on, to_np
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, assert_on, to_np, usable_backends
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,8 @@ from bpnet import backends
 # the three fused pairs and non-fused ones, with ``fused`` drawn where it applies --,
 # the output width, m = 1..7 examples (m = 1 is always among them: an explicit
 # ``@example``), the dtype, the backend (numpy, array-api-strict on its default
-# device and on ``device1``, cupy when usable; narrowed by ``BPNET_TEST_BACKENDS``)
+# device and on ``device1``, torch and jax on the CPU, cupy, torch CUDA and jax GPU when usable; narrowed
+# by ``BPNET_TEST_BACKENDS``)
 # and the seed of the weights, biases and data.
 #
 # Properties:
@@ -58,7 +59,7 @@ settings.load_profile(PROFILE)
 
 _REASONS = backends.unavailable_reasons()
 #: (name, device) of every backend under test here
-BACKENDS = [(name, device) for _, name, device in _selected() if name not in _REASONS]
+BACKENDS = usable_backends()
 if not BACKENDS:  # e.g. BPNET_TEST_BACKENDS=cupy on a machine without a GPU
     pytest.skip(f"no backend under test is usable here: {_REASONS}", allow_module_level=True)
 PAIRS = OUTPUT_LOSS_PAIRS
