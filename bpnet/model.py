@@ -20,6 +20,7 @@ import os
 import warnings
 
 import numpy as np
+from array_api_compat import is_writeable_array
 
 from . import _validate as v
 from . import backends
@@ -28,6 +29,7 @@ from .nn import INITS, get_activation, initialize_parameters_deep, resolve_head
 from .optim import get_optimizer
 from .train import FitConfig, History, LocalBatches, Net, TrainingDivergedError, TrainState, epochs, owned_copy
 from .train.inference import forward_batches
+from .train.loop import Plateau
 from .train.step import batch_metrics
 
 __all__ = ["MLP", "Model", "History", "TrainingDivergedError"]
@@ -160,8 +162,8 @@ class MLP:
     # ------------------------------------------------------------------ #
     # training
 
-    def fit(self, X, Y, *, validation_data=None, validation_split=0.0, client=None, chunk_size=None,
-            **options) -> History:
+    def fit(self, X, Y, *, sample_weight=None, validation_data=None, validation_split=0.0, client=None,
+            chunk_size=None, **options) -> History:
         """Train for ``epochs`` more epochs of mini-batch optimisation.
 
         Parameters
@@ -170,7 +172,11 @@ class MLP:
             Host data (numpy, a list, a DataFrame, ...) or an array of any
             backend; moved to the model's backend once.
         Y : array, shape (n_L, m), or (m,)
-            0/1 labels (binary), one-hot or 1-D class indices (categorical), targets (mse).
+            0/1 labels (binary), one-hot or 1-D class indices (categorical), targets (mse, poisson).
+        sample_weight : array, shape (m,), optional
+            Weights >= 0 of the training examples: each mini-batch's gradient and
+            cost are ``sum(w g) / sum(w)`` (scikit-learn's weighting; all ones: the
+            unweighted numbers); the validation cost is not weighted.
         validation_data : tuple (X_val, Y_val), optional
         validation_split : float in [0, 1)
             Otherwise hold out this fraction of the columns (seeded) for validation.
@@ -183,11 +189,16 @@ class MLP:
         **options
             The fields of :class:`bpnet.train.FitConfig` -- ``epochs`` (100),
             ``batch_size`` (64), ``optimizer`` ("adam"), ``learning_rate``,
-            ``lr_decay``, ``decay_interval``, ``l2``, ``dropout``, ``clip_norm``,
+            ``lr_decay``, ``decay_interval``, ``schedule`` ("staircase",
+            "constant", "invscaling", "adaptive"), ``power_t``, ``tol``,
+            ``n_iter_no_change``, ``monitor``, ``l2``, ``dropout``, ``clip_norm``,
             ``early_stopping``, ``restore_best``, ``shuffle``, ``seed``,
             ``callbacks`` (``callback(model, epoch, logs)``), ``checkpoint``,
             ``checkpoint_every`` -- and the optimiser's hyper-parameters
-            (``beta``; ``beta1``, ``beta2``, ``epsilon``).
+            (``beta``; ``beta1``, ``beta2``, ``epsilon``; ``momentum``, ``nesterov``).
+            ``model.plateau`` (:class:`bpnet.train.loop.Plateau`) keeps the
+            convergence check's state (best value, count, adaptive factor) for
+            the next fit with the same ``monitor``; it is not saved.
 
         Returns
         -------
@@ -206,6 +217,8 @@ class MLP:
                 raise ValueError("chunk_size: only used with client= (data-parallel training on Dask)")
             if validation_split:
                 raise ValueError("validation_split: not supported with client=; pass validation_data")
+            if sample_weight is not None:
+                raise ValueError("sample_weight: not supported with client= (data-parallel training)")
             from .train.distributed import fit_distributed
 
             return fit_distributed(self, X, Y, client=client, chunk_size=chunk_size,
@@ -216,9 +229,27 @@ class MLP:
         Y = self._labels(Y, X.shape[1])
         if validation_data is not None and split:
             raise ValueError("validation_split: give validation_data or validation_split, not both")
+        weighted = sample_weight is not None
+        if weighted:  # the weights ride along as the last row of Y: shuffled and sliced with the labels
+            Y = self.backend.xp.concat([Y, self._checked_weights(sample_weight, X.shape[1])], axis=0)
         if split:
             X, Y, validation_data = self._split(X, Y, split, cfg.seed)
-        return self.fit_source(LocalBatches(X, Y, self.backend), validation_data=validation_data, config=cfg)
+            if weighted:
+                validation_data = (validation_data[0], validation_data[1][:-1, :])
+        return self.fit_source(LocalBatches(X, Y, self.backend), validation_data=validation_data, config=cfg,
+                               weighted=weighted)
+
+    def _checked_weights(self, sample_weight, m):
+        """``sample_weight`` as a ``(1, m)`` row on the backend: finite, >= 0, a positive sum."""
+        xp = self.backend.xp
+        w = v.to_backend(sample_weight, "sample_weight", self.backend, self.dtype)
+        if w.ndim != 1 or w.shape[0] != m:
+            raise ValueError(f"sample_weight: expected shape ({m},), one weight per column of X, got {tuple(w.shape)}")
+        v.check_finite(xp, w, "sample_weight")
+        if not bool(xp.all(w >= 0.0)) or not float(xp.sum(w)) > 0.0:
+            raise ValueError("sample_weight: expected weights >= 0 with a positive sum, got "
+                             f"min {float(xp.min(w)):g}, sum {float(xp.sum(w)):g}")
+        return xp.reshape(w, (1, m))
 
     def _config(self, options) -> FitConfig:
         cfg = options.pop("config", None) or FitConfig.from_options(**options)
@@ -235,15 +266,18 @@ class MLP:
         val, tr = (self.backend.asarray(np.sort(p), dtype="int64") for p in (perm[:n_val], perm[n_val:]))
         return xp.take(X, tr, axis=1), xp.take(Y, tr, axis=1), (xp.take(X, val, axis=1), xp.take(Y, val, axis=1))
 
-    def fit_source(self, source, *, validation_data=None, **options) -> History:
+    def fit_source(self, source, *, validation_data=None, weighted=False, **options) -> History:
         """The epoch loop over any gradient source (local batches, Dask chunks); see :meth:`fit`.
 
-        ``source`` has ``m`` and ``run_epoch(ts, net, cfg, epoch, lr, metrics)`` (:mod:`bpnet.train.loop`).
+        ``source`` has ``m`` and ``run_epoch(ts, net, cfg, epoch, lr, metrics)`` (:mod:`bpnet.train.loop`);
+        ``weighted``: the last row of its ``Y`` holds the examples' weights.
         """
         cfg = self._config(options)
         validation = self._validation(validation_data) if validation_data is not None else None
         if cfg.early_stopping is not None and validation is None:
             raise ValueError("early_stopping: needs validation_data or validation_split > 0")
+        if cfg.monitor == "val_cost" and validation is None:
+            raise ValueError("monitor: 'val_cost' needs validation_data or validation_split > 0")
         config = {"name": cfg.optimizer.name, "hyper": dict(cfg.optimizer.hyper)}
         if self.optimizer_state is None or self.optimizer_config != config:
             self.optimizer_state, self.optimizer_config = cfg.optimizer.init(self._parameters), config
@@ -251,10 +285,11 @@ class MLP:
         xp = self.backend.xp
         params, state = owned_copy(xp, self._parameters), owned_copy(xp, self.optimizer_state)
         ts = TrainState(params, cfg.optimizer, state)
+        net = dataclasses.replace(self.net, weighted=True) if weighted else self.net
         track = _Tracker(self, cfg, validation)
         try:
-            for result in epochs(source, ts, self.net, cfg, first_epoch=self.epoch, note=track.note):
-                if track.end_epoch(result, params, state):
+            for result in epochs(source, ts, net, cfg, first_epoch=self.epoch, note=track.note, plateau=track.plateau):
+                if track.end_epoch(result, ts):
                     break
         except Exception as exc:
             if _is_out_of_memory(exc):
@@ -262,7 +297,9 @@ class MLP:
                                   f"{cfg.batch_size} ({'-'.join(map(str, self.layer_dims))} network, {self.dtype}): "
                                   "try a smaller batch_size (--batch-size), float32, or a smaller network") from exc
             raise
-        if cfg.checkpoint is not None and self.epoch % cfg.checkpoint_every and not self.history.stopped_early:
+        restored = track.finish()
+        if cfg.checkpoint is not None and (restored or (self.epoch % cfg.checkpoint_every
+                                                        and not self.history.stopped_early)):
             self.save(cfg.checkpoint)  # the final checkpoint, unless the last epoch wrote it
         return self.history
 
@@ -278,15 +315,18 @@ class MLP:
         """The network output ``A[L]`` ``(n_L, m)`` of checked ``X``, or ``reduce(A[L])`` of each column batch
         (e.g. class indices ``(m,)``), written into one preallocated array; NaN/inf raise
         :class:`~bpnet.train.inference.NonFiniteOutputError`."""
-        xp, m, out = self.backend.xp, X.shape[1], None
+        xp, m, out, parts = self.backend.xp, X.shape[1], None, []
         for cols, AL, _ in forward_batches(xp, X, self._parameters, self.net):
             part = AL if reduce is None else reduce(AL)
             if cols.start == 0 and cols.stop == m:
                 return part  # one batch: nothing to copy
+            if not is_writeable_array(part):  # immutable arrays (JAX): joined at the end
+                parts.append(part)
+                continue
             if out is None:
                 out = xp.empty((*part.shape[:-1], m), dtype=part.dtype, device=self.backend.device)
             out[..., cols] = part
-        return out
+        return out if not parts else xp.concat(parts, axis=-1)
 
     def predict_proba(self, X):
         """Network output ``AL``, shape ``(n_L, m)``, on the backend (no dropout), computed over column batches.
@@ -408,21 +448,32 @@ Model = MLP
 
 
 class _Tracker:
-    """The book-keeping after each epoch of :meth:`MLP.fit_source`: publish, history, early stopping, checkpoints."""
+    """The book-keeping after each epoch of :meth:`MLP.fit_source`: publish, history, early stopping, the
+    convergence check and adaptive schedule (:class:`~bpnet.train.loop.Plateau`), checkpoints."""
 
     def __init__(self, model, cfg, validation):
         self.model, self.cfg, self.validation = model, cfg, validation
         self.best, self.best_epoch, self.best_params, self.waited = math.inf, None, None, 0
+        watched = "score" if callable(cfg.monitor) else cfg.monitor
+        kept = getattr(model, "plateau", None)
+        self.plateau = kept if kept is not None and kept.monitor == watched else Plateau(watched)
+        model.plateau = self.plateau
+        #: the best epoch of a validation monitor, restored at the end (restore_best)
+        self.top = None
 
     def note(self) -> str:
         ck = self.cfg.checkpoint
         return f"; the last checkpoint ({ck}) is intact" if ck is not None and os.path.exists(ck) else ""
 
-    def end_epoch(self, r, params, state) -> bool:
-        """Publish copies of the epoch's parameters and state, record it; True when early stopping ends training."""
+    def end_epoch(self, r, ts) -> bool:
+        """Publish copies of the epoch's parameters and state, record it; True when early stopping ends training.
+
+        Reads ``ts.parameters`` and ``ts.optimizer_state``: with immutable arrays (JAX) each step made new ones,
+        so the dicts the loop started from are stale.
+        """
         model, cfg, h = self.model, self.cfg, self.model.history
         xp = model.backend.xp
-        model._parameters, model.optimizer_state = owned_copy(xp, params), owned_copy(xp, state)
+        model._parameters, model.optimizer_state = owned_copy(xp, ts.parameters), owned_copy(xp, ts.optimizer_state)
         model.epoch = r.epoch
         vc, va = model.score_arrays(*self.validation) if self.validation is not None else (None, None)
         for key, value in (("epoch", r.epoch), ("cost", r.cost), ("accuracy", r.accuracy), ("val_cost", vc),
@@ -437,6 +488,7 @@ class _Tracker:
             else:
                 self.waited += 1
                 stop = self.waited >= cfg.early_stopping
+        stop = self.watch(r, vc, logs) or stop
         for cb in cfg.callbacks:
             cb(model, r.epoch, logs)
         if stop:
@@ -446,6 +498,24 @@ class _Tracker:
         if cfg.checkpoint is not None and (stop or r.epoch % cfg.checkpoint_every == 0):
             model.save(cfg.checkpoint)
         return stop
+
+    def watch(self, r, vc, logs) -> bool:
+        """The monitored value through :meth:`Plateau.update` (into ``logs["monitor"]``, ``logs["plateau"]``);
+        True when the plateau ends training."""
+        cfg, model = self.cfg, self.model
+        value = r.cost if cfg.monitor == "cost" else vc if cfg.monitor == "val_cost" else float(cfg.monitor(model))
+        improved, event = self.plateau.update(value, cfg)
+        if improved and cfg.restore_best and self.plateau.monitor != "cost":
+            self.top = (r.epoch, model.parameters)
+        logs["monitor"], logs["plateau"] = value, event
+        return event == "stop"
+
+    def finish(self) -> bool:
+        """After the last epoch: a validation monitor's best epoch restored (restore_best); True if it was."""
+        if self.top is None or self.top[0] == self.model.epoch:
+            return False
+        self.model._parameters, self.model.history.best_epoch = self.top[1], self.top[0]
+        return True
 
 
 def _tree(x, fn):

@@ -113,6 +113,42 @@ def test_same_seed_bit_identical_and_parity_with_numpy(bk, cancer):
         np.testing.assert_allclose(runs[0][k], runs[2][k], rtol=1e-10, atol=1e-12)  # vs numpy
 
 
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_sgd_schedules_fit_predict_save_load_agree_with_numpy(bk, cancer, tmp_path, schedule):
+    """MLP.fit with the registry's sgd (Nesterov) and the schedules of FitConfig, on every backend: the same
+    numbers as numpy (float64, 1e-10), through predict and a save/load round trip."""
+    kw = dict(epochs=4, batch_size=100, optimizer="sgd", momentum=0.9, nesterov=True, learning_rate=0.05,
+              schedule=schedule, power_t=0.3, tol=10.0, n_iter_no_change=1, dropout=0.1, seed=3)
+    runs = []
+    for backend in (bk, "numpy"):
+        model = MLP([cancer.n_x, 8, 1], dtype="float64", seed=4, backend=backend)
+        model.fit(cancer.X_train, cancer.Y_train, **kw)
+        runs.append(model)
+    got, ref = runs
+    # tol=10: no epoch after the first improves enough; once more than n_iter_no_change=1 did not (epoch 3),
+    # adaptive divides the learning rate by 5, any other schedule stops (scikit-learn's rule)
+    if schedule == "adaptive":
+        assert got.history.learning_rate == pytest.approx([0.05, 0.05, 0.05, 0.01])
+    else:
+        assert got.history.learning_rate == pytest.approx([0.05 / (1 + e * 455) ** 0.3 for e in range(3)])
+        assert got.history.stopped_early
+    assert got.history.learning_rate == ref.history.learning_rate
+    np.testing.assert_allclose(got.history.cost, ref.history.cost, rtol=1e-10)
+    assert got.optimizer_config == {"name": "sgd", "hyper": {"momentum": 0.9, "nesterov": True}}
+    for k in ref.parameters:
+        np.testing.assert_allclose(to_np(got.parameters[k]), to_np(ref.parameters[k]), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(to_np(got.optimizer_state["v"][f"d{k}"]), to_np(ref.optimizer_state["v"][f"d{k}"]),
+                                   rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_np(got.predict_proba(cancer.X_test)), to_np(ref.predict_proba(cancer.X_test)),
+                               rtol=1e-10, atol=1e-12)
+    got.save(tmp_path / "m.safetensors")
+    back = MLP.load(tmp_path / "m.safetensors", backend=bk)
+    assert back.backend == got.backend and back.epoch == got.epoch and back.optimizer_config == got.optimizer_config
+    for k in got.parameters:
+        np.testing.assert_array_equal(to_np(back.parameters[k]), to_np(got.parameters[k]))
+    np.testing.assert_array_equal(to_np(back.predict(cancer.X_test)), to_np(got.predict(cancer.X_test)))
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop", "gd"])
 def test_resume_from_checkpoint_equals_uninterrupted(bk, cancer, tmp_path, optimizer):
     kw = dict(batch_size=64, optimizer=optimizer, dropout=0.1, lr_decay=0.1, learning_rate=0.01, seed=11)
@@ -191,11 +227,10 @@ def test_data_moved_to_the_backend_once(monkeypatch, bk, cancer):
     calls.clear()
     model.fit(cancer.X_train, cancer.Y_train, epochs=4, batch_size=16)  # 29 batches an epoch
     m = cancer.X_train.shape[1]
-    # X and Y at most once (not at all when numpy data already are numpy-backend arrays),
-    # then one permutation index of length m per epoch; nothing per batch
+    # X and Y at most once (not at all when numpy data already are numpy-backend arrays); nothing per epoch or
+    # batch (the shuffles are drawn on the device, bpnet.nn.random)
     assert calls.count((cancer.n_x, m)) <= 1 and calls.count((1, m)) <= 1
-    assert calls.count((m,)) == 4
-    assert set(calls) <= {(cancer.n_x, m), (1, m), (m,)}
+    assert set(calls) <= {(cancer.n_x, m), (1, m)}
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
@@ -293,6 +328,8 @@ def test_the_parameters_setter_checks_architecture_dtype_and_backend(bk, tmp_pat
 @pytest.mark.parametrize("hidden", [a for a, e in bpnet.ACTIVATIONS.items() if e.hidden])
 def test_every_registry_activation_trains_and_is_offered_everywhere(hidden, cancer):
     """An activation is one registry entry: MLP.fit, the CLI and the estimators take it with no other edit."""
+    from sklearn.exceptions import ConvergenceWarning
+
     from bpnet.cli import build_parser
     from bpnet.sklearn import MLPClassifier
 
@@ -300,8 +337,10 @@ def test_every_registry_activation_trains_and_is_offered_everywhere(hidden, canc
     model.fit(cancer.X_train, cancer.Y_train, epochs=30, batch_size=128, learning_rate=0.01)
     assert model.history.cost[-1] < model.history.cost[0]
     assert build_parser().parse_args(["train", "--hidden-activation", hidden]).hidden_activation == hidden
-    clf = MLPClassifier((4,), activation=hidden, max_iter=2, random_state=0, backend="numpy")
-    clf.fit(cancer.X_train.T, cancer.y_train)
+    clf = MLPClassifier((4,), activation=hidden, solver="lbfgs", max_iter=2, random_state=0, backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 2 iterations, on purpose
+        clf.fit(cancer.X_train.T, cancer.y_train)
     assert clf.model_.hidden_activation == hidden
 
 
@@ -404,12 +443,12 @@ BAD_INPUTS = [
                  id="mlp-unknown-output-activation"),
     pytest.param(lambda c: MLP([3, 4, 1], loss="hinge", backend="numpy"), ValueError,
                  r"^loss: unknown loss 'hinge'; expected one of", id="mlp-unknown-loss"),
-    pytest.param(lambda c: MLP([3, 4, 1], backend="torch"), ValueError,
-                 r"^backend: unknown backend 'torch'; expected one of", id="mlp-unknown-backend"),
+    pytest.param(lambda c: MLP([3, 4, 1], backend="tensorflow"), ValueError,
+                 r"^backend: unknown backend 'tensorflow'; expected one of", id="mlp-unknown-backend"),
     pytest.param(lambda c: MLP([3, -4, 1], backend="numpy"), ValueError,
                  r"^layer_dims: expected positive integers, got -4 at position 1", id="mlp-layer-size-negative"),
-    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, optimizer="sgd"), ValueError,
-                 r"^optimizer: unknown optimizer 'sgd'; expected one of 'gd', 'momentum', 'rmsprop', 'adam'$",
+    pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, optimizer="nadam"), ValueError,
+                 r"^optimizer: unknown optimizer 'nadam'; expected one of 'gd', 'momentum', 'rmsprop', 'adam', 'sgd'$",
                  id="mlp-fit-unknown-optimizer"),
     pytest.param(lambda c: MLP([3, 4, 1], backend="numpy").fit(c.X20, c.Y20, learning_rate=0.0), ValueError,
                  r"^learning_rate: expected a finite number > 0, got 0\.0$", id="mlp-fit-lr-zero"),
@@ -690,7 +729,10 @@ def test_inference_over_column_batches_equals_one_whole_pass(bk, monkeypatch, ta
     assert_on(bk, proba, "float64", (dims[-1], 50))
     np.testing.assert_allclose(to_np(proba), whole_AL, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(to_np(proba), whole[0], rtol=1e-13, atol=1e-15)
-    np.testing.assert_array_equal(to_np(pred), whole[1])
+    if task == "regression":  # predictions are the outputs: a BLAS (torch's) may round them per batch shape
+        np.testing.assert_allclose(to_np(pred), whole[1], rtol=1e-13, atol=1e-15)
+    else:
+        np.testing.assert_array_equal(to_np(pred), whole[1])
     assert ev["m"] == 50 and ev["cost"] == pytest.approx(whole[2]["cost"], rel=1e-12)
     assert ev["accuracy"] == whole[2]["accuracy"]
 

@@ -14,6 +14,7 @@ and ``g_backward(dA, Z) -> dZ = dA * g'(Z)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,6 +39,8 @@ __all__ = [
     "identity_backward",
     "softmax",
     "softmax_backward",
+    "exp",
+    "exp_backward",
 ]
 
 #: slope of leaky ReLU for z < 0
@@ -68,7 +71,9 @@ class Activation:
     flops : (int, int)
         FLOPs per element of the forward and of the backward.
     hidden : bool
-        Usable in a hidden layer (softmax normalises over the class axis: output only).
+        Usable in a hidden layer (softmax normalises over the class axis, exp grows without bound: output only).
+    output_only : str
+        Why it is not (the refusal names it).
     min_units : int
         Fewest units the layer needs (a softmax over one unit is constantly 1).
     probability : bool
@@ -85,6 +90,7 @@ class Activation:
     vjp: Callable | None = None
     forward_inplace: Callable | None = None
     hidden: bool = True
+    output_only: str = ""
     min_units: int = 1
     probability: bool = False
     #: ``backward_(xp, dA, A) -> dZ``: :meth:`backward` in place, bound once (the training step calls it per layer)
@@ -177,6 +183,16 @@ def _linear(xp, Z):
     return Z
 
 
+def _exp(xp, Z):
+    # exp(Z), Z capped one below log(largest float): finite for every finite Z (exp(Z) <= max / e)
+    cap = math.log(float(xp.finfo(Z.dtype).max)) - 1.0
+    return xp.exp(xp.minimum(Z, cap))
+
+
+def _exp_d(xp, A):
+    return A  # g'(z) = exp(z) = A (a Poisson output's log link)
+
+
 def _softmax(xp, Z):
     # shift each column by its max: exp(z - max) <= 1, so no overflow
     E = xp.exp(Z - xp.max(Z, axis=0, keepdims=True))
@@ -213,7 +229,9 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("softmax", _softmax, None, "exp(Z) / sum_k exp(Z)", "{A} * ({dA} - sum_k({dA} * {A}))",
                "softmax: dZ = A * (dA - sum_k(dA * A)) per column, the Jacobian-vector product of "
                "diag(a) - a a^T", (5, 4), vjp=_softmax_vjp, forward_inplace=_softmax_inplace,
-               hidden=False, min_units=2, probability=True),
+               hidden=False, output_only="normalises over the class axis", min_units=2, probability=True),
+    Activation("exp", _exp, _exp_d, "exp(Z)", "{dA} * {A}", "exp'(z) = exp(z) = A", (1, 1), hidden=False,
+               output_only="grows without bound (the log link of a Poisson output)"),
 )}
 
 
@@ -227,7 +245,7 @@ def get_activation(name, argname: str = "activation", *, hidden: bool = False) -
     else:
         entry = ACTIVATIONS[name]
     if hidden and not entry.hidden:
-        raise ValueError(f"{argname}: {entry.name} normalises over the class axis; use it as output_activation "
+        raise ValueError(f"{argname}: {entry.name} {entry.output_only}; use it as output_activation "
                          f"(hidden activations: {', '.join(a for a, e in ACTIVATIONS.items() if e.hidden)})")
     return entry
 
@@ -315,3 +333,13 @@ def softmax(Z):
 def softmax_backward(dA, Z):
     """dZ = A * (dA - sum_k dA[k] A[k]) per column, with A = softmax(Z)."""
     return _course_backward("softmax", dA, Z)
+
+
+def exp(Z):
+    """A = exp(Z) (a Poisson regression's output), finite for every finite Z.  Returns ``(A, Z)``."""
+    return _course_forward("exp", Z)
+
+
+def exp_backward(dA, Z):
+    """dZ = dA * exp(Z)."""
+    return _course_backward("exp", dA, Z)

@@ -47,42 +47,66 @@ def _log(xp, x):
     return xp.log(xp.where(x < 0, float("nan"), xp.where(x == 0, tiny, x)))
 
 
-def _bce_cost(xp, AL, Y):
+def _sum(xp, E, w):
+    """``sum(E)``, or with example weights ``w`` (1, m) ``sum(E * w)``: the one place a cost is weighted."""
+    return xp.sum(E) if w is None else xp.sum(E * w)
+
+
+def _bce_cost(xp, AL, Y, w=None):
     # J = -(1/m) sum(Y log AL + (1-Y) log(1-AL))
-    return -xp.sum(Y * _log(xp, AL) + (1.0 - Y) * _log(xp, 1.0 - AL)) / AL.shape[1]
+    return -_sum(xp, Y * _log(xp, AL) + (1.0 - Y) * _log(xp, 1.0 - AL), w) / AL.shape[1]
 
 
 def _bce_grad(xp, AL, Y):
     return -(Y / _nonzero(xp, AL) - (1.0 - Y) / _nonzero(xp, 1.0 - AL))  # dAL = -(Y/AL - (1-Y)/(1-AL))
 
 
-def _bce_logits(xp, Z, Y):
+def _bce_logits(xp, Z, Y, w=None):
     # from Z = logit(AL): -(Y log s(z) + (1-Y) log(1-s(z))) = max(z, 0) - Y z + log(1 + e^-|z|), exact, never overflows
-    return xp.sum(xp.maximum(Z, 0.0) - Y * Z + xp.log1p(xp.exp(-xp.abs(Z)))) / Z.shape[1]
+    return _sum(xp, xp.maximum(Z, 0.0) - Y * Z + xp.log1p(xp.exp(-xp.abs(Z))), w) / Z.shape[1]
 
 
-def _cce_cost(xp, AL, Y):
-    return -xp.sum(Y * _log(xp, AL)) / AL.shape[1]  # J = -(1/m) sum Y log AL
+def _cce_cost(xp, AL, Y, w=None):
+    return -_sum(xp, Y * _log(xp, AL), w) / AL.shape[1]  # J = -(1/m) sum Y log AL
 
 
 def _cce_grad(xp, AL, Y):
     return -Y / _nonzero(xp, AL)  # dAL = -Y / AL
 
 
-def _cce_logits(xp, Z, Y):
+def _cce_logits(xp, Z, Y, w=None):
     # from the logits: -log softmax(z)_k = logsumexp(z) - z_k, with z shifted by its column max
     Zs = Z - xp.max(Z, axis=0, keepdims=True)
     lse = xp.log(xp.sum(xp.exp(Zs), axis=0, keepdims=True))
-    return xp.sum(Y * (lse - Zs)) / Z.shape[1]
+    return _sum(xp, Y * (lse - Zs), w) / Z.shape[1]
 
 
-def _mse_cost(xp, AL, Y):
+def _mse_cost(xp, AL, Y, w=None):
     D = AL - Y  # J = (1/(2m)) sum (AL - Y)^2; the 1/2 makes dAL = AL - Y
-    return xp.sum(D * D) / (2 * AL.shape[1])
+    return _sum(xp, D * D, w) / (2 * AL.shape[1])
 
 
 def _mse_grad(xp, AL, Y):
     return AL - Y
+
+
+def _ylogy(xp, Y):
+    # Y log Y, 0 where Y <= 0 (the limit at 0; a Poisson target is never negative)
+    return Y * xp.log(xp.where(Y > 0, Y, 1.0))
+
+
+def _poisson_cost(xp, AL, Y, w=None):
+    # half the Poisson deviance: J = (1/m) sum(Y log(Y / AL) - Y + AL), Y log Y = 0 at Y = 0
+    return _sum(xp, _ylogy(xp, Y) - Y * _log(xp, AL) - Y + AL, w) / AL.shape[1]
+
+
+def _poisson_grad(xp, AL, Y):
+    return 1.0 - Y / _nonzero(xp, AL)  # dAL = 1 - Y / AL
+
+
+def _poisson_logits(xp, Z, Y, w=None):
+    # from Z = log(AL): Y log Y - Y Z - Y + exp(Z), exact (no log of a rounded AL); exp as the output computes it
+    return _sum(xp, _ylogy(xp, Y) - Y * Z - Y + ACTIVATIONS["exp"].forward(xp, Z), w) / Z.shape[1]
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,7 @@ class Loss:
     ----------
     name : str
     cost : callable
-        ``cost(xp, AL, Y) -> J``, a 0-d array.
+        ``cost(xp, AL, Y, w=None) -> J``, a 0-d array; ``w`` (1, m) weighs each example's term.
     grad : callable
         ``grad(xp, AL, Y) -> dAL`` (no 1/m).
     output : str
@@ -105,7 +129,7 @@ class Loss:
     strict : bool
         Only the canonical output may be trained with it (the log-losses need its range).
     logit_cost : callable
-        ``logit_cost(xp, Z, Y) -> J`` from the canonical output's pre-activation ``Z[L]``:
+        ``logit_cost(xp, Z, Y, w=None) -> J`` from the canonical output's pre-activation ``Z[L]``:
         the same cost, exact and never overflowing where ``A[L]`` has saturated.
     cost_text, grad_text, logit_text : str
         ``J = ...``, ``dA{L} = ...`` and ``J`` from ``Z{L}`` for ``bpnet explain`` (``{L}`` is the layer).
@@ -136,6 +160,9 @@ LOSSES: dict[str, Loss] = {l.name: l for l in (
          _cce_logits, "J = (1/m) sum(Y (logsumexp(Z{L}) - Z{L}))"),
     Loss("mse", _mse_cost, _mse_grad, "linear", "real", "regression", False,
          "J = (1/(2m)) sum((A{L} - Y)^2)", "dA{L} = A{L} - Y", (3, 1), _mse_cost, "J = (1/(2m)) sum((Z{L} - Y)^2)"),
+    Loss("poisson", _poisson_cost, _poisson_grad, "exp", "real", "regression", True,
+         "J = (1/m) sum(Y log(Y / A{L}) - Y + A{L})", "dA{L} = 1 - Y / A{L}", (7, 2),
+         _poisson_logits, "J = (1/m) sum(Y log Y - Y Z{L} - Y + exp(Z{L}))"),
 )}
 
 #: (output activation, loss) pairs whose output gradient is exactly ``dZ[L] = A[L] - Y``

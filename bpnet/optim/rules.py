@@ -12,10 +12,14 @@ gradient g (``v``/``s`` shaped like theta)::
     rmsprop   s <- beta2 s + (1 - beta2) g^2;               theta <- theta - lr g / (sqrt(s) + epsilon)
     adam      v <- beta1 v + (1 - beta1) g;  s <- beta2 s + (1 - beta2) g^2   (step t >= 1)
               theta <- theta - lr v_hat / (sqrt(s_hat) + epsilon),  v_hat = v / (1 - beta1^t), s_hat = s / (1 - beta2^t)
+    sgd       v <- momentum v - lr g;  theta <- theta + v        (scikit-learn's SGD; v carries the learning rate)
+              nesterov: theta <- theta + momentum v - lr g
 
 Adding an optimiser is one :class:`Rule` in :data:`OPTIMIZERS` plus its tests.
-Also here, once each: the global-norm clipping scale, the staircase
-learning-rate schedule and the L2 penalty.
+Also here, once each: the global-norm clipping scale, the learning-rate
+schedules (:data:`SCHEDULES`: constant, the course's staircase, scikit-learn's
+invscaling; adaptive is constant between the plateaus the epoch loop detects)
+and the L2 penalty.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import array_api_compat
 
 from .. import _validate as v
 
-__all__ = ["Rule", "OPTIMIZERS", "Optimizer", "get_optimizer", "CLIP_EPS", "clip_scale", "staircase", "l2_penalty",
-           "zeros_like_parameters"]
+__all__ = ["Rule", "OPTIMIZERS", "Optimizer", "get_optimizer", "CLIP_EPS", "clip_scale", "staircase", "invscaling",
+           "SCHEDULES", "scheduled_lr",
+           "ADAPTIVE_DIVISOR", "ADAPTIVE_MIN_LR", "l2_penalty", "zeros_like_parameters"]
 
 #: added to the global norm before dividing, so a zero gradient gives scale 1
 CLIP_EPS = 1e-6
@@ -50,9 +55,12 @@ class Rule:
         ``update(xp, theta, g, moments, t, lr, h) -> (theta, moments)``, pure;
         ``moments`` maps each slot to its array, ``t >= 1`` is this step's number.
     update_ : callable
-        ``update_(xp, theta, g, moments, t, lr, h)``: the same in place (may
-        overwrite g); ``lr=None`` means g already carries the learning rate
-        (only where ``folds_lr``).
+        ``update_(xp, theta, g, moments, t, lr, h) -> theta``: the same in place
+        (may overwrite g), returning theta.  Every write is an augmented
+        assignment to a name or to a ``moments`` item (``mo["v"] *= beta``), so
+        for immutable arrays (JAX) it rebinds them instead: the caller keeps the
+        returned theta and the dict's items.  ``lr=None`` means g already
+        carries the learning rate (only where ``folds_lr``).
     default_lr : float
         The learning rate :class:`bpnet.MLP` uses when none is given.
     folds_lr : bool
@@ -76,6 +84,7 @@ def _gd_(xp, theta, g, mo, t, lr, h):
     if lr is not None:
         g *= lr
     theta -= g
+    return theta
 
 
 def _momentum(xp, theta, g, mo, t, lr, h):
@@ -84,11 +93,11 @@ def _momentum(xp, theta, g, mo, t, lr, h):
 
 
 def _momentum_(xp, theta, g, mo, t, lr, h):
-    vk = mo["v"]
-    vk *= h["beta"]
+    mo["v"] *= h["beta"]
     g *= 1 - h["beta"]
-    vk += g
-    theta -= lr * vk
+    mo["v"] += g
+    theta -= lr * mo["v"]
+    return theta
 
 
 def _rmsprop(xp, theta, g, mo, t, lr, h):
@@ -97,14 +106,14 @@ def _rmsprop(xp, theta, g, mo, t, lr, h):
 
 
 def _rmsprop_(xp, theta, g, mo, t, lr, h):
-    sk = mo["s"]
-    sk *= h["beta2"]
-    sk += (1 - h["beta2"]) * (g * g)
-    D = xp.sqrt(sk)
+    mo["s"] *= h["beta2"]
+    mo["s"] += (1 - h["beta2"]) * (g * g)
+    D = xp.sqrt(mo["s"])
     D += h["epsilon"]
     g *= lr
     g /= D
     theta -= g
+    return theta
 
 
 def _adam(xp, theta, g, mo, t, lr, h):
@@ -119,18 +128,39 @@ def _adam(xp, theta, g, mo, t, lr, h):
 
 def _adam_(xp, theta, g, mo, t, lr, h):
     b1, b2 = h["beta1"], h["beta2"]
-    vk, sk = mo["v"], mo["s"]
-    vk *= b1
-    vk += (1 - b1) * g
+    mo["v"] *= b1
+    mo["v"] += (1 - b1) * g
     g *= g
     g *= 1 - b2
-    sk *= b2
-    sk += g
-    D = xp.sqrt(sk / (1 - b2**t))  # sqrt(s_hat)
+    mo["s"] *= b2
+    mo["s"] += g
+    D = xp.sqrt(mo["s"] / (1 - b2**t))  # sqrt(s_hat)
     D += h["epsilon"]
-    U = vk * (lr / (1 - b1**t))  # lr v_hat
+    U = mo["v"] * (lr / (1 - b1**t))  # lr v_hat
     U /= D
     theta -= U
+    return theta
+
+
+def _sgd(xp, theta, g, mo, t, lr, h):
+    mu = h["momentum"]
+    vk = mu * mo["v"] - lr * g  # v = momentum v - lr g
+    if h["nesterov"]:
+        return theta + (mu * vk - lr * g), {"v": vk}  # theta += momentum v - lr g
+    return theta + vk, {"v": vk}
+
+
+def _sgd_(xp, theta, g, mo, t, lr, h):
+    mu = h["momentum"]
+    mo["v"] *= mu
+    g *= lr  # lr g
+    mo["v"] -= g
+    if h["nesterov"]:
+        theta += mu * mo["v"]
+        theta -= g
+    else:
+        theta += mo["v"]
+    return theta
 
 
 #: the optimisers, by name (RMSprop's decay is called ``beta2``, Adam's second moment, which it is)
@@ -139,13 +169,18 @@ OPTIMIZERS: dict[str, Rule] = {r.name: r for r in (
     Rule("momentum", {"beta": 0.9}, ("v",), _momentum, _momentum_, 0.01),
     Rule("rmsprop", {"beta2": 0.9, "epsilon": 1e-8}, ("s",), _rmsprop, _rmsprop_, 0.001),
     Rule("adam", {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}, ("v", "s"), _adam, _adam_, 0.001),
+    Rule("sgd", {"momentum": 0.9, "nesterov": True}, ("v",), _sgd, _sgd_, 0.01),
 )}
 
 
-def check_hyper(value, key: str) -> float:
-    """One hyper-parameter: epsilon > 0, a decay (beta, beta1, beta2) in [0, 1)."""
+def check_hyper(value, key: str):
+    """One hyper-parameter: epsilon > 0, nesterov a bool, momentum in [0, 1], a decay (beta, beta1, beta2) in [0, 1)."""
     if key == "epsilon":
         return v.real(value, key, low=0.0, low_open=True)
+    if key == "nesterov":
+        return v.flag(value, key)
+    if key == "momentum":
+        return v.real(value, key, low=0.0, high=1.0)
     return v.real(value, key, low=0.0, high=1.0, high_open=True)
 
 
@@ -263,7 +298,8 @@ def get_optimizer(name, **hyper) -> Optimizer:
 
     momentum: ``beta`` in [0, 1) (0.9); rmsprop: ``beta2`` in [0, 1) (0.9) and
     ``epsilon`` > 0 (1e-8); adam: ``beta1`` (0.9), ``beta2`` (0.999) in [0, 1)
-    and ``epsilon`` > 0 (1e-8); gd: none.  An unknown name, a hyper-parameter
+    and ``epsilon`` > 0 (1e-8); sgd: ``momentum`` in [0, 1] (0.9) and
+    ``nesterov`` (True); gd: none.  An unknown name, a hyper-parameter
     the optimiser does not take, or one out of range raise ``ValueError``.
 
     >>> opt = get_optimizer("adam", beta2=0.99)
@@ -293,6 +329,28 @@ def clip_scale(xp, arrays, max_norm):
 def staircase(lr0: float, epoch: int, decay_rate: float, interval: int = 1) -> float:
     """``lr0 / (1 + decay_rate * floor(epoch / interval))``, in the course's expression."""
     return 1 / (1 + decay_rate * math.floor(epoch / interval)) * lr0
+
+
+def invscaling(lr0: float, t: int, power_t: float) -> float:
+    """``lr0 / (t + 1) ** power_t``, t the examples trained on before this epoch (scikit-learn's ``invscaling``)."""
+    return float(lr0) / (t + 1) ** power_t
+
+
+#: the learning-rate schedules (adaptive: constant here; the epoch loop divides it on each plateau)
+SCHEDULES = ("constant", "staircase", "invscaling", "adaptive")
+#: the adaptive schedule divides the learning rate by this on each plateau, and stops below ADAPTIVE_MIN_LR
+ADAPTIVE_DIVISOR = 5.0
+ADAPTIVE_MIN_LR = 1e-6
+
+
+def scheduled_lr(schedule: str, lr0: float, epoch: int, seen: int, *, decay_rate=0.0, interval=1,
+                 power_t=0.5) -> float:
+    """The learning rate of the 0-based ``epoch`` (``seen`` examples trained on before it) under ``schedule``."""
+    if schedule == "staircase":
+        return staircase(lr0, epoch, decay_rate, interval)
+    if schedule == "invscaling":
+        return invscaling(lr0, seen, power_t)
+    return lr0
 
 
 def l2_penalty(xp, parameters, L: int, lambd: float, m: int):

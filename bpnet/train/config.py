@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 
 from .. import _validate as v
 from ..optim import OPTIMIZERS, get_optimizer
-from ..optim.rules import Optimizer, staircase
+from ..optim.rules import SCHEDULES, Optimizer, scheduled_lr
 
-__all__ = ["FitConfig"]
+#: what ``n_iter_no_change`` watches, besides a callable score
+MONITORS = ("cost", "val_cost")
+
+__all__ = ["FitConfig", "MONITORS"]
 
 
 def _opt(help_text, flag=None):
@@ -42,6 +45,18 @@ class FitConfig:
         "lr = learning_rate / (1 + lr_decay * floor(epoch / decay_interval)), the course's schedule_lr_decay",
         "--lr-decay"))
     decay_interval: int = field(default=1, metadata=_opt("epochs between learning-rate decays", "--decay-interval"))
+    schedule: str = field(default="staircase", metadata=_opt(
+        "the learning-rate schedule: staircase (lr_decay; constant while it is 0), constant, invscaling "
+        "(learning_rate / (t + 1) ** power_t, t the examples trained on before the epoch) or adaptive "
+        "(divided by 5 whenever n_iter_no_change epochs did not improve the monitored value by tol)"))
+    power_t: float = field(default=0.5, metadata=_opt("the exponent of the invscaling schedule"))
+    tol: float = field(default=1e-4, metadata=_opt("the improvement of the monitored value that counts"))
+    n_iter_no_change: int | None = field(default=None, metadata=_opt(
+        "stop (adaptive schedule: divide the learning rate by 5) once more than this many epochs in a row did not "
+        "improve the monitored value by tol; None: never"))
+    monitor: object = field(default="cost", metadata=_opt(
+        "what n_iter_no_change watches: 'cost' (training), 'val_cost', or score(model) -> float, higher is better "
+        "(the best epoch's weights are then restored at the end with restore_best, as with 'val_cost')"))
     l2: float = field(default=0.0, metadata=_opt(
         "L2 strength lambda: cost + lambda/(2m) sum ||W||^2, dW += lambda/m W", "--l2"))
     dropout: float = field(default=0.0, metadata=_opt(
@@ -89,6 +104,15 @@ class FitConfig:
         s("learning_rate", v.real(lr, "learning_rate", low=0.0, low_open=True))
         s("lr_decay", v.real(self.lr_decay, "lr_decay", low=0.0))
         s("decay_interval", v.integer(self.decay_interval, "decay_interval", low=1))
+        s("schedule", v.choice(self.schedule, "schedule", SCHEDULES, what="learning-rate schedule"))
+        if self.lr_decay and self.schedule != "staircase":
+            raise ValueError(f"lr_decay: only used by schedule='staircase', got schedule={self.schedule!r}")
+        s("power_t", v.real(self.power_t, "power_t", low=0.0))
+        s("tol", v.real(self.tol, "tol", low=0.0))
+        if self.n_iter_no_change is not None:
+            s("n_iter_no_change", v.integer(self.n_iter_no_change, "n_iter_no_change", low=1))
+        if not callable(self.monitor):
+            s("monitor", v.choice(self.monitor, "monitor", MONITORS))
         s("l2", v.real(self.l2, "l2", low=0.0))
         s("dropout", v.real(self.dropout, "dropout", low=0.0, high=1.0, high_open=True))
         if self.clip_norm is not None:
@@ -114,6 +138,8 @@ class FitConfig:
         """Keep probability of inverted dropout; None without dropout."""
         return 1.0 - self.dropout if self.dropout else None
 
-    def lr(self, epoch: int) -> float:
-        """The learning rate of the 0-based ``epoch`` (the one schedule, :func:`bpnet.optim.rules.staircase`)."""
-        return staircase(self.learning_rate, epoch, self.lr_decay, self.decay_interval)
+    def lr(self, epoch: int, seen: int = 0) -> float:
+        """The learning rate of the 0-based ``epoch``, ``seen`` examples trained on before it
+        (:func:`bpnet.optim.rules.scheduled_lr`; the adaptive schedule's plateaus are the epoch loop's)."""
+        return scheduled_lr(self.schedule, self.learning_rate, epoch, seen, decay_rate=self.lr_decay,
+                            interval=self.decay_interval, power_t=self.power_t)

@@ -9,10 +9,13 @@ the backend); :class:`bpnet.train.distributed.DaskBatches` the source of a
 Dask cluster.  ``MLP.fit``, ``fit_distributed`` and ``L_layer_model`` all run
 this loop; it owns the learning-rate schedule, the epoch's cost and accuracy
 (accumulated on the device, read once per reported epoch) and the divergence check.
+:class:`Plateau` is the convergence check of its book-keeping (scikit-learn's
+``tol``/``n_iter_no_change``) and the adaptive schedule's controller.
 
-Reproducibility: the shuffle and the dropout masks of epoch ``e`` come from
-``numpy.random.default_rng([seed, e])``, so a run resumed from a checkpoint
-draws exactly what the uninterrupted run would have.
+Reproducibility: the shuffle and the dropout masks of epoch ``e`` are the
+counter-based draws of ``(seed, e)`` and ``(seed, e, batch)``
+(:mod:`bpnet.nn.random`), made on the device: the same on every backend, and a
+run resumed from a checkpoint draws exactly what the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -23,18 +26,18 @@ from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import array_api_compat
-import numpy as np
 
 from .._validate import all_finite
-from ..nn.dropout import draw_masks
-from ..optim.rules import l2_penalty
-from .step import backward_update, batch_metrics, forward_train
+from ..nn import random
+from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
+from .step import batch_metrics, train_step
 
-__all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "epochs", "owned_copy",
-           "MASK_GROUP_BYTES"]
+__all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs", "owned_copy",
+           "EPOCH_OUTPUTS"]
 
-#: host bytes of dropout masks moved to the device at once
-MASK_GROUP_BYTES = 64 * 2**20
+#: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` arrays) for its metrics in one
+#: pass when they have at most this many elements each; else each batch's metrics are summed
+EPOCH_OUTPUTS = 1 << 24
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -103,13 +106,62 @@ def owned_copy(xp, d):
             for k, val in d.items()}
 
 
-def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note=None):
+@dataclass
+class Plateau:
+    """The convergence check and the adaptive schedule, scikit-learn's: its state is kept between fits.
+
+    After each epoch :meth:`update` takes the monitored value: an epoch that
+    does not improve on the best by ``cfg.tol`` counts; once more than
+    ``cfg.n_iter_no_change`` count in a row, the adaptive schedule divides the
+    learning rate by :data:`~bpnet.optim.rules.ADAPTIVE_DIVISOR` (``factor``)
+    and starts counting again, every other schedule stops.
+
+    Attributes
+    ----------
+    monitor : str
+        What is watched (``"cost"``, ``"val_cost"`` or ``"score"``, a callable's).
+    best : float or None
+        The best value so far (lowest cost, highest score).
+    wait : int
+        Epochs in a row without an improvement by ``tol``.
+    factor : float
+        The adaptive schedule's multiplier of the learning rate.
+    """
+
+    monitor: str = "cost"
+    best: float | None = None
+    wait: int = 0
+    factor: float = 1.0
+
+    def update(self, value: float, cfg) -> tuple[bool, str | None]:
+        """``(new best, event)`` after an epoch whose monitored value is ``value``; event is None,
+        ``"decay"`` (the learning rate was divided) or ``"stop"``."""
+        higher = self.monitor == "score"
+        best = self.best if self.best is not None else (-math.inf if higher else math.inf)
+        flat = value < best + cfg.tol if higher else value > best - cfg.tol
+        self.wait = self.wait + 1 if flat else 0
+        improved = value > best if higher else value < best
+        if improved:
+            self.best = value
+        if cfg.n_iter_no_change is None or self.wait <= cfg.n_iter_no_change:
+            return improved, None
+        if cfg.schedule == "adaptive" and cfg.learning_rate * self.factor > ADAPTIVE_MIN_LR:
+            self.factor /= ADAPTIVE_DIVISOR
+            self.wait = 0
+            return improved, "decay"
+        return improved, "stop"
+
+
+def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note=None, plateau=None):
     """Run ``cfg.epochs`` epochs of ``source`` on ``ts``, yielding an :class:`EpochResult` per reported epoch.
 
     ``report(i)`` (i the 0-based index in this call; default: every epoch)
     says which epochs bring their cost to the host; the last always does.
     ``where(e)`` words the epoch in the divergence message (default ``"in epoch
     e + 1"``); ``note()`` is appended to it (e.g. that the last checkpoint is intact).
+    The learning rate of epoch ``e`` is ``cfg.lr(e, e * source.m)``, times
+    ``plateau.factor`` when a :class:`Plateau` is given (read every epoch: the
+    caller's book-keeping updates it between epochs).
 
     Raises
     ------
@@ -121,7 +173,9 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
     t0 = time.perf_counter()
     for i in range(cfg.epochs):
         e = first_epoch + i
-        lr = cfg.lr(e)
+        lr = cfg.lr(e, e * source.m)
+        if plateau is not None:
+            lr *= plateau.factor
         wanted = report is None or report(i) or i == cfg.epochs - 1
         cost_sum, hits = source.run_epoch(ts, net, cfg, e, lr, wanted)
         if not wanted:
@@ -144,7 +198,8 @@ class LocalBatches:
     """The gradient source of one process: ``(X, Y)`` on the backend, in mini-batches.
 
     Each epoch permutes the columns with one ``take`` on the device (when
-    ``cfg.shuffle``), slices the mini-batches, and runs the step on each.
+    ``cfg.shuffle``), slices the mini-batches, and runs the step
+    (:func:`bpnet.train.step.train_step`) on each.
 
     Parameters
     ----------
@@ -159,48 +214,32 @@ class LocalBatches:
         self.m = X.shape[1]
 
     def run_epoch(self, ts, net, cfg, e, lr, metrics=True):
-        """All steps of 0-based epoch ``e``; ``(sum of m_b J_b, hits)`` on the device (None unless ``metrics``)."""
-        xp, bk, m, size = self.bk.xp, self.bk, self.m, cfg.batch_size
-        rng = np.random.default_rng([cfg.seed, e])
+        """All steps of 0-based epoch ``e``; ``(sum of m_b J_b, hits)`` on the device (None unless ``metrics``).
+
+        The permutation is :func:`bpnet.nn.random.shuffle` of ``(seed, e)``, the masks of mini-batch b
+        :func:`bpnet.nn.random.dropout` of ``(seed, e, b)``: drawn on the device, the same on every backend.
+        """
+        xp, dev, m, size = self.bk.xp, self.bk.device, self.m, cfg.batch_size
         X, Y = self.X, self.Y
         if cfg.shuffle:
-            perm = bk.asarray(rng.permutation(m), dtype="int64")
+            perm = random.shuffle(xp, m, (cfg.seed, e), dev)
             X, Y = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
         sizes = [W.shape[0] for W in ts.Ws[:-1]]
-        masks = (epoch_masks(sizes, m, size, cfg.keep_prob, rng, X.dtype, bk) if cfg.keep_prob is not None
-                 else None)
         cost_sum = hits = None
-        for start in range(0, m, size):
+        # the epoch's outputs and logits, kept by the steps: its metrics in one pass at the end (unweighted:
+        # a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
+        n_L = ts.Ws[-1].shape[0]
+        kept = metrics and ts.mutable and not net.weighted and n_L * m <= EPOCH_OUTPUTS
+        bufs = tuple(xp.empty((n_L, m), dtype=X.dtype, device=dev) for _ in range(2)) if kept else None
+        for b, start in enumerate(range(0, m, size)):
             stop = min(start + size, m)
-            Xb, Yb = X[:, start:stop], Y[:, start:stop]
-            mk = next(masks) if masks is not None else None
-            batch = ts.batch(xp, stop - start)  # (ones column, ones row, blocks), cached per batch size
-            acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, net, mk, ones_row=batch[1], blocks=batch[2])
-            if metrics:
-                c, h = batch_metrics(xp, acts[-1], Yb, net, ZL)
+            mk = (None if cfg.keep_prob is None else
+                  random.dropout(xp, sizes, stop - start, cfg.keep_prob, (cfg.seed, e, b), dev, X.dtype))
+            c, h = train_step(xp, X[:, start:stop], Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
+                              l2=cfg.l2, clip_norm=cfg.clip_norm, outputs=(bufs, slice(start, stop)) if kept else None)
+            if metrics and not kept:
                 cost_sum = c if cost_sum is None else cost_sum + c
                 hits = h if hits is None or h is None else hits + h
-            backward_update(xp, acts, Yb, ts, net, lr, gs=gs, masks=mk, l2=cfg.l2, clip_norm=cfg.clip_norm,
-                            batch=batch)
+        if kept:
+            return batch_metrics(xp, bufs[0], Y, net, bufs[1])
         return cost_sum, hits
-
-
-def epoch_masks(sizes, m, batch_size, keep_prob, rng, dtype, bk):
-    """The dropout masks of an epoch's mini-batches, one list per batch, ``(n_l, m_b)`` each.
-
-    Drawn on the host batch after batch, layer after layer -- the draws of
-    :func:`bpnet.dropout_masks` once per batch with ``rng`` -- but moved to the
-    device a group of batches at a time (up to :data:`MASK_GROUP_BYTES`) and
-    sliced there: a copy from pageable host memory waits for the device, so one
-    copy per group keeps the training loop from waiting on a GPU.
-    """
-    item = bk.xp.finfo(dtype).bits // 8
-    group = max(1, MASK_GROUP_BYTES // (max(1, sum(sizes) * item) * batch_size)) * batch_size
-    for g0 in range(0, m, group):
-        g1 = min(g0 + group, m)
-        drawn = [draw_masks(rng, sizes, min(b + batch_size, g1) - b, keep_prob) for b in range(g0, g1, batch_size)]
-        dev = [bk.asarray(np.concatenate([d[i] for d in drawn], axis=1) / keep_prob, dtype=dtype)
-               for i in range(len(sizes))]
-        for b in range(g0, g1, batch_size):
-            cols = slice(b - g0, min(b + batch_size, g1) - g0)
-            yield [D[:, cols] for D in dev]

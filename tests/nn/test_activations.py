@@ -5,6 +5,7 @@ import pytest
 from conftest import assert_on, to_np
 
 import bpnet
+from bpnet.nn import activations
 from bpnet.nn.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
 
 # Z, shape (2, 3): columns are examples
@@ -13,19 +14,21 @@ Z_HOST = np.array([[-2.0, 0.0, 3.0],
 
 
 def test_registry_is_complete():
-    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "linear", "softmax"}
+    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "linear", "softmax", "exp"}
     for name, act in ACTIVATIONS.items():
         assert act.name == name
         assert bpnet.get_activation(name) is act
         # every entry carries what every user reads: both halves, the equations explain prints, its FLOPs
         assert callable(act.forward) and (act.derivative is not None or act.vjp is not None or name == "linear")
         assert "{dA}" in act.dz and act.formula and act.derivative_text and len(act.flops) == 2
-    assert [n for n, a in ACTIVATIONS.items() if not a.hidden] == ["softmax"]
+    assert [n for n, a in ACTIVATIONS.items() if not a.hidden] == ["softmax", "exp"]
+    assert all(a.output_only for a in ACTIVATIONS.values() if not a.hidden)
 
 
 def _course_pair(name):
-    """The course-style (forward, backward) functions of an activation, e.g. bpnet.relu, bpnet.relu_backward."""
-    return getattr(bpnet, name), getattr(bpnet, "identity_backward" if name == "linear" else f"{name}_backward")
+    """The course-style (forward, backward) functions of an activation, e.g. bpnet.relu, bpnet.relu_backward
+    (looked up where they are defined, bpnet.nn.activations)."""
+    return getattr(activations, name), getattr(activations, "identity_backward" if name == "linear" else f"{name}_backward")
 
 
 def test_softplus_values(bk, dtype):
@@ -166,3 +169,19 @@ def test_stable_at_extreme_preactivations(bk, dtype, name):
 def test_unknown_activation_name():
     with pytest.raises(ValueError, match=r"activation: unknown activation 'swish'.*'relu'"):
         bpnet.get_activation("swish")
+
+
+def test_exp_values_and_cap(bk, dtype):
+    """exp: A = exp(Z), g' = A (the log link of a Poisson output); Z is capped one below log(largest float)."""
+    xp = bk.xp
+    Z = bk.asarray(np.array([[0.0, np.log(3.0), -50.0, 1e4]]), dtype=dtype)
+    A, cache = activations.exp(Z)
+    assert cache is Z
+    assert_on(bk, A, dtype, (1, 4))
+    big = float(np.finfo(dtype).max) / np.e
+    np.testing.assert_allclose(to_np(A), [[1.0, 3.0, np.exp(-50.0), big]], rtol=1e-5)
+    dZ = activations.exp_backward(bk.asarray(np.full((1, 4), 0.5), dtype=dtype), Z)
+    np.testing.assert_allclose(to_np(dZ), 0.5 * to_np(A), rtol=1e-6)
+    with pytest.raises(ValueError, match="hidden_activation: exp grows without bound"):
+        bpnet.get_activation("exp", "hidden_activation", hidden=True)
+    assert bool(xp.all(xp.isfinite(A)))

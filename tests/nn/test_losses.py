@@ -189,3 +189,24 @@ def test_compute_cost_warns_naming_suspicious_input_and_computes_the_course_numb
     assert float(J) == pytest.approx(-(2 * math.log(0.5) - math.log(0.5) + math.log(0.9) + math.log(0.6)) / 3)
     with pytest.warns(bpnet.CourseInputWarning, match=r"^Y: expected finite labels, got NaN or inf"):
         bpnet.compute_cost(bk.asarray(np.array([[0.5]])), bk.asarray(np.array([[np.nan]])))
+
+
+def test_poisson_value_gradient_and_logits(bk, dtype):
+    """Half the Poisson deviance, scikit-learn's MLPRegressor(loss="poisson"): J = (1/m) sum(Y log(Y/A) - Y + A)
+    (Y log Y = 0 at Y = 0); dA = 1 - Y/A; from the log link's Z = log A the same value, exactly."""
+    xp = bk.xp
+    A_host = np.array([[0.5, 2.0, 1.0, 3.0]])
+    Y_host = np.array([[1.0, 0.0, 1.0, 4.0]])
+    want = np.mean(np.where(Y_host > 0, Y_host * np.log(np.where(Y_host > 0, Y_host, 1) / A_host), 0.0)
+                   - Y_host + A_host)
+    loss = LOSSES["poisson"]
+    assert loss.output == "exp" and loss.task == "regression"
+    A, Y = bk.asarray(A_host, dtype=dtype), bk.asarray(Y_host, dtype=dtype)
+    rtol = 1e-12 if dtype == "float64" else 1e-6
+    assert float(bpnet.compute_cost(A, Y, loss="poisson")) == pytest.approx(want, rel=rtol)
+    np.testing.assert_allclose(to_np(loss.grad(xp, A, Y)), 1.0 - Y_host / A_host, rtol=rtol)
+    Z = bk.asarray(np.log(A_host), dtype=dtype)
+    assert float(loss.logit_cost(xp, Z, Y)) == pytest.approx(want, rel=rtol * 10)
+    w = bk.asarray(np.array([[1.0, 0.0, 2.0, 1.0]]), dtype=dtype)  # example weights: sum(E w) / m
+    terms = np.where(Y_host > 0, Y_host * np.log(np.where(Y_host > 0, Y_host, 1) / A_host), 0.0) - Y_host + A_host
+    assert float(loss.cost(xp, A, Y, w)) == pytest.approx(float((terms * [1, 0, 2, 1]).sum() / 4), rel=rtol)

@@ -1,8 +1,10 @@
-"""The one epoch loop (bpnet.train.loop): determinism and cross-backend parity, the dropout masks of an epoch,
-divergence stopped with a clear error, no host sync per batch on a GPU."""
+"""The one epoch loop (bpnet.train.loop): determinism and cross-backend parity, the counter-based shuffle and
+dropout masks of an epoch, the convergence check (Plateau), divergence stopped with a clear error, no host sync
+per batch on a GPU."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -13,9 +15,10 @@ from conftest import assert_on, to_np
 
 import bpnet
 import bpnet.train.loop
-from bpnet import backends, dropout_masks
+from bpnet import backends
 from bpnet.checkpoint import load_checkpoint
 from bpnet.model import MLP
+from bpnet.nn import random
 
 # --------------------------------------------------------------------------- #
 # determinism: N = 20 mini-batch Adam steps with dropout
@@ -102,32 +105,99 @@ def test_different_seeds_differ(data):
 # the epoch's dropout masks
 
 
-@pytest.mark.parametrize("group_bytes", [1, 3 * (8 + 5) * 4 * 4, 2**30])  # 1 batch, 3 batches, all at once
-def test_epoch_masks_are_the_per_batch_draws_moved_in_groups(bk, monkeypatch, group_bytes):
-    """The training loop's masks equal dropout_masks called batch after batch on one generator."""
-    monkeypatch.setattr(bpnet.train.loop, "MASK_GROUP_BYTES", group_bytes)
-    dims, m, batch, kp = [3, 8, 5, 1], 30, 4, 0.7  # 7 full batches and one of 2
-    got = list(bpnet.train.loop.epoch_masks(dims[1:-1], m, batch, kp, np.random.default_rng(4), bk.dtype("float32"), bk))
-    rng = np.random.default_rng(4)
-    want = [dropout_masks(dims, min(batch, m - b), kp, rng=rng, dtype="float32", backend="numpy")
-            for b in range(0, m, batch)]
-    assert len(got) == len(want) == 8
-    for g, w in zip(got, want):
-        assert len(g) == 2
-        for G, W in zip(g, w):
-            assert_on(bk, G, "float32", W.shape)
-            np.testing.assert_array_equal(to_np(G), W)
+def test_local_batches_draw_the_counter_based_shuffle_and_masks(bk, monkeypatch):
+    """LocalBatches' epoch e: the columns permuted by ``random.shuffle(xp, m, (seed, e), dev)``, batch b's
+    dropout masks ``random.dropout(xp, sizes, m_b, keep_prob, (seed, e, b), dev, dtype)`` (what train_step gets)."""
+    dims, m, batch, kp, seed, e = [3, 8, 5, 1], 30, 4, 0.7, 4, 2  # 7 full batches and one of 2
+    X = bk.asarray(np.arange(3 * m, dtype=np.float64).reshape(3, m), dtype="float64")
+    Y = bk.asarray((np.arange(m) % 2).reshape(1, m), dtype="float64")
+    model = MLP(dims, dtype="float64", seed=1, backend=bk)
+    seen = []
+
+    def record(xp, Xb, Yb, ts, net, lr, masks=None, **kw):
+        seen.append((to_np(Xb), to_np(Yb), None if masks is None else [to_np(M) for M in masks], lr))
+        return None, None
+
+    monkeypatch.setattr(bpnet.train.loop, "train_step", record)
+    cfg = bpnet.train.FitConfig(batch_size=batch, dropout=1 - kp, seed=seed, learning_rate=0.5)
+    ts = bpnet.train.TrainState(dict(model.parameters), cfg.optimizer, cfg.optimizer.init(model.parameters))
+    bpnet.train.LocalBatches(X, Y, bk).run_epoch(ts, model.net, cfg, e, 0.5, metrics=False)
+    perm = to_np(random.shuffle(bk.xp, m, (seed, e), bk.device))
+    assert sorted(perm.tolist()) == list(range(m)) and perm.tolist() != list(range(m))
+    assert len(seen) == 8
+    for b, (Xb, Yb, masks, lr) in enumerate(seen):
+        cols = perm[b * batch:(b + 1) * batch]
+        np.testing.assert_array_equal(Xb, to_np(X)[:, cols])
+        np.testing.assert_array_equal(Yb, to_np(Y)[:, cols])
+        want = random.dropout(bk.xp, dims[1:-1], len(cols), kp, (seed, e, b), bk.device, bk.dtype("float64"))
+        assert lr == 0.5 and len(masks) == len(want) == 2
+        for G, W in zip(masks, want):
+            assert G.shape == (W.shape[0], len(cols))
+            np.testing.assert_array_equal(G, to_np(W))
+    # the draws are the same on every backend: numpy's are the reference
+    np.testing.assert_array_equal(perm, to_np(random.shuffle(backends.get("numpy").xp, m, (seed, e), "cpu")))
 
 
-def test_dropout_training_does_not_depend_on_the_mask_group_size(bk, cancer, monkeypatch):
-    runs = []
-    for group_bytes in (1, 2**30):
-        monkeypatch.setattr(bpnet.train.loop, "MASK_GROUP_BYTES", group_bytes)
-        model = MLP([cancer.n_x, 16, 8, 1], backend=bk, dtype="float64", seed=2)
-        model.fit(cancer.X_train, cancer.Y_train, epochs=2, batch_size=64, dropout=0.2, seed=5)
-        runs.append(model)
-    for k in runs[0].parameters:
-        np.testing.assert_array_equal(to_np(runs[0].parameters[k]), to_np(runs[1].parameters[k]), err_msg=k)
+def test_local_batches_without_shuffle_or_dropout_take_the_columns_in_order(bk, monkeypatch):
+    X = bk.asarray(np.arange(20, dtype=np.float64).reshape(2, 10), dtype="float64")
+    Y = bk.asarray(np.ones((1, 10)), dtype="float64")
+    model = MLP([2, 3, 1], dtype="float64", seed=1, backend=bk)
+    seen = []
+    monkeypatch.setattr(bpnet.train.loop, "train_step",
+                        lambda xp, Xb, Yb, ts, net, lr, masks=None, **kw: seen.append((to_np(Xb), masks)) or (None, None))
+    cfg = bpnet.train.FitConfig(batch_size=4, shuffle=False, seed=0)
+    ts = bpnet.train.TrainState(dict(model.parameters), cfg.optimizer, cfg.optimizer.init(model.parameters))
+    bpnet.train.LocalBatches(X, Y, bk).run_epoch(ts, model.net, cfg, 0, 0.1, metrics=False)
+    assert [s[0].shape[1] for s in seen] == [4, 4, 2] and all(s[1] is None for s in seen)
+    np.testing.assert_array_equal(np.concatenate([s[0] for s in seen], axis=1), to_np(X))
+
+
+# --------------------------------------------------------------------------- #
+# the convergence check and the adaptive schedule (Plateau)
+
+
+def test_plateau_counts_epochs_without_a_tol_improvement_like_scikit_learn():
+    cfg = bpnet.train.FitConfig(tol=0.1, n_iter_no_change=2, schedule="constant")
+    p = bpnet.train.loop.Plateau("cost")
+    events = [p.update(c, cfg) for c in (1.0, 0.95, 0.93, 0.5, 0.45, 0.44, 0.43)]
+    # 0.95, 0.93 improve the best but not by tol (count 1, 2); 0.5 resets; 0.45, 0.44, 0.43: 1, 2, 3 > 2: stop
+    assert [e for _, e in events] == [None, None, None, None, None, None, "stop"]
+    assert [i for i, _ in events] == [True] * 7 and p.best == 0.43
+    adaptive = dataclasses.replace(cfg, schedule="adaptive", learning_rate=1e-5)
+    q = bpnet.train.loop.Plateau("cost")
+    # scikit-learn's adaptive rule: divide by 5 while the rate is above 1e-6 (1e-5 -> 2e-6 -> 4e-7), then stop
+    assert [q.update(1.0, adaptive)[1] for _ in range(10)] == [None, None, None, "decay", None, None, "decay",
+                                                                None, None, "stop"]
+    assert q.factor == pytest.approx(0.04)
+    score = bpnet.train.loop.Plateau("score")  # a score: higher is better
+    assert [score.update(v, cfg)[1] for v in (0.5, 0.55, 0.9, 0.95, 0.99, 0.91)] == [None, None, None, None, None,
+                                                                                   "stop"]
+    never = dataclasses.replace(cfg, n_iter_no_change=None)
+    assert all(bpnet.train.loop.Plateau().update(1.0, never)[1] is None for _ in range(5))
+
+
+def test_fit_stops_on_the_plateau_and_keeps_it_for_the_next_fit(cancer):
+    model = MLP([cancer.n_x, 4, 1], dtype="float64", seed=0, backend="numpy")
+    model.fit(cancer.X_train, cancer.Y_train, epochs=50, tol=1e3, n_iter_no_change=1)
+    assert len(model.history) == 3 and model.history.stopped_early
+    assert model.plateau.wait == 2 and model.plateau.best == min(model.history.cost)
+    seen = []
+    model.fit(cancer.X_train, cancer.Y_train, epochs=50, tol=1e3, n_iter_no_change=1,
+              callbacks=[lambda m, e, logs: seen.append((logs["monitor"], logs["plateau"]))])
+    assert seen == [(model.history.cost[-1], "stop")]  # the kept count: the first epoch already ends it
+    with pytest.raises(ValueError, match="monitor: 'val_cost' needs validation_data"):
+        model.fit(cancer.X_train, cancer.Y_train, epochs=1, monitor="val_cost", n_iter_no_change=1)
+
+
+def test_a_score_monitor_restores_the_best_epoch(cancer):
+    scores = iter([0.1, 0.9, 0.2, 0.3, 0.4])
+    model = MLP([cancer.n_x, 4, 1], dtype="float64", seed=0, backend="numpy")
+    kept = []
+    model.fit(cancer.X_train, cancer.Y_train, epochs=5, n_iter_no_change=10, monitor=lambda m: next(scores),
+              callbacks=[lambda m, e, logs: kept.append({k: to_np(v).copy() for k, v in m.parameters.items()})])
+    assert model.history.best_epoch == 2 and model.epoch == 5
+    for k, v in kept[1].items():
+        np.testing.assert_array_equal(to_np(model.parameters[k]), v)
 
 
 # --------------------------------------------------------------------------- #
