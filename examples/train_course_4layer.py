@@ -7,9 +7,11 @@
 # model learns the Wisconsin breast-cancer data set that ships with scikit-learn
 # (569 tumours, 30 features, malignant or benign), so nothing is downloaded.
 #
-# Run it as a script (`python examples/train_course_4layer.py [cost.png]
-# [--iterations N] [--backend numpy|array_api_strict|cupy]`) or cell by cell in an
-# editor that understands `# %%` cells.  It needs `pip install 'bpnet[sklearn,plot]'`.
+# Run it as a script (`python examples/train_course_4layer.py [PLOT.png]
+# [--iterations N] [--backend NAME]`; the plot goes to
+# `bpnet-run/course_4layer.png` under the current directory, beside the plots of
+# `bpnet train`, unless you name another path) or cell by cell in an editor that
+# understands `# %%` cells.  It needs `pip install 'bpnet[sklearn,plot]'`.
 
 # %%
 from __future__ import annotations
@@ -17,26 +19,53 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import matplotlib
 
 matplotlib.use("Agg")  # write a PNG, never open a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 import bpnet  # noqa: E402
 from bpnet.datasets import load_dataset  # noqa: E402
+from bpnet.io.atomic import atomic_write  # noqa: E402
+
+#: where the plot goes unless the command line names a file: beside bpnet train's (its default --out)
+DEFAULT_PLOT = os.path.join("bpnet-run", "course_4layer.png")
+
+
+class Parser(argparse.ArgumentParser):
+    """A bad option is one `train_course_4layer.py: error: ...` line (exit status 2), as in `bpnet`."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Train the course's 4-layer network and plot its cost.")
-    p.add_argument("output", nargs="?", default="cost.png", help="where to write the cost plot (PNG)")
-    p.add_argument("--iterations", type=int, default=2500, help="gradient-descent iterations")
+    p = Parser(description="Train the course's 4-layer network and plot its cost.")
+    p.add_argument("output", nargs="?", default=DEFAULT_PLOT,
+                   help=f"where to write the cost plot; missing directories are made (default: {DEFAULT_PLOT})")
+    p.add_argument("--iterations", type=positive_int, default=2500, help="gradient-descent iterations (default: 2500)")
     p.add_argument("--backend", default=None,
-                   help="numpy, array_api_strict, cupy or auto (default: $BPNET_BACKEND, else auto)")
+                   help=f"{', '.join(n for n in bpnet.backends.NAMES if n != 'auto')} or auto "
+                   f"(default: ${bpnet.backends.ENV_VAR}, else auto)")
     args = p.parse_args(argv)
-    if args.iterations <= 0:
-        p.error(f"--iterations: expected a positive integer, got {args.iterations}")
+    kind = os.path.splitext(args.output)[1].lstrip(".").lower()
+    if kind not in Figure().canvas.get_supported_filetypes():  # refused now, not after training
+        p.error(f"output: expected a file name ending in .png (or another format matplotlib writes), "
+                f"got {args.output!r}")
+    if os.path.isdir(args.output):
+        p.error(f"output: expected a file name, got the directory {args.output!r}")
     return args
 
 
@@ -113,16 +142,10 @@ ax.set_xlabel("iteration")
 ax.set_ylabel("cost J")
 ax.set_title(f"[{', '.join(map(str, layers_dims))}], learning rate 0.0075 (test accuracy {100 * test_acc:.1f}%)")
 fig.tight_layout()
-# written to a temporary file beside the target, then renamed over it: an interrupted run never
-# leaves a half-written plot in place of an earlier one
+# written atomically (a temporary file beside it, then renamed over it: an interrupted run never leaves a
+# half-written plot in place of an earlier one), with the mode a new file gets from the umask
 out = os.path.abspath(args.output)
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".tmp-", suffix=os.path.splitext(out)[1])
-try:
-    with os.fdopen(fd, "wb") as f:
-        fig.savefig(f, format=os.path.splitext(out)[1].lstrip(".") or "png")
-    os.replace(tmp, out)
-except BaseException:
-    os.unlink(tmp)
-    raise
+os.makedirs(os.path.dirname(out), exist_ok=True)
+atomic_write(out, lambda f: fig.savefig(f, format=os.path.splitext(out)[1].lstrip(".").lower()))
 plt.close(fig)
-print(f"cost plot: {args.output}")
+print(f"cost plot: {out}")

@@ -1,4 +1,4 @@
-"""Argument types of the command line: each turns a bad value into one clear argparse error line."""
+"""The command line's parser, help formatter and argument types: each bad value is one clear error line."""
 
 from __future__ import annotations
 
@@ -7,12 +7,51 @@ import argparse
 from .. import _validate as v
 from .. import backends
 
-BACKEND_HELP = f"numpy, array_api_strict[:device], cupy[:N] or auto (default: ${backends.ENV_VAR}, else auto)"
+#: the --backend help of every command: the names are bpnet.backends.NAMES ('bpnet backends' says which work here)
+BACKEND_HELP = (f"{', '.join(n for n in backends.NAMES if n != 'auto')} or auto, each with an optional :DEVICE "
+                f"(array_api_strict:device1, cupy:1, torch:cuda:0); 'bpnet backends' lists those usable here "
+                f"(default: ${backends.ENV_VAR}, else auto)")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one ``PROG: error: MESSAGE`` line on stderr and exit status 2.
+
+    argparse's own ``error`` prints the usage block first; ``--help`` still shows it.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
+
+
+def show(value) -> str:
+    """A default or an option value as it is typed on the command line: lists as ``20,7,5``, ``[]`` as none."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return "none" if value is None else str(value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: X)`` to an option's help once: not where the help already names its default, nor for
+    flags and options without one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("(default" in text or not action.option_strings or default is None or default is argparse.SUPPRESS
+                or isinstance(default, bool)):
+            return text
+        return f"{text} (default: {show(default).replace('%', '%%')})"
 
 
 def layers(text: str) -> list[int]:
+    entries = text.split(",")
+    if any(not s.strip() for s in entries):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 20,7,5, got {text!r} "
+                                         "(an empty entry)")
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in entries]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 20,7,5, got {text!r}") \
             from None

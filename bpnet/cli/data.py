@@ -27,7 +27,9 @@ def add_parsers(sub, fmt) -> None:
     e.add_argument("--data", default=None, help="data set or file (default: the one the model was trained on)")
     e.add_argument("--label", default=None,
                    help="label column (CSV) or array (NPZ) of --data (default: the training label column; NPZ: y)")
-    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="which examples: a split of the training run (train, val: its validation split, test) "
+                   "re-created from --data, or all of --data")
     e.add_argument("--backend", default=None, help=A.BACKEND_HELP)
     e.set_defaults(func=cmd_evaluate)
 
@@ -87,10 +89,12 @@ def _evaluation_data(args, pre, record):
     if not all(k in record for k in ("test_size", "val_size", "split_seed")):
         raise ValueError(f"--split: {args.model} does not record its training split; use --split all")
     if args.split == "val" and record["val_size"] == 0:
-        raise ValueError("--split: the model was trained without a validation split (use test, train or all)")
+        raise ValueError(f"--split: {args.model} was trained without a validation split (bpnet train --val-size 0), "
+                         "so it has no --split val; use --split test, train or all")
     ds = load_dataset(source, test_size=record["test_size"], val_size=record["val_size"], seed=record["split_seed"],
                       label=label if kind == "csv" else None, y_key=label if kind == "npz" else "y",
                       preprocessor=pre)
+    # each split of a recorded size > 0 holds ceil(size * m) >= 1 examples (load_dataset)
     return source, getattr(ds, f"X_{args.split}"), getattr(ds, f"Y_{args.split}"), getattr(ds, f"y_{args.split}")
 
 

@@ -26,13 +26,14 @@ def _network_options(p, *, dims_default, batch_default) -> None:
                    **({"required": True} if dims_default is None else {"default": dims_default}))
     p.add_argument("--layers", action=_RefuseLayers, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=A.positive(int), default=batch_default, help="m, the number of examples (columns)")
-    p.add_argument("--hidden-activation", default="relu", choices=_HIDDEN)
+    p.add_argument("--hidden-activation", default="relu", choices=_HIDDEN, help="activation g of the hidden layers")
     p.add_argument("--output", default="auto", choices=["auto", *ACTIVATIONS],
                    help="output activation; auto: the loss's canonical output, else sigmoid for one output unit, "
                    "softmax for more (bpnet.nn.resolve_head, as in MLP)")
     p.add_argument("--loss", default="auto", choices=["auto", *LOSSES],
                    help="auto: the output's canonical loss (mse for an output without one)")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="precision of the data, weights and gradients")
     p.add_argument("--seed", type=A.nonnegative_int, default=0,
                    help="seed of the random data and weights (and of the checked entries)")
 
@@ -53,7 +54,8 @@ def add_parsers(sub, fmt) -> None:
     )
     _network_options(gc, dims_default=[4, 5, 3, 1], batch_default=8)
     gc.add_argument("--fused", action="store_true", help="start the backward pass from dZ[L] = AL - Y")
-    gc.add_argument("--epsilon", type=A.positive(float), default=1e-7)
+    gc.add_argument("--epsilon", type=A.positive(float), default=1e-7,
+                    help="the step of the central differences (J(theta + eps) - J(theta - eps)) / (2 eps)")
     gc.add_argument("--threshold", type=A.positive(float), default=2e-7, help="largest acceptable difference")
     gc.add_argument("--backend", default=None, help=A.BACKEND_HELP)
     gc.set_defaults(func=cmd_gradcheck)

@@ -32,7 +32,11 @@ _RANDOM = "[a-z0-9_]{8}"
 
 
 def _default_mode() -> int:
-    """0o666 minus the process umask, read without changing it where possible."""
+    """0o666 minus the process umask: the mode ``open(path, "w")`` gives a new file (mkstemp's is 0o600).
+
+    Read from ``/proc`` where there is one; elsewhere no call reads the umask without setting it, so it is
+    set to 0o077 for that instant (a file another thread creates meanwhile is private, never more open).
+    """
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as f:
             for line in f:
@@ -40,7 +44,9 @@ def _default_mode() -> int:
                     return 0o666 & ~int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass
-    return 0o644
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_dir(directory: pathlib.Path) -> None:

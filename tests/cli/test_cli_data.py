@@ -195,6 +195,10 @@ BAD_INPUTS = [
     pytest.param(["predict", "--model", "run/model.npz", "--input", "text.csv", "--output", "preds.csv"],
                  r"text\.csv: line 3 \(data row 2\), column 'b': non-numeric value 'x'",
                  id="cli-predict-text-keeps-existing-output"),
+    pytest.param(["evaluate", "--model", "run/model.npz", "--split", "val"],
+                 r"bpnet evaluate: error: --split: run/model\.npz was trained without a validation split \(bpnet train "
+                 r"--val-size 0\), so it has no --split val; use --split test, train or all$",
+                 id="cli-evaluate-val-split-of-a-run-without-one"),
     pytest.param(["evaluate", "--model", "run"],
                  r"bpnet evaluate: error: checkpoint 'run': expected a regular file, got a directory$",
                  id="cli-evaluate-model-is-a-directory"),

@@ -3,7 +3,6 @@ Dask; Ctrl-C and SIGKILL mid-run, divergence, pickle payloads, out of memory; it
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -17,13 +16,12 @@ import time
 import numpy as np
 import pytest
 from badinput import check_table
-from conftest import ROOT, accuracy, run_bpnet
+from conftest import ROOT, accuracy, backend_arg, iris_csv, run_bpnet, umask
 
 from bpnet import backends
 from bpnet.cli import main
 from bpnet.model import MLP
-from bpnet.nn.losses import LOSSES
-from bpnet.train import LocalBatches
+from bpnet.train import LocalBatches, loop
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -37,12 +35,18 @@ def test_train_default_main_job(capsys, tmp_path, monkeypatch):
     assert lines[0] == f"backend: {backends.get()}"  # backend and device first (auto: cupy on a GPU)
     costs = re.findall(r"^Cost after iteration (\d+): (\S+)$", out, re.M)
     assert [int(i) for i, _ in costs] == [*range(0, 2500, 100), 2499]
+    assert re.search(r"^trained 2500 iterations \(0\.\.2499\) in [\d.]+ s$", out, re.M)  # counted as labelled
     assert float(costs[-1][1]) < 0.1 * float(costs[0][1])
     assert accuracy(out) >= 95.0 and accuracy(out, "train") >= 95.0
     run = tmp_path / "bpnet-run"
     assert (run / "cost.png").read_bytes().startswith(PNG)
     hist = json.loads((run / "history.json").read_text())
     assert len(hist["history"]["cost"]) == 2500 and hist["config"]["layer_dims"] == [30, 20, 7, 5, 1]
+    times = hist["history"]["time_s"]  # seconds from the start of the run: cumulative, as the README says
+    assert times == sorted(times) and times[-1] >= times[0] > 0
+    # every file written with the mode a new file gets from the umask (atomic writes used to give 0600)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in run.iterdir()} == \
+        {n: oct(0o666 & ~umask()) for n in ("model.npz", "history.json", "cost.png")}
     model = MLP.load(run / "model.npz")
     assert model.epoch == 2500
     # the checkpoint keeps how raw data become inputs (the preprocessor) and where the split came from
@@ -55,14 +59,26 @@ def test_train_default_main_job(capsys, tmp_path, monkeypatch):
     assert "data: breast_cancer, split test, m = 114" in ev and accuracy(ev) == accuracy(out)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "array_api_strict:device1"])
-def test_train_on_each_backend(capsys, tmp_path, backend):
-    assert main(["train", "--backend", backend, "--epochs", "300", "--out", str(tmp_path), "--no-plots"]) == 0
+def test_train_on_each_backend(capsys, tmp_path, bk):
+    """``--backend NAME[:DEVICE]`` for each backend under test (torch and jax too: the names are bpnet.backends',
+    the CLI lists none of its own): a few epochs, then --resume on it ends where an uninterrupted run ends."""
+    arg = backend_arg(bk)
+    common = ["--backend", arg, "--data", "iris", "--layers", "6", "--optimizer", "adam", "--batch-size", "40",
+              "--print-every", "1", "--no-plots"]
+    assert main(["train", *common, "--epochs", "3", "--out", str(tmp_path / "part")]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith(f"backend: {backend.split(':')[0]} (device: ")
-    costs = [float(c) for c in re.findall(r"Cost after iteration \d+: (\S+)", out)]
-    assert len(costs) == 4 and costs[-1] < costs[0]
-    assert not (tmp_path / "cost.png").exists()
+    assert out.splitlines()[0] == f"backend: {bk}"
+    costs = [float(c) for c in re.findall(r"^Cost after epoch \d+: (\S+)$", out, re.M)]
+    assert len(costs) == 3 and costs[-1] < costs[0]
+    assert main(["train", "--backend", arg, "--out", str(tmp_path / "part"), "--resume", "--epochs", "2",
+                 "--no-plots", "--quiet"]) == 0
+    assert main(["train", *common, "--epochs", "5", "--quiet", "--out", str(tmp_path / "whole")]) == 0
+    got, want = MLP.load(tmp_path / "part" / "model.npz"), MLP.load(tmp_path / "whole" / "model.npz")
+    assert got.epoch == want.epoch == 5
+    for k in want.parameters:
+        np.testing.assert_array_equal(backends.to_numpy(got.parameters[k]), backends.to_numpy(want.parameters[k]),
+                                      err_msg=k)
+    assert not (tmp_path / "whole" / "cost.png").exists()
 
 
 def test_train_backend_from_environment(tmp_path):
@@ -105,6 +121,72 @@ def test_regression_reports_rmse(capsys, tmp_path):
     assert 40 < rmse < 80  # diabetes targets span 25..346; predicting the mean gives ~77
     assert main(["evaluate", "--model", str(tmp_path / "model.npz")]) == 0
     assert f"test RMSE: {rmse:.4g}" in capsys.readouterr().out
+
+
+def test_resume_takes_the_data_network_and_options_from_the_checkpoint(capsys, tmp_path, monkeypatch):
+    """The README's lines: --resume with only --out and --epochs continues on the recorded data (my.csv, its
+    split), network and options (Adam, batch 32), ending where an uninterrupted run ends."""
+    monkeypatch.chdir(tmp_path)
+    iris_csv("my.csv")
+    first = ["train", "--data", "my.csv", "--label", "species", "--optimizer", "adam", "--batch-size", "32",
+             "--layers", "8", "--no-plots", "--quiet"]
+    assert main([*first, "--epochs", "7", "--out", "full"]) == 0
+    assert main([*first, "--epochs", "4", "--out", "mine"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", "mine", "--resume", "--epochs", "3", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "resume: mine/model.npz at epoch 4; 3 more epochs (--epochs)" in out
+    assert "data: my.csv" in out and "4-8-3, relu hidden, softmax output" in out and "adam, lr 0.001, batch 32" in out
+    assert re.search(r"^Cost after epoch 4: .*\nCost after epoch 6: ", out, re.M)
+    assert "trained 3 epochs (4..6)" in out
+    full, part = MLP.load("full/model.npz"), MLP.load("mine/model.npz")
+    assert part.epoch == 7 and part.optimizer_config == full.optimizer_config
+    assert part.metadata["data"] == full.metadata["data"]  # where the data came from, and the split
+    assert part.metadata["train"] == {**full.metadata["train"], "epochs": 3}  # the options of the last run
+    assert part.metadata["train"]["optimizer"] == "adam" and part.metadata["train"]["batch_size"] == 32
+    assert part.metadata["train"]["until"] == 7
+    for k in full.parameters:
+        np.testing.assert_array_equal(backends.to_numpy(part.parameters[k]), backends.to_numpy(full.parameters[k]))
+    # options given again that agree are fine (the same file by another name too); one that differs is refused
+    assert main(["train", "--out", "mine", "--resume", "--epochs", "1", "--no-plots", "--quiet", "--data",
+                 str(tmp_path / "my.csv"), "--optimizer", "adam", "--batch-size", "32", "--output", "auto",
+                 "--loss", "categorical_crossentropy", "--layers", "8", "--lr", "0.001"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", "mine", "--resume", "--batch-size", "64", "--dtype", "float64"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == ("bpnet train: error: --dtype: mine/model.npz was trained with --dtype float32, got --dtype float64; "
+                    "--batch-size: mine/model.npz was trained with --batch-size 32, got --batch-size 64; --resume "
+                    "continues a run with its own options (leave out --dtype --batch-size), or train a new model "
+                    "with --force or another --out")
+
+
+def test_resume_of_a_checkpoint_that_records_no_options(capsys, tmp_path, monkeypatch):
+    """A checkpoint saved from Python (or by an earlier bpnet train) records no options: the data must be
+    given, the optimiser comes from its state, the rest are the defaults, and a note says so; a record that
+    is not what bpnet train writes is refused naming the field."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "iris", "--layers", "4", "--optimizer", "adam", "--epochs", "2", "--out", "run",
+                 "--no-plots", "--quiet"]) == 0
+    model = MLP.load("run/model.npz")
+    del model.metadata["train"]
+    model.save("run/model.npz")
+    capsys.readouterr()
+    assert main(["train", "--out", "run", "--resume", "--epochs", "1", "--no-plots", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "adam, lr 0.001, full batch" in out
+    assert err == ("note: run/model.npz does not record its optimisation options (saved from Python or by an earlier "
+                   "bpnet); those not given are bpnet train's defaults\n")
+    model = MLP.load("run/model.npz")
+    model.metadata["train"]["learning_rate"] = "fast"
+    model.save("run/model.npz")
+    assert main(["train", "--out", "run", "--resume", "--no-plots", "--quiet"]) == 2
+    assert "bpnet train: error: --resume: run/model.npz: metadata['train']: learning_rate: expected a real number > 0" \
+        in capsys.readouterr().err
+    model.metadata = {}
+    model.save("run/model.npz")
+    assert main(["train", "--out", "run", "--resume", "--no-plots", "--quiet"]) == 2
+    assert ("bpnet train: error: --data: run/model.npz does not record the data it was trained on; give --data and "
+            "the split options it was trained with") in capsys.readouterr().err
 
 
 def test_resume_continues_the_same_run(capsys, tmp_path):
@@ -287,16 +369,16 @@ def test_ctrl_c_mid_epoch_saves_the_last_completed_epoch(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     common = ["train", "--data", "breast_cancer", "--layers", "16", "--optimizer", "adam", "--lr", "0.01",
               "--batch-size", "64", "--dtype", "float64", "--no-plots", "--quiet", "--print-every", "1000"]
-    spec = LOSSES["binary_crossentropy"]
+    step = loop.train_step
     calls = []
 
-    def cost(xp, ZL, Y):  # the per-batch cost of the training loop (from the logits)
+    def interrupted_step(*args, **kwargs):  # the training loop's step, once per mini-batch
         calls.append(1)
         if len(calls) == 3 * 8 + 4:
             raise KeyboardInterrupt
-        return spec.logit_cost(xp, ZL, Y)
+        return step(*args, **kwargs)
 
-    monkeypatch.setitem(LOSSES, "binary_crossentropy", dataclasses.replace(spec, logit_cost=cost))
+    monkeypatch.setattr(loop, "train_step", interrupted_step)
     assert main([*common, "--epochs", "10", "--out", "interrupted"]) == 130
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
@@ -308,19 +390,35 @@ def test_ctrl_c_mid_epoch_saves_the_last_completed_epoch(tmp_path, monkeypatch, 
     for k in want.parameters:
         np.testing.assert_array_equal(backends.to_numpy(got.parameters[k]), backends.to_numpy(want.parameters[k]),
                                       err_msg=k)
+    # --resume without --epochs trains what the interrupted run had left (7 of its 10) and ends where it would have
     capsys.readouterr()
+    assert main(["train", "--out", "interrupted", "--resume", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "resume: interrupted/model.npz at epoch 3; 7 more epochs (the rest of the interrupted run, to epoch 10)" \
+        in out and "trained 7 epochs (3..9)" in out and "Cost after epoch 9: " in out
+    assert main([*common, "--epochs", "10", "--out", "whole"]) == 0
+    got, want = MLP.load("interrupted/model.npz"), MLP.load("whole/model.npz")
+    assert got.epoch == want.epoch == 10
+    for k in want.parameters:
+        np.testing.assert_array_equal(backends.to_numpy(got.parameters[k]), backends.to_numpy(want.parameters[k]),
+                                      err_msg=k)
+    # the run is complete: --resume alone trains its --epochs (10) again
+    assert main(["train", "--out", "whole", "--resume", "--no-plots", "--quiet"]) == 0
+    assert "10 more epochs (the run's --epochs)" in capsys.readouterr().out
+    assert MLP.load("whole/model.npz").epoch == 20
 
 
 # --------------------------------------------------------------------------- #
 # faults: divergence, pickle payloads, out of memory
 
 
-GOOD = ["train", "--data", "breast_cancer", "--layers", "8", "--epochs", "3", "--print-every", "1",
+# three finite epochs at a learning rate that diverges in the fifth (from these weights, in every run)
+GOOD = ["train", "--data", "breast_cancer", "--layers", "8", "--lr", "1e6", "--epochs", "3", "--print-every", "1",
         "--no-plots", "--quiet", "--out", "run"]
 
 
 def _diverge(tmp_path, print_every):
-    r = subprocess.run([sys.executable, "-m", "bpnet", *GOOD[:GOOD.index("--epochs")], "--resume", "--lr", "1e6",
+    r = subprocess.run([sys.executable, "-m", "bpnet", *GOOD[:GOOD.index("--epochs")], "--resume",
                         "--epochs", "40", "--print-every", str(print_every), "--no-plots", "--quiet", "--out",
                         "run"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr
@@ -421,7 +519,7 @@ BAD_INPUTS = [
                  id="cli-layer-size-zero"),
     pytest.param(["train", "--dropout", "1"], r"--dropout: expected a finite number in \[0, 1\), got 1\.0$",
                  id="cli-dropout-one"),
-    pytest.param(["train", "--optimizer", "sgd"], r"--optimizer: invalid choice: 'sgd'",
+    pytest.param(["train", "--optimizer", "newton"], r"--optimizer: invalid choice: 'newton'",
                  id="cli-unknown-optimizer"),
     pytest.param(["train", "--hidden-activation", "swish"], r"--hidden-activation: invalid choice: 'swish'",
                  id="cli-unknown-activation"),
@@ -466,8 +564,22 @@ BAD_INPUTS = [
     pytest.param(["train", "--data", "good.csv", "--resume", "--out", "corrupt_run"],
                  r"checkpoint 'corrupt_run/model\.npz': not a bpnet checkpoint", id="cli-resume-corrupt-checkpoint"),
     pytest.param(["train", "--data", "good.csv", "--layers", "5", "--resume", "--out", "run"],
-                 r"--resume: run/model\.npz holds a 2-3-1 network, but --layers and the data give 2-5-1$",
-                 id="cli-resume-other-architecture"),
+                 r"bpnet train: error: --layers: run/model\.npz was trained with --layers 3, got --layers 5; --resume "
+                 r"continues a run with its own options \(leave out --layers\), or train a new model with --force or "
+                 r"another --out$", id="cli-resume-other-architecture"),
+    pytest.param(["train", "--resume", "--out", "run", "--data", "iris", "--optimizer", "adam", "--lr", "0.01"],
+                 r"--data: run/model\.npz was trained with --data good\.csv, got --data iris; --optimizer: "
+                 r"run/model\.npz was trained with --optimizer gd, got --optimizer adam; --resume continues a run "
+                 r"with its own options \(leave out --data --optimizer\)", id="cli-resume-other-data-and-optimizer"),
+    pytest.param(["train", "--resume", "--out", "run", "--loss", "mse"],
+                 r"--loss: run/model\.npz was trained with --loss binary_crossentropy, got --loss mse;",
+                 id="cli-resume-other-loss"),
+    pytest.param(["train", "--resume", "--out", "run", "--clip-norm", "5"],
+                 r"--clip-norm: run/model\.npz was trained without --clip-norm, got --clip-norm 5;",
+                 id="cli-resume-clip-norm-not-recorded"),
+    pytest.param(["train", "--layers", "20,7,,5"],
+                 r"bpnet train: error: argument --layers: expected comma-separated positive integers like 20,7,5, "
+                 r"got '20,7,,5' \(an empty entry\)$", id="cli-layers-empty-entry"),
     pytest.param(["train", "--data", "good.csv", "--out", "run"],
                  r"--out: 'run' already holds a model \(run/model\.npz\); continue it with --resume, replace it with "
                  r"--force, or choose another --out$", id="cli-out-holds-a-model"),
