@@ -5,6 +5,12 @@ One command::
     python benchmarks/bench.py [--quick] [--json PATH] [--threads N] [--nets a,b,c,d]
                                [--dtypes float32,float64] [--backends numpy,array_api_strict,cupy]
     python benchmarks/bench.py --inference [--inference-m 1000000] [--backends numpy]
+    python benchmarks/bench.py --fit --threads 1 [--fit-rounds 5]
+
+``--fit`` measures only whole fits (:func:`fit_end_to_end`): ``bpnet.MLP.fit``
+on digits (64-128-10, Adam lr 1e-3, batch 200, 136 epochs, float32, with its
+per-epoch train cost and accuracy) against a plain numpy loop of the course's
+equations, PyTorch eager and scikit-learn's ``MLPClassifier``, interleaved.
 
 ``--inference`` measures only inference: ``MLP.predict_proba`` (column batches
 from a byte budget, :mod:`bpnet.train.inference`) against one whole-array
@@ -631,7 +637,196 @@ def inference(args, backend):
 
 
 # --------------------------------------------------------------------------- #
+# end to end: a whole fit (--fit)
+
+#: the end-to-end run of ``--fit``: digits, 64-128-10 (ReLU, softmax / cross-entropy), Adam, float32
+FIT = dict(hidden=128, epochs=136, batch_size=200, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
+
+
+class FitBpnet:
+    """``bpnet.MLP.fit``: shuffled mini-batches, the step, the per-epoch train cost and accuracy (History)."""
+
+    name = "bpnet"
+
+    def __init__(self, X, y, params):
+        self.X, self.y, self.params = X, y, params
+
+    def run(self):
+        model = bpnet.MLP([self.X.shape[0], FIT["hidden"], 10], dtype="float32", backend="numpy", seed=0)  # = params
+        model.fit(self.X, self.y, epochs=FIT["epochs"], batch_size=FIT["batch_size"], optimizer="adam",
+                  learning_rate=FIT["lr"], seed=0)
+        assert len(model.history.cost) == FIT["epochs"] and model.history.accuracy[-1] is not None
+        return model.evaluate(self.X, self.y)["accuracy"]  # after the fit, as the others
+
+
+class FitPlainNumpy:
+    """The course's equations in a plain numpy loop: shuffle (one take), forward, fused backward, Adam; no
+    bookkeeping.  In place where natural, as :class:`PlainNumpy`'s step."""
+
+    name = "plain-numpy"
+
+    def __init__(self, X, y, params):
+        self.X, self.y = X, y
+        self.Y = np.eye(10, dtype=X.dtype)[:, y]
+        self.params = params
+
+    def run(self):
+        X, Y, m, size = self.X, self.Y, self.X.shape[1], FIT["batch_size"]
+        lr, b1, b2, eps = FIT["lr"], FIT["beta1"], FIT["beta2"], FIT["eps"]
+        P = [self.params[k].copy() for k in ("W1", "b1", "W2", "b2")]
+        V = [np.zeros_like(p) for p in P]
+        S = [np.zeros_like(p) for p in P]
+        rng = np.random.default_rng(0)
+        t = 0
+        for _ in range(FIT["epochs"]):
+            perm = rng.permutation(m)
+            Xs, Ys = X[:, perm], Y[:, perm]
+            for start in range(0, m, size):
+                Xb, Yb = Xs[:, start:start + size], Ys[:, start:start + size]
+                W1, b1_, W2, b2_ = P
+                A1 = W1 @ Xb
+                A1 += b1_
+                np.maximum(A1, 0, out=A1)  # A1 = relu(Z1)
+                A2 = W2 @ A1
+                A2 += b2_
+                A2 -= A2.max(axis=0, keepdims=True)
+                np.exp(A2, out=A2)
+                A2 /= A2.sum(axis=0, keepdims=True)  # A2 = softmax(Z2)
+                dZ2 = A2
+                dZ2 -= Yb
+                dZ2 *= 1.0 / Xb.shape[1]  # dZ2 = (A2 - Y) / m
+                dW2 = dZ2 @ A1.T
+                db2 = dZ2.sum(axis=1, keepdims=True)
+                dZ1 = W2.T @ dZ2
+                dZ1 *= A1 > 0  # dZ1 = W2^T dZ2 * relu'(Z1)
+                dW1 = dZ1 @ Xb.T
+                db1 = dZ1.sum(axis=1, keepdims=True)
+                t += 1
+                c1, c2 = lr / (1 - b1**t), 1.0 / (1 - b2**t)
+                for p, g, v, s in zip(P, (dW1, db1, dW2, db2), V, S):
+                    v *= b1
+                    v += (1 - b1) * g  # v = beta1 v + (1 - beta1) g
+                    g *= g
+                    g *= 1 - b2
+                    s *= b2
+                    s += g  # s = beta2 s + (1 - beta2) g^2
+                    D = np.sqrt(s * c2)
+                    D += eps
+                    U = v * c1
+                    U /= D
+                    p -= U  # theta -= lr v_hat / (sqrt(s_hat) + eps)
+        A1 = np.maximum(P[0] @ X + P[1], 0)
+        return float(np.mean(np.argmax(P[2] @ A1 + P[3], axis=0) == self.y))
+
+
+class FitTorch:
+    """PyTorch eager: ``nn.Sequential`` of Linear/ReLU/Linear, ``CrossEntropyLoss``, ``optim.Adam``, a
+    ``randperm`` shuffle each epoch; samples as rows."""
+
+    name = "torch"
+
+    def __init__(self, X, y, params):
+        import torch
+
+        self.torch = torch
+        self.x = torch.from_numpy(np.ascontiguousarray(X.T))
+        self.t = torch.from_numpy(y.astype(np.int64))
+        self.params = params
+
+    def run(self):
+        torch = self.torch
+        torch.manual_seed(0)
+        lin1, lin2 = torch.nn.Linear(self.x.shape[1], FIT["hidden"]), torch.nn.Linear(FIT["hidden"], 10)
+        with torch.no_grad():
+            for lin, l in ((lin1, 1), (lin2, 2)):
+                lin.weight.copy_(torch.from_numpy(self.params[f"W{l}"]))
+                lin.bias.copy_(torch.from_numpy(self.params[f"b{l}"][:, 0]))
+        model = torch.nn.Sequential(lin1, torch.nn.ReLU(), lin2)
+        loss = torch.nn.CrossEntropyLoss()
+        opt = torch.optim.Adam(model.parameters(), lr=FIT["lr"], eps=FIT["eps"])
+        m, size = self.x.shape[0], FIT["batch_size"]
+        for _ in range(FIT["epochs"]):
+            perm = torch.randperm(m)
+            xs, ts = self.x[perm], self.t[perm]
+            for start in range(0, m, size):
+                opt.zero_grad(set_to_none=True)
+                loss(model(xs[start:start + size]), ts[start:start + size]).backward()
+                opt.step()
+        with torch.no_grad():
+            return float((model(self.x).argmax(dim=1) == self.t).float().mean())
+
+
+class FitSklearn:
+    """scikit-learn's ``MLPClassifier(solver="adam", alpha=0, batch_size=200, max_iter=136)`` (never
+    stopping early), samples as rows; its own initialisation."""
+
+    name = "sklearn"
+
+    def __init__(self, X, y, params):
+        self.Xr, self.y = np.ascontiguousarray(X.T), y
+
+    def run(self):
+        import warnings
+
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(hidden_layer_sizes=(FIT["hidden"],), activation="relu", solver="adam", alpha=0.0,
+                            batch_size=FIT["batch_size"], learning_rate_init=FIT["lr"], max_iter=FIT["epochs"],
+                            n_iter_no_change=FIT["epochs"] + 1, shuffle=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached, as asked
+            clf.fit(self.Xr, self.y)
+        assert clf.n_iter_ == FIT["epochs"]
+        return float(clf.score(self.Xr, self.y))
+
+
+def fit_end_to_end(args, include_torch, include_sklearn):
+    """Whole fits on digits (``--fit``): bpnet's ``MLP.fit`` vs a plain numpy loop, PyTorch eager and scikit-learn.
+
+    digits' 1437 training examples, 64-128-10 (ReLU, softmax / cross-entropy), Adam lr 1e-3, batch 200,
+    136 epochs, float32, the same initial parameters (scikit-learn: its own); each implementation fits
+    once per round, in a shuffled order, ``--fit-rounds`` rounds after one warm-up fit each; the median.
+    """
+    from bpnet.io.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    X = np.ascontiguousarray(ds.X_train, dtype=np.float32)
+    y = np.asarray(ds.y_train, dtype=np.int64)
+    params = {k: np.array(v, dtype=np.float32) for k, v in
+              bpnet.MLP([X.shape[0], FIT["hidden"], 10], dtype="float32", backend="numpy", seed=0).parameters.items()}
+    kinds = [FitPlainNumpy, FitBpnet] + ([FitTorch] if include_torch else []) + ([FitSklearn] if include_sklearn
+                                                                                 else [])
+    impls = [k(X, y, params) for k in kinds]
+    accuracy = {im.name: im.run() for im in impls}  # warm-up
+    times = {im.name: [] for im in impls}
+    order = list(range(len(impls)))
+    rng = np.random.default_rng(0)
+    for _ in range(args.fit_rounds):
+        rng.shuffle(order)
+        for i in order:
+            gc.collect()
+            t = time.perf_counter()
+            impls[i].run()
+            times[impls[i].name].append(time.perf_counter() - t)
+    plain = statistics.median(times["plain-numpy"])
+    rows = [dict(implementation=name, fit_s=statistics.median(ts), fit_s_all=ts, ratio_vs_plain_numpy=
+                 statistics.median(ts) / plain, train_accuracy=accuracy[name]) for name, ts in times.items()]
+    return dict(data="digits", m=int(X.shape[1]), layers=f"{X.shape[0]}-{FIT['hidden']}-10", dtype="float32",
+                optimizer="adam", lr=FIT["lr"], batch_size=FIT["batch_size"], epochs=FIT["epochs"],
+                rounds=args.fit_rounds, threads=args.threads, rows=rows)
+
+
+# --------------------------------------------------------------------------- #
 # report
+
+
+def print_fit(fit, out=sys.stdout):
+    print(f"# end to end: {fit['data']} (m = {fit['m']}), {fit['layers']}, {fit['dtype']}, {fit['optimizer']} lr "
+          f"{fit['lr']:g}, batch {fit['batch_size']}, {fit['epochs']} epochs, {fit['threads']} threads; median of "
+          f"{fit['rounds']} interleaved rounds", file=out)
+    for r in fit["rows"]:
+        print(f"  {r['implementation']:>12}  {r['fit_s'] * 1e3:8.1f} ms  {r['ratio_vs_plain_numpy']:6.3f}x plain  "
+              f"train accuracy {r['train_accuracy']:.3f}", file=out)
 
 
 def fmt_mem(b):
@@ -707,6 +902,10 @@ def parse_args(argv=None):
     p.add_argument("--inference-m", type=int, default=1_000_000, help="examples (columns) of X for --inference")
     p.add_argument("--inference-dims", default="784,256,128,10", help="layer sizes for --inference")
     p.add_argument("--inference-reps", type=int, default=3, help="timed runs of each for --inference")
+    p.add_argument("--fit", action="store_true",
+                   help="only the end-to-end run: whole fits on digits (64-128-10, Adam, batch 200, 136 epochs, "
+                   "float32) of bpnet.MLP.fit vs a plain numpy loop, PyTorch eager and scikit-learn")
+    p.add_argument("--fit-rounds", type=int, default=5, help="timed rounds of --fit (median)")
     args = p.parse_args(argv)
     args.budget = args.budget if args.budget is not None else (0.6 if args.quick else 10.0)
     args.min_rounds = args.min_rounds if args.min_rounds is not None else (3 if args.quick else 7)
@@ -746,6 +945,15 @@ def main(argv=None):
     env = environment(args.threads)
     print(f"# bpnet benchmark: {env['threads']} threads, BLAS {env['blas']}, torch {env.get('torch')}, "
           f"sklearn {env.get('sklearn')}, bpnet backends {wanted}")
+    if args.fit:
+        result = dict(environment=env, args={k: str(v) for k, v in vars(args).items()},
+                      fit=fit_end_to_end(args, include_torch, include_sklearn))
+        print_fit(result["fit"])
+        if args.json:
+            atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=1)), binary=False, argname="--json")
+        if limiter is not None:
+            limiter.restore_original_limits()
+        return result
     if args.inference:
         row = inference(args, wanted[0])
         print(f"# inference on {row['backend']}: X {row['dims'][0]} x {row['m']} float32 ({fmt_mem(row['x_bytes'])} "

@@ -1,35 +1,46 @@
-"""Data-parallel step on Dask (bpnet.distributed) versus one process.
+r"""Data-parallel training on Dask (bpnet.distributed) versus one process.
 
 One command::
 
-    python benchmarks/bench_dask.py [--quick] [--max-m M] [--workers N] [--steps K] [--json PATH]
+    python benchmarks/bench_dask.py [--quick] [--workers 1,2] [--m M] [--batches 256,1024,...]
+                                    [--full-batch 1e4,1e5] [--repeats K] [--baseline MODULE] [--json PATH]
 
-Network 784-256-128-10 (ReLU, softmax / cross-entropy, float32), one
-full-batch gradient-descent step over m examples, m = 1e4, 1e5, 1e6
-(``--quick``: 2e3, 1e4; ``--max-m`` caps the list: m = 1e6 is 3.1 GB of float32
-features).  Measured, median of ``--steps`` steps after one warm-up:
+Network 784-256-128-10 (ReLU, softmax / cross-entropy, float32), plain
+gradient descent.  Every number is one epoch of a gradient source -- the
+``run_epoch`` the epoch loop of :meth:`bpnet.MLP.fit` calls -- divided by its
+steps: median of ``--repeats`` epochs after a warm-up epoch (which creates the
+replicas), the sources of a row measured in turn, epoch after epoch, so that
+the load of a shared machine falls on all of them alike.
 
-* ``dask``: a LocalCluster of ``--workers`` processes with one thread each
-  (Dask pins BLAS to one thread per worker); the data are generated
-  **on the workers**, chunk by chunk, with a seeded generator
-  (``dask.array.random.default_rng``) -- never on the client -- one chunk
-  per worker; the step is what :func:`bpnet.distributed.fit_distributed`
-  runs: broadcast the parameters, one gradient task per chunk (bpnet's
-  ``_forward``/``_backward`` on the block), the reduction tree, the gather
-  and the optimiser update on the client;
-* ``overhead``: the same step with the same task graph whose gradient tasks
-  return zero gradients without touching the data: broadcast, scheduling,
-  the reduction of full-size gradients, the gather and the update -- what
-  Dask costs per step whatever m is;
-* ``single-2t`` / ``single-1t``: :func:`bpnet.train.step.train_step` (the kernel
-  :meth:`bpnet.MLP.fit` runs) in this process on the same shapes, BLAS pinned
-  to 2 threads / 1 thread with threadpoolctl (when installed).
+* ``dask-Nw``: :class:`bpnet.train.distributed.DaskBatches` on a LocalCluster
+  of N worker processes with one thread each; the data are generated **on the
+  workers** (``dask.array.random.default_rng``), one chunk per worker;
+* ``single-1t`` / ``single-2t``: :class:`bpnet.train.loop.LocalBatches` (what
+  ``MLP.fit`` runs in one process) on host data of the same shape, BLAS pinned
+  to 1 / 2 threads with threadpoolctl (when installed);
+* ``base-Nw`` (``--baseline MODULE``): ``MODULE.DaskBatches``, another version
+  of ``bpnet/train/distributed.py`` saved as an importable module with absolute
+  imports, on the same clusters, e.g. the last commit's::
+
+      mkdir -p /tmp/base; git show HEAD:bpnet/train/distributed.py | sed -E \
+          -e 's/^( *)from \.\. import/\1from bpnet import/' -e 's/^( *)from \.\.([a-z])/\1from bpnet.\2/' \
+          -e 's/^( *)from \.([a-z])/\1from bpnet.train.\2/' > /tmp/base/base_distributed.py
+      PYTHONPATH=/tmp/base python benchmarks/bench_dask.py --baseline base_distributed
+
+Tables: the **overhead** per step (one example per worker per step, m = 100 x
+workers: what Dask costs per step whatever the batch); **mini-batches** over
+``--m`` examples, shuffled every epoch, batch sizes ``--batches``, with the
+speed-up ``single-1t / dask`` and the excess of each Dask step over the ideal
+``single-1t / N``; **full batch**, one unshuffled step per epoch over each m of
+``--full-batch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import importlib
 import json
 import os
 import platform
@@ -44,118 +55,167 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bpnet  # noqa: E402
 from bpnet.io.atomic import atomic_write  # noqa: E402
+from bpnet.train import FitConfig, LocalBatches, TrainState  # noqa: E402
 from bpnet.train import distributed as bd  # noqa: E402
 
 DIMS = [784, 256, 128, 10]
 
 
-def _empty_grad(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg):
-    """A gradient task that does no work: zero gradients of the parameters' shapes."""
-    return {"g": {"d" + k: np.zeros_like(v) for k, v in params_host.items()}, "cost": 0.0, "hits": 0.0}
+def _threads(n):
+    """BLAS pinned to ``n`` threads in this process (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n)
 
 
-def _median(f, steps):
-    f()  # warm-up
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+class Runner:
+    """One gradient source with its own model state; :meth:`epoch` times one epoch of it (seconds per step)."""
+
+    def __init__(self, name, source, threads=None):
+        self.name, self.source, self.threads, self.e = name, source, threads, 0
+        self.model = bpnet.MLP(DIMS, dtype="float32", backend="numpy", seed=0)
+        self.ts = None
+
+    def start(self, cfg):
+        opt = cfg.optimizer
+        params = {k: np.array(v) for k, v in self.model.parameters.items()}
+        self.ts, self.cfg = TrainState(params, opt, opt.init(params)), cfg
+
+    def epoch(self):
+        with _threads(self.threads) if self.threads else contextlib.nullcontext():
+            t = time.perf_counter()
+            self.source.run_epoch(self.ts, self.model.net, self.cfg, self.e, self.cfg.lr(self.e), True)
+            dt = time.perf_counter() - t
+        self.e += 1
+        return dt / -(-self.source.m // self.cfg.batch_size)  # the epoch's steps
 
 
-def bench_dask(conn, m, workers, steps, seed=0):
+def measure(runners, cfg, repeats):
+    """``{name: median seconds per step}``: a warm-up epoch each, then ``repeats`` rounds of one epoch each."""
+    for r in runners:
+        r.start(cfg)
+        r.epoch()
+    times = {r.name: [] for r in runners}
+    for _ in range(repeats):
+        for r in runners:
+            times[r.name].append(r.epoch())
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def dask_data(m, workers, seed=0):
     import dask.array as da
 
     chunk = -(-m // workers)
     X = da.random.default_rng(seed).standard_normal((DIMS[0], m), chunks=(DIMS[0], chunk), dtype=np.float32)
     y = da.random.default_rng(seed + 1).integers(0, DIMS[-1], size=m, chunks=chunk)
-    model = bpnet.MLP(DIMS, dtype="float32", backend="numpy", seed=0)
-    t = time.perf_counter()
-    session = bd.DaskBatches(conn, model, X, y)
-    t_load = time.perf_counter() - t
-    opt = bpnet.get_optimizer("gd")
-    box = {"p": dict(model.parameters), "s": opt.init(model.parameters), "i": 0}
-    pieces = [(c, 0, m_c) for c, m_c in enumerate(session.sizes)]
-
-    def step(fn):
-        box["i"] += 1
-        res = session.step(session.blocks, pieces, box["p"], f"bench-{box['i']}", fn=fn)
-        box["p"], box["s"] = opt.step(box["p"], res["g"], box["s"], 0.01)
-
-    n0 = session.tasks_submitted
-    t_step = _median(lambda: step(bd.chunk_gradients), steps)
-    tasks_per_step = (session.tasks_submitted - n0) / (steps + 1)
-    t_empty = _median(lambda: step(_empty_grad), max(steps, 10))
-    return {"load_s": t_load, "step_s": t_step, "overhead_s": t_empty, "chunks": len(pieces),
-            "tasks_per_step": tasks_per_step}
+    return X, y
 
 
-def bench_single(m, steps, threads, seed=0):
-    from bpnet.nn import get_activation, get_loss
-    from bpnet.train.step import Net, TrainState, train_step
+def host_data(m, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((DIMS[0], m), dtype=np.float32)
+    Y = np.eye(DIMS[-1], dtype=np.float32)[:, rng.integers(0, DIMS[-1], size=m)]
+    return X, Y
 
-    try:
-        from threadpoolctl import threadpool_limits
-        limiter = threadpool_limits(limits=threads)
-    except ImportError:  # pragma: no cover
-        limiter = None
-        if threads != os.cpu_count():
-            return None
-    try:
-        rng = np.random.default_rng(seed)
-        X = rng.standard_normal((DIMS[0], m), dtype=np.float32)
-        Y = np.eye(DIMS[-1], dtype=np.float32)[:, rng.integers(0, DIMS[-1], size=m)]
-        model = bpnet.MLP(DIMS, dtype="float32", backend="numpy", seed=0)
-        opt = bpnet.get_optimizer("gd")
-        params = {k: v.copy() for k, v in model.parameters.items()}
-        ts = TrainState(params, opt, opt.init(params))
-        xp = model.backend.xp
-        net = Net(get_activation("relu"), get_activation("softmax"), get_loss("categorical_crossentropy"))
-        return _median(lambda: train_step(xp, X, Y, ts, net, 0.01), steps)
-    finally:
-        if limiter is not None:
-            limiter.unregister() if hasattr(limiter, "unregister") else limiter.restore_original_limits()
-        gc.collect()
+
+def runners_for(m, conns, modules, single_threads):
+    """The runners of one data size: single-process ones, then each module's on each cluster."""
+    out = []
+    if single_threads:
+        X, Y = host_data(m)
+        out += [Runner(f"single-{t}t", LocalBatches(X, Y, bpnet.backends.get("numpy")), threads=t)
+                for t in single_threads]
+    for tag, mod in modules:
+        for w, conn in conns.items():
+            X, y = dask_data(m, w)
+            model = bpnet.MLP(DIMS, dtype="float32", backend="numpy", seed=0)
+            out.append(Runner(f"{tag}-{w}w", mod.DaskBatches(conn, model, X, y)))
+    return out
+
+
+def close(runners):
+    for r in runners:
+        if hasattr(r.source, "close"):
+            r.source.close()
+    gc.collect()
+
+
+def _cfg(batch, shuffle=True):
+    return FitConfig.from_options(batch_size=batch, optimizer="gd", learning_rate=1e-3, shuffle=shuffle, seed=0)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="m = 2e3, 1e4 (a smoke run)")
-    p.add_argument("--max-m", type=float, default=None, help="skip sizes above this m")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up)")
+    p.add_argument("--quick", action="store_true", help="m = 16384, batches 256, 4096; full batch 1e4 (a smoke run)")
+    p.add_argument("--workers", default="1,2", help="worker counts of the LocalClusters (default 1,2)")
+    p.add_argument("--m", type=int, default=131072, help="examples of the mini-batch table")
+    p.add_argument("--batches", default="256,1024,4096,16384,65536", help="batch sizes of the mini-batch table")
+    p.add_argument("--full-batch", default="1e4,1e5", help="m of the full-batch table ('' for none)")
+    p.add_argument("--repeats", type=int, default=3, help="timed epochs per source (after one warm-up)")
+    p.add_argument("--baseline", default=None, help="an importable module with another DaskBatches to compare")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    sizes = [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]
-    if args.max_m is not None:
-        sizes = [m for m in sizes if m <= args.max_m]
+    workers = [int(w) for w in args.workers.split(",")]
+    m, batches = args.m, [int(b) for b in args.batches.split(",")]
+    full = [int(float(x)) for x in args.full_batch.split(",") if x]
+    if args.quick:
+        m, batches, full = 16384, [256, 4096], [10_000]
+    modules = [("dask", bd)] + ([("base", importlib.import_module(args.baseline))] if args.baseline else [])
     print(f"# bpnet {bpnet.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, numpy {np.__version__}")
-    print(f"# network {'-'.join(map(str, DIMS))}, float32, one full-batch gd step; LocalCluster of "
-          f"{args.workers} worker processes x 1 thread, one chunk per worker, data generated on the workers")
-    rows = []
-    with bd.connect(f"local:{args.workers}") as conn:
-        for m in sizes:
-            r = {"m": m, **bench_dask(conn, m, args.workers, args.steps)}
-            conn.client.run(gc.collect)
-            rows.append(r)
-    for r in rows:
-        r["single_2t_s"] = bench_single(r["m"], args.steps, threads=2)
-        r["single_1t_s"] = bench_single(r["m"], args.steps, threads=1)
-    head = (f"{'m':>9} {'chunks':>6} {'tasks/step':>10} {'dask step':>10} {'overhead':>9} {'single 2t':>10} "
-            f"{'single 1t':>10} {'vs 2t':>6} {'vs 1t':>6}")
-    print(head)
-    for r in rows:
-        s2, s1 = r["single_2t_s"], r["single_1t_s"]
-        print(f"{r['m']:>9.0e} {r['chunks']:>6} {r['tasks_per_step']:>10.1f} {r['step_s'] * 1e3:>8.1f}ms "
-              f"{r['overhead_s'] * 1e3:>7.1f}ms {s2 * 1e3:>8.1f}ms {s1 * 1e3:>8.1f}ms "
-              f"{s2 / r['step_s']:>5.2f}x {s1 / r['step_s']:>5.2f}x")
-    print("# vs 2t / vs 1t: single-process step time / dask step time (> 1: dask is faster)")
+    print(f"# network {'-'.join(map(str, DIMS))}, float32, gd; LocalClusters of {workers} worker processes x 1 "
+          f"thread, one chunk per worker; ms per step, median of {args.repeats} epochs"
+          + (f"; base = {args.baseline}" if args.baseline else ""))
+    results = {"overhead": [], "minibatch": [], "full": []}
+    conns = {w: bd.connect(f"local:{w}") for w in workers}
+    try:
+        for w, conn in conns.items():  # one example per worker per step
+            rs = runners_for(100 * w, {w: conn}, modules, [])
+            results["overhead"].append({"workers": w, **measure(rs, _cfg(w), args.repeats)})
+            close(rs)
+        rs = runners_for(m, conns, modules, [1])
+        for b in batches:
+            results["minibatch"].append({"m": m, "batch": b, **measure(rs, _cfg(b), args.repeats)})
+        close(rs)
+        for mf in full:
+            rs = runners_for(mf, conns, modules, [1, 2])
+            results["full"].append({"m": mf, **measure(rs, _cfg(mf, shuffle=False), args.repeats)})
+            close(rs)
+    finally:
+        for conn in conns.values():
+            conn.close()
+    report(results, workers, [t for t, _ in modules])
     if args.json:
-        text = json.dumps({"rows": rows, "workers": args.workers, "dims": DIMS}, indent=1)
+        text = json.dumps({"results": results, "workers": workers, "dims": DIMS, "baseline": args.baseline}, indent=1)
         atomic_write(args.json, lambda f: f.write(text), binary=False, argname="--json")
-    return rows
+    return results
+
+
+def report(results, workers, tags):
+    names = [f"{t}-{w}w" for t in tags for w in workers]
+    print("\n## overhead per step (one example per worker per step)")
+    print(f"{'workers':>7} " + " ".join(f"{t:>10}" for t in tags))
+    for r in results["overhead"]:
+        w = r["workers"]
+        print(f"{w:>7} " + " ".join(f"{r[f'{t}-{w}w'] * 1e3:>8.2f}ms" for t in tags))
+    for key, title in (("minibatch", "mini-batches, shuffled"), ("full", "full batch, one step per epoch")):
+        rows = results[key]
+        if not rows:
+            continue
+        single = [k for k in rows[0] if k.startswith("single")]
+        print(f"\n## {title}: ms per step; (x: single-1t / it; +: ms over single-1t / workers)")
+        head = f"{'m':>8} {'batch':>6} " + " ".join(f"{k:>10}" for k in single) + " " + \
+            " ".join(f"{n:>24}" for n in names)
+        print(head)
+        for r in rows:
+            s1 = r["single-1t"]
+            cells = [f"{r[k] * 1e3:>8.1f}ms" for k in single]
+            for n in names:
+                w = int(n.rsplit("-", 1)[1][:-1])
+                cells.append(f"{r[n] * 1e3:>8.1f}ms {s1 / r[n]:>5.2f}x +{(r[n] - s1 / w) * 1e3:>6.1f}ms")
+            print(f"{r['m']:>8} {r.get('batch', r['m']):>6} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,36 @@
 """Data-parallel training on a Dask cluster: :class:`DaskBatches`, a gradient source of the one epoch loop.
 
-The data stay on the workers as blocks of examples (columns); every step runs,
-on each block, the training step's own kernels (:func:`bpnet.train.step.forward_train`
-and :func:`~bpnet.train.step.backward_update` collecting the gradients) with
-the namespace of the block itself -- numpy on CPU workers, cupy on dask-cuda
-workers -- and adds only the data-parallel reduction::
+The data stay on the workers as blocks of examples (columns).  Each worker
+holds one :class:`Replica` (a Dask actor): a contiguous run of the chunks
+(global columns ``[lo, hi)``), and a copy of the parameters and the optimiser
+state.  Every step, each replica runs the training step's own kernels
+(:func:`bpnet.train.step.forward_train` and
+:func:`~bpnet.train.step.backward_update` collecting the gradients) on its
+share of the global batch, with the namespace of the blocks -- numpy on CPU
+workers, cupy on dask-cuda workers -- and the replicas add only the
+data-parallel reduction, among themselves::
 
-    g_c = (1/|B|) sum over the examples B_c of chunk c in the global batch B   (on c's worker)
-    g   = sum_c g_c, tree-summed on the workers = the gradient of the mean cost over B
+    g_r = (1/|B|) sum over the examples of replica r's share of the global batch B
+    g   = sum_r g_r, by recursive doubling between the workers (log2 R exchanges)
 
-then the client applies the optimiser in place (:func:`bpnet.train.step.apply_gradients`)
-and broadcasts the parameters for the next step.  Per step: one gradient task
-per chunk and about one summation task per chunk (fan-in ``split_every``); no
-activation leaves its worker.
+after which every replica holds the same bits of ``g`` (floating-point addition
+is commutative, and each exchange adds the same two sums) and applies it with
+:func:`bpnet.train.step.apply_gradients`, so the replicas stay identical.  Per
+step nothing passes through the client or the scheduler; per epoch the client
+makes one call on each replica and gets back the metrics and, from replica 0,
+the parameters and optimiser state.  A failed epoch (a worker lost) is rerun
+from the client's copy of the state at its start.
 
-Mini-batches are drawn **within** chunks: in epoch e the columns of chunk c
-are permuted by ``numpy.random.default_rng([seed, e, c])`` and cut into
-``ceil(m / batch_size)`` nearly equal pieces; step s uses piece s of every
-chunk (:func:`epoch_batches` lists them as global column indices).
+The global batches are those of :meth:`bpnet.MLP.fit` in one process
+(:class:`bpnet.train.loop.LocalBatches`): in epoch e the m columns are
+permuted by :func:`bpnet.nn.random.shuffle` of ``(seed, e)`` and cut into
+batches of ``batch_size`` (the last one smaller); batch b's dropout masks are
+:func:`bpnet.nn.random.dropout` of ``(seed, e, b)``.  Each replica draws the
+permutation itself, on its device, and keeps the columns that are its own, in
+that order (one ``take`` per epoch); it draws batch b's masks and keeps the
+columns of its own examples.  So a fit on Dask trains on the same batches,
+with the same masks, as ``MLP.fit`` on the same data: the same numbers up to
+the order of the sums.
 
 Dask and distributed are optional (``pip install 'bpnet[dask]'``) and imported
 only inside the functions here.  This module never imports :mod:`bpnet.model`:
@@ -26,19 +39,23 @@ only inside the functions here.  This module never imports :mod:`bpnet.model`:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import itertools
 import math
 import os
+import threading
 import time
 import uuid
 import warnings
+import weakref
 
 import numpy as np
 
 from .step import apply_gradients
 
-__all__ = ["fit_distributed", "connect", "epoch_batches", "ClusterGoneError", "DaskConnection", "DaskBatches"]
+__all__ = ["fit_distributed", "connect", "rank_chunks", "allreduce_plan", "ClusterGoneError", "DaskConnection",
+           "DaskBatches", "Replica", "ReplicaAborted"]
 
 _INSTALL = "pip install 'bpnet[dask]'"
 
@@ -172,51 +189,62 @@ def connect(client=None, *, n_workers=None) -> DaskConnection:
 
 
 # --------------------------------------------------------------------------- #
-# the batch plan (pure Python: the client and the tests use it)
-
-
-def _chunk_perm(seed: int, epoch: int, chunk: int, m_c: int) -> np.ndarray:
-    """The permutation of chunk ``chunk``'s ``m_c`` columns in epoch ``epoch``."""
-    return np.random.default_rng([seed, epoch, chunk]).permutation(m_c)
+# the replicas' plan (pure Python: the client and the tests use it)
 
 
 def _n_steps(m: int, batch_size: int) -> int:
+    """Mini-batches of an epoch of ``m`` examples (:class:`bpnet.train.loop.LocalBatches`'s)."""
     return max(1, -(-m // batch_size))
 
 
-def _bounds(m_c: int, n_steps: int) -> list[int]:
-    """Piece ``s`` of a chunk of ``m_c`` columns is ``[bounds[s], bounds[s + 1])``."""
-    return [(s * m_c) // n_steps for s in range(n_steps + 1)]
-
-
-def epoch_batches(chunk_sizes, epoch, *, batch_size, seed=0, shuffle=True) -> list[np.ndarray]:
-    """The global batches of one epoch of :func:`fit_distributed`, as column indices.
+def rank_chunks(chunk_sizes, n_ranks) -> list[range]:
+    """Chunks of each replica: ``n_ranks`` contiguous runs of chunks with nearly equal numbers of examples.
 
     Parameters
     ----------
     chunk_sizes : sequence of int
-        ``m_c`` of each chunk along the examples axis (``X.chunks[1]``).
-    epoch : int
-        0-based epoch index.
-    batch_size, seed, shuffle : as given to :func:`fit_distributed`.
+        ``m_c`` of each chunk.
+    n_ranks : int
+        Replicas, at most the number of chunks.
 
     Returns
     -------
-    list of int64 arrays
-        Step ``s`` trains on the columns ``batches[s]`` of ``X`` (chunk 0's
-        first, then chunk 1's, ...); about ``batch_size`` each, every column
-        exactly once per epoch.
+    list of range
+        Replica r holds the chunks ``out[r]`` (at least one each, in order).
     """
     sizes = [int(c) for c in chunk_sizes]
-    n = _n_steps(sum(sizes), batch_size)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    out = [[] for _ in range(n)]
-    for c, m_c in enumerate(sizes):
-        order = _chunk_perm(seed, epoch, c, m_c) if (shuffle and n > 1) else np.arange(m_c)
-        b = _bounds(m_c, n)
-        for s in range(n):
-            out[s].append(offsets[c] + order[b[s]:b[s + 1]])
-    return [np.concatenate(parts).astype(np.int64) for parts in out]
+    k, n = len(sizes), int(n_ranks)
+    if not 1 <= n <= k:
+        raise ValueError(f"n_ranks: expected 1 to {k} replicas for {k} chunks, got {n_ranks}")
+    cum = np.concatenate([[0], np.cumsum(sizes)])
+    cuts = [0]
+    for r in range(1, n):
+        best = int(np.argmin(np.abs(cum - r * cum[-1] / n)))  # the cut nearest to r/n of the examples
+        cuts.append(max(cuts[-1] + 1, min(best, k - (n - r))))
+    cuts.append(k)
+    return [range(cuts[r], cuts[r + 1]) for r in range(n)]
+
+
+def allreduce_plan(rank: int, n: int) -> list[tuple[str, int, int]]:
+    """The exchanges of ``rank`` in the all-reduce of ``n`` replicas by recursive doubling: ``(kind, peer, round)``.
+
+    ``P`` is the largest power of two <= n.  A rank ``r >= P`` sends its sum to
+    ``r - P`` (``"give"``) and receives the total back (``"take"``); a rank
+    ``r < n - P`` first adds the sum of ``r + P`` (``"fold"``), then every
+    rank below P swaps its sum with ``r XOR d`` for d = 1, 2, 4, ... and adds
+    (``"swap"``), and ``r < n - P`` sends the total to ``r + P`` (``"send"``).
+    """
+    P = 1 << (n.bit_length() - 1)
+    if rank >= P:
+        return [("give", rank - P, 0), ("take", rank - P, -1)]
+    out = [("fold", rank + P, 0)] if rank + P < n else []
+    d = 1
+    while d < P:
+        out.append(("swap", rank ^ d, d))
+        d <<= 1
+    if rank + P < n:
+        out.append(("send", rank + P, -1))
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -249,60 +277,328 @@ def _block_size(block) -> int:
     return int(block[0].shape[1])
 
 
-def _shuffle_block(block, seed, epoch, c):
-    """The block's columns in this epoch's order (one ``take`` on the worker's device)."""
-    import array_api_compat
+# --------------------------------------------------------------------------- #
+# the replicas: one per worker (a Dask actor), and their messages
 
-    X, Y = block
-    xp = array_api_compat.array_namespace(X)
-    perm = xp.asarray(_chunk_perm(seed, epoch, c, X.shape[1]), device=array_api_compat.device(X))
-    return xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
+#: the replicas of this process by actor key, where the worker handler delivers their messages
+_REPLICAS = weakref.WeakValueDictionary()
+#: this process's one thread for the replicas' array work (the event loop stays free for the messages)
+_THREAD = {}
+_THREAD_LOCK = threading.Lock()
+#: the name of the worker handler that delivers a replica's message
+PUSH_OP = "bpnet_replica_push"
+#: array work (multiply-adds) a replica does on the worker's event loop rather than on its thread: up to a few
+#: ms of one core; handing work to the thread and back costs ~0.5 ms, a blocked loop only delays messages
+INLINE_WORK = 1 << 25
 
 
-def chunk_gradients(block, params_host, lo, hi, scale, mask_seed, keep_prob, cfg):
-    """The gradients of columns ``[lo, hi)`` of one block, times ``scale`` (``1/|B|``), on its worker.
+def _executor():
+    with _THREAD_LOCK:
+        if "pool" not in _THREAD:
+            _THREAD["pool"] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bpnet-replica")
+        return _THREAD["pool"]
 
-    Runs the training step's kernels; returns ``{"g": {dW1, db1, ...: host numpy},
-    "cost": sum of the per-example costs, "hits": correct predictions or None}``.
+
+def _push(key, tag, data):
+    """Worker handler: a partial sum for the replica ``key`` of this process (dropped when it is gone)."""
+    replica = _REPLICAS.get(key)
+    if replica is not None:
+        replica.deliver(tuple(tag), data)
+
+
+#: glibc's malloc thresholds while a replica's epoch runs: arrays below 32 MiB come from the heap, and up to
+#: 64 MiB of free heap is kept (glibc's own dynamic limits)
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 64 << 20
+_MALLOC = {"users": 0}
+
+
+class _HeapKept:
+    """While an epoch runs: the freed temporaries of a step stay in the heap for the next one.
+
+    Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which
+    (in glibc) also fixes the mmap threshold at 128 KiB: then every array of
+    the step over 128 KiB is a fresh mmap whose pages fault in one by one, and
+    small steps run 8-18x slower than in a plain process (measured).  Inside
+    this context glibc gets its usual limits (:data:`MMAP_THRESHOLD`,
+    :data:`TRIM_THRESHOLD`); the last replica leaving restores Dask's and
+    returns the free memory (``malloc_trim``).  A no-op without that variable
+    or without glibc.
     """
-    import array_api_compat
 
-    from ..backends import backend_of, to_numpy
-    from ..nn import draw_masks, get_activation, get_loss
-    from ..optim import get_optimizer
-    from .step import Net, TrainState, backward_update, batch_metrics, forward_train
+    def __enter__(self):
+        with _THREAD_LOCK:
+            _MALLOC["users"] += 1
+            if _MALLOC["users"] == 1 and "MALLOC_TRIM_THRESHOLD_" in os.environ and _libc() is not None:
+                _libc().mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+                _libc().mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+        return self
 
-    X, Y = block
-    bk = backend_of(X)
-    xp = bk.xp
-    params = params_host if array_api_compat.is_numpy_namespace(xp) else \
-        {k: bk.asarray(a) for k, a in params_host.items()}  # e.g. cupy blocks: to the block's device
-    ts = TrainState(params, get_optimizer("gd"), {"t": 0})
-    net = Net(get_activation(cfg["hidden"]), get_activation(cfg["output"]), get_loss(cfg["loss"]))
-    Xb, Yb, n = X[:, lo:hi], Y[:, lo:hi], hi - lo
-    masks = None
-    if keep_prob is not None:
-        drawn = draw_masks(np.random.default_rng(mask_seed), cfg["dims"][1:-1], n, keep_prob)
-        masks = [bk.asarray(D / keep_prob, dtype=cfg["dtype"]) for D in drawn]
-    acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, net, masks)
-    cost, hits = batch_metrics(xp, acts[-1], Yb, net, ZL)
-    grads = backward_update(xp, acts, Yb, ts, net, 0.0, gs=gs, masks=masks, collect=True, scale=scale)
-    g = {f"d{p}{l + 1}": to_numpy(a) for l, dW, db in grads for p, a in (("W", dW), ("b", db))}
-    return {"g": g, "cost": float(cost), "hits": None if hits is None else float(hits)}
+    def __exit__(self, *exc):
+        with _THREAD_LOCK:
+            _MALLOC["users"] -= 1
+            if _MALLOC["users"] == 0 and "MALLOC_TRIM_THRESHOLD_" in os.environ and _libc() is not None:
+                env = os.environ
+                _libc().mallopt(-1, int(env["MALLOC_TRIM_THRESHOLD_"]))
+                _libc().mallopt(-3, int(env.get("MALLOC_MMAP_THRESHOLD_", 128 << 10)))
+                _libc().malloc_trim(0)
 
 
-def _sum_parts(*parts):
-    """Sum of partial results of :func:`chunk_gradients` (host numpy; a node of the reduction tree)."""
-    g = dict(parts[0]["g"])
-    for p in parts[1:]:
-        for k, v in p["g"].items():
-            g[k] = g[k] + v
-    hits = None if parts[0]["hits"] is None else sum(p["hits"] for p in parts)
-    return {"g": g, "cost": sum(p["cost"] for p in parts), "hits": hits}
+def _libc():
+    """glibc (for ``mallopt``), or None."""
+    if "libc" not in _MALLOC:
+        try:
+            import ctypes
+            import ctypes.util
+
+            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _MALLOC["libc"] = lib if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim") else None
+        except (OSError, AttributeError, ValueError):
+            _MALLOC["libc"] = None
+    return _MALLOC["libc"]
+
+
+class ReplicaAborted(ConnectionError):
+    """The client ended a replica's epoch: another replica was lost."""
+
+
+class Replica:
+    """One worker's share of the data and a copy of the parameters and optimiser state (a Dask actor).
+
+    Created by :class:`DaskBatches` on each worker; its epoch runs, for every
+    batch of :meth:`bpnet.MLP.fit`'s, the training step's kernels on its own
+    columns of the batch, sums the gradients with the other replicas
+    (:func:`allreduce_plan`, worker to worker) and applies them with
+    :func:`bpnet.train.step.apply_gradients`.  The worker's event loop passes
+    the messages and does the small array work (:data:`INLINE_WORK`); larger
+    work runs on a thread of the replicas' own.  A run of several chunks is
+    concatenated once (a copy of its examples); each epoch's shuffled order is
+    one more.
+
+    Parameters
+    ----------
+    key : str
+        Its actor key (the other replicas' messages name it).
+    rank : int
+    chunks : range
+        The indices of its chunks (:func:`rank_chunks`).
+    blocks : list of ``(X_c (n_x, m_c), Y_c (n_L, m_c))``
+        Those chunks' checked blocks (Dask resolves their futures).
+    sizes : list of int
+        ``m_c`` of every chunk (m, and the global column of its first example, follow from them).
+    cfg : dict
+        The model's layer sizes, dtype, activations and loss.
+    """
+
+    def __init__(self, key, rank, chunks, blocks, sizes, cfg):
+        from distributed import get_worker
+
+        from ..backends import backend_of
+        from ..nn import get_activation, get_loss
+        from .step import Net
+
+        self.key, self.rank, self.cfg = key, int(rank), cfg
+        self.chunks, self.sizes = list(chunks), [int(c) for c in sizes]
+        self.bk = backend_of(blocks[0][0])
+        xp = self.bk.xp
+        # its examples: global columns [lo, lo + X.shape[1]) (one array: a run of several chunks is copied once)
+        self.X = blocks[0][0] if len(blocks) == 1 else xp.concat([X for X, _ in blocks], axis=1)
+        self.Y = blocks[0][1] if len(blocks) == 1 else xp.concat([Y for _, Y in blocks], axis=1)
+        self.lo, self.m = sum(self.sizes[:self.chunks[0]]), sum(self.sizes)
+        self.net = Net(get_activation(cfg["hidden"]), get_activation(cfg["output"]), get_loss(cfg["loss"]))
+        self.worker = get_worker()
+        self.worker.handlers.setdefault(PUSH_OP, _push)
+        self.peers, self.ts, self.inbox, self.aborted = [], None, {}, False
+        _REPLICAS[key] = self
+
+    def connect(self, peers, parameters, state, optimizer):
+        """Take the ``(address, key)`` of every replica by rank, and the state to start from (host arrays)."""
+        from .step import TrainState
+
+        def own(a):
+            return self.bk.xp.asarray(self.bk.asarray(a, dtype=self.cfg["dtype"]), copy=True)
+
+        self.peers = [tuple(p) for p in peers]
+        slots = optimizer.rule.slots
+        self.ts = TrainState({k: own(a) for k, a in parameters.items()}, optimizer,
+                             {"t": int(state["t"]), **{s: {k: own(a) for k, a in state[s].items()} for s in slots}})
+        self.n_params = sum(math.prod(a.shape) for a in self.ts.Ws + self.ts.bs)
+        self.inbox, self.aborted = {}, False
+        return self.worker.address
+
+    async def run_epoch(self, spec):
+        """Every step of one epoch; ``spec``: the epoch, its learning rate, the batch size, the steps and the
+        fit's options.
+
+        Returns this replica's ``{"cost", "hits"}`` (host floats, None without
+        metrics) and, on rank 0, the ``"parameters"`` and optimiser ``"state"`` after the epoch.
+        """
+        n = self.n_params
+        with _HeapKept():
+            await self._run(math.inf, self._begin, spec)
+            for s in range(spec["n_steps"]):
+                g = await self._run((self.cuts[s + 1] - self.cuts[s]) * n, self._gradient, s)
+                g = await self._allreduce(g, (spec["epoch"], s))
+                await self._run(8 * n, self._apply, g, s)
+            return await self._run(8 * n, self._finish)
+
+    async def abort(self):
+        """End the epoch now: whatever waits for a message raises :class:`ReplicaAborted`."""
+        self.aborted = True
+        for box in self.inbox.values():
+            if not box.done():
+                box.set_exception(ReplicaAborted(f"replica {self.rank}: epoch ended by the client"))
+
+    def parameters(self) -> dict:
+        """Host copies of this replica's parameters ``W1, b1, ...`` (the tests compare the replicas)."""
+        return {k: np.array(self.bk.to_numpy(a), copy=True) for k, a in self.ts.parameters.items()}
+
+    def deliver(self, tag, data):
+        """A message ``data`` for ``tag = (epoch, step, round)`` (on the event loop)."""
+        box = self._box(tag)
+        if not box.done():
+            box.set_result(data)
+
+    # -- the exchange (on the event loop) -------------------------------- #
+    async def _run(self, work, fn, *args):
+        """``fn(*args)``: here on the event loop when ``work`` (multiply-adds) is at most :data:`INLINE_WORK`,
+        else on the replicas' thread (a hand-over costs the loop more than a small step)."""
+        if work <= INLINE_WORK:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(_executor(), fn, *args)
+
+    def _box(self, tag):
+        box = self.inbox.get(tag)
+        if box is None:
+            box = self.inbox[tag] = asyncio.get_running_loop().create_future()
+        return box
+
+    async def _receive(self, tag):
+        if self.aborted:
+            raise ReplicaAborted(f"replica {self.rank}: epoch ended by the client")
+        try:
+            return await self._box(tag)
+        finally:
+            self.inbox.pop(tag, None)
+
+    async def _send(self, rank, tag, data):
+        """``data`` to the replica of ``rank``, over a pooled connection of this worker; no reply is awaited
+        (a lost peer is noticed by the client, which aborts the epoch)."""
+        from distributed.protocol import to_serialize
+
+        address, key = self.peers[rank]
+        await getattr(self.worker.rpc(address), PUSH_OP)(key=key, tag=list(tag), data=to_serialize(data), reply=False)
+
+    async def _allreduce(self, g, tag):
+        """``g`` summed over all replicas by :func:`allreduce_plan`: the same bits on each."""
+        sends = []
+        for kind, peer, rnd in allreduce_plan(self.rank, len(self.peers)):
+            key = (*tag, rnd)
+            if kind != "fold" and kind != "take":  # give, swap, send: g goes out (the total as a copy)
+                data = self.bk.to_numpy(g) if kind != "send" else np.array(self.bk.to_numpy(g), copy=True)
+                sends.append(asyncio.ensure_future(self._send(peer, key, data)))
+            if kind == "take":
+                g = await self._run(self.n_params, self._own, await self._receive(key))
+            elif kind != "give" and kind != "send":  # fold, swap
+                g = await self._run(self.n_params, self._add, g, await self._receive(key))
+        for sent in sends:
+            await sent
+        return g
+
+    # -- the array work (see _run) ---------------------------------------- #
+    def _add(self, g, other):
+        return g + self.bk.asarray(other)
+
+    def _own(self, total):
+        return self.bk.xp.asarray(self.bk.asarray(total), copy=True)
+
+    def _begin(self, spec):
+        """This epoch's order of the replica's columns, and where each batch's share of them starts.
+
+        The epoch's permutation ``perm`` of the m global columns is drawn here, on the device; the
+        replica keeps the positions ``p`` of its own columns in it (ascending) and takes its columns in
+        that order, so batch b's share is the slice ``cuts[b]:cuts[b + 1]`` of them.
+        """
+        xp, dev, m, size = self.bk.xp, self.bk.device, self.m, spec["batch_size"]
+        n, lo, hi = spec["n_steps"], self.lo, self.lo + self.X.shape[1]
+        self.spec, self.cost, self.hits = spec, None, None
+        self.starts = [min(b * size, m) for b in range(n + 1)]  # batch b: positions [starts[b], starts[b + 1])
+        # a single batch without dropout: its order changes only the order of the sums; no copy
+        if spec["shuffle"] and (n > 1 or spec["keep_prob"] is not None):
+            from ..nn import random
+
+            perm = random.shuffle(xp, m, (spec["seed"], spec["epoch"]), dev)
+            self.pos = xp.nonzero((perm >= lo) & (perm < hi))[0]  # positions of its columns in the epoch's order
+            own = xp.take(perm, self.pos) - lo
+            self.Xe, self.Ye = xp.take(self.X, own, axis=1), xp.take(self.Y, own, axis=1)
+            self.cuts = np.searchsorted(self.bk.to_numpy(self.pos), self.starts).tolist()
+        else:
+            self.pos, self.Xe, self.Ye = None, self.X, self.Y
+            self.cuts = [min(max(start, lo), hi) - lo for start in self.starts]
+
+    def _masks(self, s, k):
+        """The dropout masks of this replica's ``k`` columns of batch ``s``: batch s's masks, its columns."""
+        from ..nn import random
+
+        xp, spec, ts = self.bk.xp, self.spec, self.ts
+        size = self.starts[s + 1] - self.starts[s]
+        full = random.dropout(xp, self.cfg["dims"][1:-1], size, spec["keep_prob"], (spec["seed"], spec["epoch"], s),
+                              self.bk.device, ts.Ws[0].dtype)
+        if self.pos is None:  # unshuffled: a contiguous run of the batch
+            first = self.lo + self.cuts[s] - self.starts[s]
+            return [M[:, first:first + k] for M in full]
+        where = self.pos[self.cuts[s]:self.cuts[s + 1]] - self.starts[s]
+        return [xp.take(M, where, axis=1) for M in full]
+
+    def _gradient(self, s):
+        """This replica's share of batch ``s``'s gradient, times ``1/|B_s|``, flat: ``dW1, db1, dW2, ...``."""
+        from .step import backward_update, batch_metrics, forward_train
+
+        xp, ts, spec = self.bk.xp, self.ts, self.spec
+        a, b = self.cuts[s], self.cuts[s + 1]
+        if a == b:  # none of its examples in this batch
+            return xp.zeros((self.n_params,), dtype=ts.Ws[0].dtype, device=self.bk.device)
+        Xb, Yb = self.Xe[:, a:b], self.Ye[:, a:b]
+        masks = None if spec["keep_prob"] is None else self._masks(s, b - a)
+        batch = ts.batch(xp, b - a)
+        acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, self.net, masks, ones_row=batch[1], blocks=batch[2])
+        if spec["metrics"]:  # accumulated on the device, read once per epoch (_finish)
+            cost, hits = batch_metrics(xp, acts[-1], Yb, self.net, ZL)
+            self.cost = cost if self.cost is None else self.cost + cost
+            self.hits = hits if self.hits is None or hits is None else self.hits + hits
+        size = self.starts[s + 1] - self.starts[s]
+        grads = backward_update(xp, acts, Yb, ts, self.net, 0.0, gs=gs, masks=masks, batch=batch, collect=True,
+                                scale=1.0 / size)
+        return xp.concat([xp.reshape(g, (-1,)) for _, dW, db in sorted(grads, key=lambda t: t[0]) for g in (dW, db)])
+
+    def _apply(self, g, s):
+        """The optimiser's update of batch ``s`` from the summed flat gradient ``g`` (overwritten)."""
+        xp, ts, spec = self.bk.xp, self.ts, self.spec
+        grads, i = [], 0
+        for l, (W, b) in enumerate(zip(ts.Ws, ts.bs)):
+            nW, nb = math.prod(W.shape), math.prod(b.shape)
+            grads.append((l, xp.reshape(g[i:i + nW], W.shape), xp.reshape(g[i + nW:i + nW + nb], b.shape)))
+            i += nW + nb
+        apply_gradients(xp, ts, grads, spec["lr"], l2=spec["l2"], m=self.starts[s + 1] - self.starts[s],
+                        clip_norm=spec["clip_norm"])
+
+    def _finish(self):
+        """The epoch's metrics, and on rank 0 host copies of the parameters and optimiser state."""
+        def host(a):
+            return np.array(self.bk.to_numpy(a), copy=True)
+
+        self.Xe = self.Ye = self.pos = None  # this epoch's shuffled copies
+        out = {"cost": None if self.cost is None else float(self.cost),
+               "hits": None if self.hits is None else float(self.hits)}
+        if self.rank == 0:
+            ts = self.ts
+            out["parameters"] = {k: host(a) for k, a in ts.parameters.items()}
+            out["state"] = {"t": int(ts.state["t"]), **{s: {k: host(a) for k, a in ts.state[s].items()}
+                                                         for s in ts.rule.slots}}
+        return out
 
 
 # --------------------------------------------------------------------------- #
-# the session: data on the cluster and the step
+# the source: the data on the cluster, the replicas and the epoch
 
 
 def _is_dask_array(x) -> bool:
@@ -324,42 +620,48 @@ def _cluster_errors(distributed):
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
             pass
-    import asyncio
-
     errs.append(asyncio.CancelledError)
     return tuple(errs)
 
 
+#: seconds between the client's checks, while an epoch runs, that the replicas' workers are still there
+POLL_S = 0.2
+
+
 class DaskBatches:
-    """The gradient source of a Dask cluster: the data as checked blocks on the workers, and the step.
+    """The gradient source of a Dask cluster: the data as checked blocks on the workers, and their replicas.
 
     Parameters
     ----------
     conn : DaskConnection
     model : bpnet.MLP (read: layer_dims, dtype, net, backend)
     X, Y : as :func:`fit_distributed` takes them
-    chunk_size, compute_chunk_sizes, retries, split_every, worker_timeout : as :func:`fit_distributed`
+    chunk_size, compute_chunk_sizes, retries, worker_timeout : as :func:`fit_distributed`
 
     Attributes
     ----------
     blocks : list of futures, each ``(X_c (n_x, m_c), Y_c (n_L, m_c))`` on a worker
     sizes : list of int, ``m_c`` of each block (empty blocks dropped)
     m : int, total examples
-    tasks_submitted : int, gradient and summation tasks submitted so far (the
-        scatter of the parameters is not a task)
+    replicas : list of Dask actors, the :class:`Replica` of each rank (created by the first epoch)
+    addresses : list of str, the worker of each replica
+    ranks : list of range, the chunks of each replica (:func:`rank_chunks`)
+    starts : int, how many times replicas were created (1, plus one per recovery)
+
+    Close it (:meth:`close`, or use it as a context manager) to release the replicas.
     """
 
     def __init__(self, conn: DaskConnection, model, X, Y, *, chunk_size=None, compute_chunk_sizes=True,
-                 retries=2, split_every=4, worker_timeout=60.0):
+                 retries=2, worker_timeout=60.0):
         da, distributed = _import_distributed()
         net = model.net
         self.bk, self.conn, self.client = model.backend, conn, conn.client
         self.retries = int(retries)
         self.worker_timeout = float(worker_timeout)
-        self.split_every = max(2, int(split_every))
         self.errors = _cluster_errors(distributed)
         self.run_id = uuid.uuid4().hex[:8]
-        self.tasks_submitted = 0
+        self.replicas, self.addresses, self.ranks, self.starts = [], [], [], 0
+        self._futures, self._synced = [], None
         self.cfg = {"n_x": model.layer_dims[0], "n_out": model.layer_dims[-1], "target": net.loss.target,
                     "dtype": model.dtype, "loss": net.loss.name, "hidden": net.hidden.name,
                     "output": net.output.name, "dims": list(model.layer_dims)}
@@ -460,99 +762,174 @@ class DaskBatches:
         return A.compute_chunk_sizes()
 
     # -- per epoch ------------------------------------------------------ #
-    def epoch_blocks(self, seed, epoch, shuffle, n_steps):
-        """The blocks in epoch ``epoch``'s order (one take per chunk on its worker), or as they are."""
-        if not shuffle or n_steps == 1:
-            return list(self.blocks)
-        self.tasks_submitted += len(self.blocks)
-        return [self.client.submit(_shuffle_block, b, seed, epoch, c, retries=self.retries,
-                                   key=f"bpnet-shuffle-{self.run_id}-{epoch}-{c}")
-                for c, b in enumerate(self.blocks)]
-
-    # -- per step ------------------------------------------------------- #
-    def step(self, blocks, pieces, params_host, tag, mask_seeds=None, keep_prob=None, fn=chunk_gradients):
-        """Sum over ``pieces = [(c, lo, hi), ...]`` of the gradients over all pieces, back on the client.
-
-        One ``fn`` task per piece (on the worker holding block c) and a tree of
-        :func:`_sum_parts` tasks; returns the reduced dict of :func:`chunk_gradients`.
-        """
-        client = self.client
-        total = sum(hi - lo for _, lo, hi in pieces)
-        pf = client.scatter([params_host], broadcast=True, hash=False)[0]
-        level = []
-        for c, lo, hi in pieces:
-            seed = None if mask_seeds is None else mask_seeds(c)
-            level.append(client.submit(fn, blocks[c], pf, lo, hi, 1.0 / total, seed, keep_prob, self.cfg,
-                                       key=f"bpnet-grad-{self.run_id}-{tag}-{c}", retries=self.retries))
-        depth = 0
-        while len(level) > 1:
-            nxt = []
-            for i in range(0, len(level), self.split_every):
-                group = level[i:i + self.split_every]
-                nxt.append(group[0] if len(group) == 1 else client.submit(
-                    _sum_parts, *group, key=f"bpnet-sum-{self.run_id}-{tag}-{depth}-{i}", retries=self.retries))
-            level, depth = nxt, depth + 1
-        self.tasks_submitted += len(pieces) + tree_tasks(len(pieces), self.split_every)
-        return level[0].result()
-
     def run_epoch(self, ts, net, cfg, e, lr, metrics=True):
-        """All steps of 0-based epoch ``e`` (the loop's gradient-source interface); ``(sum of m_b J_b, hits)``."""
-        n_steps = _n_steps(self.m, cfg.batch_size)
-        bounds = [_bounds(m_c, n_steps) for m_c in self.sizes]
-        xp, L = self.bk.xp, len(ts.Ws)
-        cost_sum, hits = 0.0, (None if net.loss.task == "regression" else 0.0)
-        blocks = None
-        for s in range(n_steps):
-            pieces = [(c, b[s], b[s + 1]) for c, b in enumerate(bounds) if b[s + 1] > b[s]]
-            params_host = {k: self.bk.to_numpy(a) for k, a in ts.parameters.items()}
-            seeds = (lambda c, s=s: [cfg.seed, e, c, s, 1]) if cfg.keep_prob is not None else None
-            res, blocks = self._retried(blocks, pieces, params_host, e, s, seeds, cfg)
-            cost_sum += res["cost"]
-            if hits is not None:
-                hits += res["hits"]
-            g = {k: self.bk.asarray(a, dtype=ts.Ws[0].dtype) for k, a in res["g"].items()}
-            grads = [(l, g[f"dW{l + 1}"], g[f"db{l + 1}"]) for l in range(L)]
-            apply_gradients(xp, ts, grads, lr, l2=cfg.l2, m=sum(hi - lo for _, lo, hi in pieces),
-                            clip_norm=cfg.clip_norm)
-        self.steps_per_epoch = n_steps
-        return cost_sum, hits
+        """All steps of 0-based epoch ``e`` on the replicas (the loop's gradient-source interface).
 
-    def _retried(self, blocks, pieces, params_host, e, s, seeds, cfg):
-        """One step, retried when workers are lost; ``(result, this epoch's blocks)``.
+        Leaves the epoch's parameters and optimiser state in ``ts``'s arrays;
+        returns ``(sum of m_b J_b, hits)`` (host floats; None unless ``metrics``).
+        """
+        n_steps = _n_steps(self.m, cfg.batch_size)
+        spec = {"epoch": e, "lr": float(lr), "batch_size": int(cfg.batch_size), "n_steps": n_steps,
+                "seed": cfg.seed, "shuffle": bool(cfg.shuffle), "keep_prob": cfg.keep_prob, "l2": cfg.l2,
+                "clip_norm": cfg.clip_norm, "metrics": bool(metrics)}
+        outs = self._retried(ts, cfg, spec)
+        _assign(ts, outs[0], self.bk)
+        self._synced = (ts, e + 1)
+        self.steps_per_epoch = n_steps
+        if not metrics:
+            return None, None
+        hits = None if outs[0]["hits"] is None else sum(o["hits"] for o in outs)
+        return sum(o["cost"] for o in outs), hits
+
+    def _retried(self, ts, cfg, spec):
+        """One epoch on the replicas, rerun from ``ts`` (the state at its start) when workers are lost.
 
         After a failure, at least one worker must be there or come back within
         ``worker_timeout`` seconds (a nanny restarts killed workers): else
         :class:`ClusterGoneError`.  A failure while workers left or joined is
         retried without counting against ``retries`` (until ``worker_timeout``
-        has passed); the step is recomputed from the same parameters, so the
-        run continues exactly where it was.
+        has passed); new replicas start from ``ts``, so the run continues
+        exactly where it was.
         """
+        e = spec["epoch"]
         failures, deadline = 0, time.monotonic() + self.worker_timeout
         for attempt in itertools.count():
             before = self._workers()
             try:
-                if self.client.status != "running":
-                    raise ClusterGoneError(f"the client is {self.client.status}")
-                if blocks is None:
-                    blocks = self.epoch_blocks(cfg.seed, e, cfg.shuffle, _n_steps(self.m, cfg.batch_size))
-                return self.step(blocks, pieces, params_host, f"{e}-{s}-{attempt}", seeds, cfg.keep_prob), blocks
+                try:
+                    if self.client.status != "running":
+                        raise ClusterGoneError(f"the client is {self.client.status}")
+                    return self._epoch(ts, cfg, spec, before)
+                except UnboundLocalError as exc:
+                    if not _cancelled_in_sync(exc):
+                        raise
+                    raise ConnectionError("a call to the cluster was cancelled (a worker lost)") from exc
             except self.errors as exc:
+                self._drop()
                 if isinstance(exc, ClusterGoneError) or not self._await_workers(deadline):
                     raise self._gone(e, cfg.checkpoint, exc) from exc
                 if self._workers() == before or time.monotonic() > deadline:
-                    failures += 1  # the workers stayed the same: a failure of the step itself
+                    failures += 1  # the workers stayed the same: a failure of the epoch itself
                 if failures > self.retries:
                     raise ClusterGoneError(
-                        f"step {s + 1} of epoch {e + 1} failed {attempt + 1} times on the Dask cluster at "
-                        f"{self.conn.address} ({type(exc).__name__}: {exc}); the model holds epoch {e}"
+                        f"epoch {e + 1} failed {attempt + 1} times on the Dask cluster at {self.conn.address} "
+                        f"({type(exc).__name__}: {exc}); the model holds epoch {e}"
                         + _kept(cfg.checkpoint, " and the last checkpoint ({}) is intact")) from exc
-                blocks = None  # rebuild this epoch's blocks: some may have been lost with a worker
                 time.sleep(min(2.0, 0.25 * 2**min(attempt, 3)))  # let the scheduler notice the lost worker first
             except AttributeError as exc:  # a client whose cluster was closed under it
+                self._drop()
                 if self.client.status == "running":
                     raise
                 raise self._gone(e, cfg.checkpoint, exc) from exc
+            except BaseException:
+                self._drop()
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _epoch(self, ts, cfg, spec, workers):
+        """One attempt: replicas for these workers, holding ``ts``'s state, run the epoch; their results by rank."""
+        if not self.replicas or not set(self.addresses) <= workers or \
+                len(self.replicas) != min(len(workers), len(self.blocks)):
+            self._drop()
+            self._start(sorted(workers))
+        if self._synced is None or self._synced[0] is not ts or self._synced[1] != spec["epoch"]:
+            to = self.bk.to_numpy
+            params = {k: to(a) for k, a in ts.parameters.items()}
+            state = {"t": int(ts.state["t"]),
+                     **{s: {k: to(a) for k, a in ts.state[s].items()} for s in ts.rule.slots}}
+            peers = [(a, f.key) for a, f in zip(self.addresses, self._futures)]
+            self._wait([r.connect(peers, params, state, cfg.optimizer) for r in self.replicas])
+            self._synced = (ts, spec["epoch"])
+        return self._wait([r.run_epoch(spec) for r in self.replicas])
+
+    def _start(self, workers):
+        """A :class:`Replica` on each of up to ``len(workers)`` workers, next to its chunks where it can be."""
+        if not workers:
+            raise ConnectionError("no worker in the cluster")
+        self.ranks = rank_chunks(self.sizes, min(len(workers), len(self.blocks)))
+        homes = self._homes(self.ranks, workers)
+        self.starts += 1
+        keys = [f"bpnet-replica-{self.run_id}-{self.starts}-{r}" for r in range(len(self.ranks))]
+        self._futures = [self.client.submit(Replica, keys[r], r, chunks, [self.blocks[c] for c in chunks], self.sizes,
+                                            self.cfg, key=keys[r], workers=[homes[r]], allow_other_workers=True,
+                                            actor=True)
+                         for r, chunks in enumerate(self.ranks)]
+        self.addresses = homes
+        self.replicas = self._wait(self._futures)
+        where = self.client.who_has(self._futures)
+        self.addresses = [next(iter(where.get(k) or [home])) for k, home in zip(keys, homes)]
+
+    def _homes(self, ranks, workers):
+        """The worker of each rank: a different one each, holding most of the rank's examples (ties: by address)."""
+        who = self.client.who_has(self.blocks)
+        local = [{} for _ in ranks]
+        for r, chunks in enumerate(ranks):
+            for c in chunks:
+                for a in who.get(self.blocks[c].key) or ():
+                    local[r][a] = local[r].get(a, 0) + self.sizes[c]
+        homes, free = [None] * len(ranks), list(workers)
+        for r in sorted(range(len(ranks)), key=lambda r: -sum(self.sizes[c] for c in ranks[r])):
+            homes[r] = max(free, key=lambda a: local[r].get(a, 0))
+            free.remove(homes[r])
+        return homes
+
+    def _wait(self, futures):
+        """The results of ``futures`` (of replicas), checking every :data:`POLL_S` that their workers are there."""
+        for f in futures:
+            while True:
+                try:
+                    f.result(timeout=POLL_S)
+                    break
+                except TimeoutError:
+                    if f.done():
+                        raise  # a TimeoutError of the replica itself
+                    for g in futures:
+                        if g.done():
+                            g.result()  # another replica failed: its error now, not at its turn
+                    self._check()
+        return [f.result() for f in futures]
+
+    def _check(self):
+        """Raise ConnectionError when a replica's worker has left (or ClusterGoneError without a client)."""
+        if self.client.status != "running":
+            raise ClusterGoneError(f"the client is {self.client.status}")
+        workers = self._workers()
+        gone = [a for a in self.addresses if a not in workers]
+        if gone:
+            raise ConnectionError(f"the worker {gone[0]} of a replica left the cluster")
+
+    def _drop(self):
+        """End and release the replicas (an epoch they run stops at its next exchange)."""
+        replicas, futures, addresses = self.replicas, self._futures, self.addresses
+        self.replicas, self._futures, self.addresses, self._synced = [], [], [], None
+        if not futures or self.client.status != "running":
+            return
+        alive, aborts = self._workers(), []
+        for r, a in zip(replicas, addresses):
+            if a in alive:
+                try:
+                    aborts.append(r.abort())
+                except Exception:  # its worker went in the meantime
+                    pass
+        for f in aborts:
+            try:
+                f.result(timeout=5)
+            except Exception:
+                pass
+        try:
+            self.client.cancel(futures)
+        except Exception:  # pragma: no cover - a client closing under us
+            pass
+
+    def close(self) -> None:
+        """Release the replicas (the blocks stay until this object is dropped)."""
+        self._drop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _workers(self) -> frozenset:
         """The addresses of the scheduler's workers now (empty when it cannot be asked)."""
@@ -586,9 +963,10 @@ class DaskBatches:
 
     @property
     def stats(self) -> dict:
-        """Figures of this source: tasks submitted, chunks, their sizes, steps per epoch, m."""
-        return {"tasks_submitted": self.tasks_submitted, "chunks": len(self.sizes), "chunk_sizes": list(self.sizes),
-                "steps_per_epoch": getattr(self, "steps_per_epoch", None), "m": self.m}
+        """Figures of this source: chunks, their sizes, steps per epoch, m, the chunks of each replica, starts."""
+        return {"chunks": len(self.sizes), "chunk_sizes": list(self.sizes),
+                "steps_per_epoch": getattr(self, "steps_per_epoch", None), "m": self.m,
+                "ranks": [list(r) for r in self.ranks], "starts": self.starts}
 
     def alive(self) -> bool:
         """The client is connected to a scheduler with at least one worker."""
@@ -601,25 +979,38 @@ class DaskBatches:
             return False
 
 
+def _cancelled_in_sync(exc) -> bool:
+    """``exc`` is the UnboundLocalError that ``distributed.utils.sync`` raises when the call it waits for is
+    cancelled (an ``asyncio.CancelledError``, which its ``except Exception`` misses; seen in distributed
+    2026.8 while a worker is lost): the error of a lost worker, not of bpnet."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = None if tb is None else tb.tb_frame.f_code
+    return code is not None and code.co_name == "sync" and "distributed" in code.co_filename
+
+
 def _kept(checkpoint, text):
     return text.format(checkpoint) if checkpoint is not None and os.path.exists(checkpoint) else ""
 
 
-def tree_tasks(n: int, k: int) -> int:
-    """Summation tasks of a reduction tree of fan-in k over n leaves."""
-    total = 0
-    while n > 1:
-        groups = -(-n // k)
-        total += sum(1 for i in range(groups) if min(k, n - i * k) > 1)
-        n = groups
-    return total
+def _assign(ts, out, bk):
+    """Copy replica 0's parameters and optimiser state into ``ts``'s own arrays (those the model publishes)."""
+    dtype, params, state = ts.Ws[0].dtype, out["parameters"], out["state"]
+    for l, (W, b) in enumerate(zip(ts.Ws, ts.bs)):
+        W[...] = bk.asarray(params[f"W{l + 1}"], dtype=dtype)
+        b[...] = bk.asarray(params[f"b{l + 1}"], dtype=dtype)
+    ts.state["t"] = int(state["t"])
+    for s in ts.rule.slots:
+        for k, a in ts.state[s].items():
+            a[...] = bk.asarray(state[s][k], dtype=dtype)
 
 
 # --------------------------------------------------------------------------- #
 # training
 
 
-def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_sizes=True, retries=2, split_every=4,
+def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_sizes=True, retries=2, split_every=None,
                     worker_timeout=60.0, validation_data=None, **options):
     """Train ``model`` (an :class:`bpnet.MLP`) data-parallel on a Dask cluster.
 
@@ -630,8 +1021,8 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
     Parameters
     ----------
     model : bpnet.MLP
-        Its parameters and optimiser state live on the client, on the model's
-        backend, and are updated there once per step.
+        Each worker updates a copy of its parameters and optimiser state every
+        step; the model gets them back after every epoch.
     X : dask array or array, shape (n_x, m)
         A dask array chunked along the examples axis (axis 1; axis 0 is
         rechunked to one chunk), with numpy or cupy blocks; or host data cut
@@ -649,16 +1040,18 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
         Unknown chunk sizes (``nan`` in ``X.chunks``, e.g. after boolean
         indexing) are read from the blocks (True) or refused (False), never divided by.
     retries : int
-        Dask retries of each task that fails.
-    split_every : int >= 2
-        Fan-in of the reduction tree of the partial gradients.
+        Reruns of an epoch that failed while the workers stayed the same
+        (failures while workers leave or join are rerun without counting).
+    split_every : None
+        No longer used (the workers sum the gradients among themselves);
+        passing it warns.
     worker_timeout : float >= 0
         Seconds a failed step waits for a worker to come back (all workers
         killed and restarted by their nannies, say) before giving up.
     validation_data, **options
-        As :meth:`MLP.fit` (``validation_split`` is not offered); a global
-        batch is about ``batch_size`` examples drawn from every chunk
-        (:func:`epoch_batches`); shuffling permutes the columns within each chunk.
+        As :meth:`MLP.fit` (``validation_split`` is not offered), with
+        ``MLP.fit``'s batches, shuffle and dropout masks: the same numbers
+        as ``MLP.fit`` on the same data, up to the order of the sums.
 
     Returns
     -------
@@ -670,8 +1063,8 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
     ClusterGoneError
         (a ``ConnectionError``) when the scheduler is gone, or no worker is left
         and none comes back within ``worker_timeout``; the model keeps its last
-        completed epoch and the last checkpoint is intact.  A worker that dies
-        is handled by Dask and the step is retried (from the same parameters);
+        completed epoch and the last checkpoint is intact.  When a worker dies
+        the epoch is rerun from its start on the workers left (or restarted);
         workers that all die and are restarted are waited for.
     TrainingDivergedError, ValueError, TypeError
         As :meth:`MLP.fit`.
@@ -681,13 +1074,15 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
     if chunk_size is not None:
         v.integer(chunk_size, "chunk_size", low=1)
     retries = v.integer(retries, "retries", low=0)
-    split_every = v.integer(split_every, "split_every", low=2)
+    if split_every is not None:
+        warnings.warn("split_every: no longer used, the workers sum the gradients among themselves by recursive "
+                      "doubling; drop the argument", DeprecationWarning, stacklevel=2)
     worker_timeout = v.real(worker_timeout, "worker_timeout", low=0.0)
     conn = connect(client)
     try:
-        source = DaskBatches(conn, model, X, Y, chunk_size=chunk_size, compute_chunk_sizes=compute_chunk_sizes,
-                             retries=retries, split_every=split_every, worker_timeout=worker_timeout)
-        return model.fit_source(source, validation_data=validation_data, **options)
+        with DaskBatches(conn, model, X, Y, chunk_size=chunk_size, compute_chunk_sizes=compute_chunk_sizes,
+                         retries=retries, worker_timeout=worker_timeout) as source:
+            return model.fit_source(source, validation_data=validation_data, **options)
     finally:
         try:
             conn.close()
