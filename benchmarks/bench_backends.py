@@ -12,9 +12,9 @@ interleaved blocks (``bench.interleaved``), BLAS / torch / XLA threads pinned:
   against ``jax-jit`` (``jax.grad`` of the same loss and the SGD update, in one ``jax.jit``).
 
 Memory: each implementation runs in a fresh subprocess; the figure is the growth of the peak resident
-set size over the steps (after the data, parameters and a compiled first step exist), i.e. the step's
-transient working memory, next to the theoretical bytes of bench.py (parameters, gradients,
-activations, labels).
+set size over a few steps, from when the data and parameters exist (the step's working memory plus
+what its first call compiles or caches), next to the theoretical bytes of bench.py (parameters,
+gradients, activations, labels).
 
     python benchmarks/bench_backends.py                 # all four nets, float32, CPU
     python benchmarks/bench_backends.py --quick --nets d --dtypes float32,float64
@@ -170,11 +170,10 @@ def pin_threads(n):
 
 
 def memory_child(name, net, dtype, steps, threads):
-    """In a fresh process: peak RSS growth (bytes) over ``steps`` steps after the first (compiling) one."""
+    """In a fresh process: peak RSS growth (bytes) over ``steps`` steps, from when the data and parameters
+    exist (so it includes what the first step compiles or caches: JAX's executable, torch's allocator)."""
     pin_threads(threads)
     im = make(name, net, dtype)
-    im.step()
-    im.sync()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(steps):
         im.step()
@@ -198,6 +197,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="BLAS / torch / XLA threads (default 1)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed steps per (net, dtype)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory runs")
+    p.add_argument("--memory-only", action="store_true", help="only the memory runs (no timing)")
     p.add_argument("--json", type=Path, help="write the records to this JSON file")
     args = p.parse_args(argv)
     for net in args.nets.split(","):
@@ -216,6 +216,14 @@ def main(argv=None):
           + f" {'torch/autograd':>14} {'torch/manual':>12} {'jax/jit':>8}")
     for net in args.nets.split(","):
         for dtype in args.dtypes.split(","):
+            if args.memory_only:
+                spec = bench.NETS[net]
+                mem = {n: peak_growth(n, net, dtype, 3, args.threads) for n in IMPLS}
+                theo = bench.theoretical_mem(spec["dims"], spec["m"], dtype)
+                records.append(dict(net=net, dtype=dtype, peak_growth_bytes=mem, theoretical_mem_bytes=theo))
+                grown = ", ".join(f"{n} {mem[n] / 2**20:.1f}" for n in IMPLS)
+                print(f"{net:>3} {dtype:>7} peak RSS growth MiB: {grown}; theoretical {theo / 2**20:.1f}")
+                continue
             impls = [make(n, net, dtype) for n in IMPLS]
             times, rounds = bench.interleaved(impls, args.budget, 3, 40 if args.quick else 400)
             t = dict(zip(IMPLS, times))

@@ -6,8 +6,10 @@ holds one :class:`Replica` (a Dask actor): a contiguous run of the chunks
 state.  Every step, each replica runs the training step's own kernels
 (:func:`bpnet.train.step.forward_train` and
 :func:`~bpnet.train.step.backward_update` collecting the gradients) on its
-share of the global batch, with the namespace of the blocks -- numpy on CPU
-workers, cupy on dask-cuda workers -- and the replicas add only the
+share of the global batch, with the namespace of the blocks for a numpy model
+-- numpy on CPU workers, cupy on dask-cuda workers -- or on the model's own
+backend otherwise (torch, jax, ...: each worker moves its blocks there once),
+and the replicas add only the
 data-parallel reduction, among themselves::
 
     g_r = (1/|B|) sum over the examples of replica r's share of the global batch B
@@ -52,6 +54,7 @@ import weakref
 
 import numpy as np
 
+from ..backends import spec as backend_spec
 from .step import apply_gradients
 
 __all__ = ["fit_distributed", "connect", "rank_chunks", "allreduce_plan", "ClusterGoneError", "DaskConnection",
@@ -258,9 +261,9 @@ def _prepare_block(Xc, Yc, c, cfg):
     a ValueError/TypeError names X or Y and the chunk.
     """
     from .. import _validate as v
-    from ..backends import backend_of
+    from ..backends import backend_of, get
 
-    bk = backend_of(Xc)
+    bk = backend_of(Xc) if cfg.get("backend") is None else get(cfg["backend"])
     m_c = Xc.shape[1] if getattr(Xc, "ndim", 0) == 2 else -1
     try:
         if m_c == 0:  # an empty block (e.g. after filtering): dropped by the client
@@ -664,7 +667,10 @@ class DaskBatches:
         self._futures, self._synced = [], None
         self.cfg = {"n_x": model.layer_dims[0], "n_out": model.layer_dims[-1], "target": net.loss.target,
                     "dtype": model.dtype, "loss": net.loss.name, "hidden": net.hidden.name,
-                    "output": net.output.name, "dims": list(model.layer_dims)}
+                    "output": net.output.name, "dims": list(model.layer_dims),
+                    # where the workers compute: the blocks' own backend (numpy, or cupy blocks on dask-cuda
+                    # workers) for a numpy model; the model's backend (torch, jax, ...) otherwise
+                    "backend": None if model.backend.name == "numpy" else backend_spec(model.backend)}
         Xd, Yd = self._as_dask(da, model, X, Y, chunk_size, compute_chunk_sizes)
         xs = list(Xd.to_delayed().ravel())
         ys = list(Yd.to_delayed().ravel())
@@ -996,14 +1002,12 @@ def _kept(checkpoint, text):
 
 def _assign(ts, out, bk):
     """Copy replica 0's parameters and optimiser state into ``ts``'s own arrays (those the model publishes)."""
-    dtype, params, state = ts.Ws[0].dtype, out["parameters"], out["state"]
-    for l, (W, b) in enumerate(zip(ts.Ws, ts.bs)):
-        W[...] = bk.asarray(params[f"W{l + 1}"], dtype=dtype)
-        b[...] = bk.asarray(params[f"b{l + 1}"], dtype=dtype)
-    ts.state["t"] = int(state["t"])
-    for s in ts.rule.slots:
-        for k, a in ts.state[s].items():
-            a[...] = bk.asarray(state[s][k], dtype=dtype)
+    dtype, state = ts.Ws[0].dtype, out["state"]
+
+    def conv(arrays):
+        return {k: bk.asarray(a, dtype=dtype) for k, a in arrays.items()}
+
+    ts.assign(conv(out["parameters"]), {"t": state["t"], **{s: conv(state[s]) for s in ts.rule.slots}})
 
 
 # --------------------------------------------------------------------------- #
@@ -1026,7 +1030,8 @@ def fit_distributed(model, X, Y, *, client=None, chunk_size=None, compute_chunk_
     X : dask array or array, shape (n_x, m)
         A dask array chunked along the examples axis (axis 1; axis 0 is
         rechunked to one chunk), with numpy or cupy blocks; or host data cut
-        into chunks of ``chunk_size`` columns.
+        into chunks of ``chunk_size`` columns.  A model on another backend than
+        numpy trains there: each worker moves its blocks to that backend.
     Y : dask array or array, shape (n_L, m), or (m,)
         Labels as :meth:`MLP.fit` takes them; a dask Y is rechunked to X's
         chunks (when both are known) or paired with X block by block.

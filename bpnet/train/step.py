@@ -161,6 +161,26 @@ class TrainState:
             out[s] = {f"d{p}{l + 1}": self.moments[p][l][s] for l in range(len(self.Ws)) for p in "Wb"}
         return out
 
+    def assign(self, parameters, state) -> None:
+        """Take the values of ``parameters`` and ``state`` (the :attr:`parameters` / :attr:`optimizer_state`
+        layout, arrays of this state's namespace, device and dtype): written into the live arrays where they
+        are writable (whoever holds them sees the new values), else rebound (JAX)."""
+
+        def put(old, new):
+            if not self.mutable:
+                return new
+            old[...] = new
+            return old
+
+        for l in range(len(self.Ws)):
+            self.Ws[l] = put(self.Ws[l], parameters[f"W{l + 1}"])
+            self.bs[l] = put(self.bs[l], parameters[f"b{l + 1}"])
+            for p in "Wb":
+                mo = self.moments[p][l]
+                for s in self.rule.slots:
+                    mo[s] = put(mo[s], state[s][f"d{p}{l + 1}"])
+        self.state["t"] = int(state["t"])
+
     @property
     def block_bytes(self):
         """Smallest block in bytes (:data:`BLOCK_BYTES`, :data:`GPU_BLOCK_BYTES` on cupy)."""
@@ -354,7 +374,8 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
             dW = dZ @ A_prev.T  # dW = dZ A[l-1]^T (times c)
             if l2:
                 dW += l2c * W  # dW += (lambda / m) W
-        db = dZ @ ones  # db = sum of dZ over the m columns (times c), a GEMV
+        # db = sum of dZ over the m columns (times c): a GEMV where that is faster (numpy, cupy, torch)
+        db = dZ @ ones if ones is not None else xp.sum(dZ, axis=1, keepdims=True)
         dZ_prev = None
         if l > 0:  # with the old W; A[l-1] is free once dW has it
             if cols is None and masks is None:
@@ -436,26 +457,48 @@ def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip
     return out
 
 
-def _compiled_step(xp, ts, net, m, dropout, metrics, l2, clip_norm):
-    """``run(X, Y, lr, masks) -> (m J, hits)``: :func:`train_step` as one compiled pure function
-    ``(Ws, bs, moments, t, X, Y, lr, masks) -> (Ws, bs, moments, m J, hits)``, cached on ``ts``; ``run``
-    stores the new arrays in ``ts`` (``t`` counts on the host: the compiled step takes it as an argument)."""
-    key = (m, dropout, metrics, net.hidden.name, net.output.name, net.loss.name, net.weighted, float(l2), clip_norm)
-    run = ts._compiled.get(key)
-    if run is not None:
-        return run
+#: the compiled pure steps, shared by every :class:`TrainState` (a new fit of the same network and options
+#: reuses the compiled code): ``(options, rule, hyper-parameters) -> compiled function``, at most
+#: :data:`COMPILED_STEPS` of them (the oldest is dropped)
+_STEPS: dict = {}
+COMPILED_STEPS = 64
+
+
+def _pure_step(xp, net, m, rule, hyper, metrics, l2, clip_norm):
+    """:func:`train_step` as one compiled pure function ``(Ws, bs, moments, t, X, Y, lr, masks) -> (Ws, bs,
+    moments, m J, hits)``: the same code, on a shell state holding the traced arrays."""
+    key = (m, metrics, net.hidden.name, net.output.name, net.loss.name, net.weighted, float(l2), clip_norm,
+           rule.name, tuple(sorted(hyper.items())), xp.__name__)
+    step = _STEPS.get(key)
+    if step is not None:
+        return step
 
     def pure(Ws, bs, moments, t, X, Y, lr, masks):
-        shell = TrainState.__new__(TrainState)  # the same step, on the traced arrays
+        shell = TrainState.__new__(TrainState)
         shell.Ws, shell.bs, shell.moments, shell.state = list(Ws), list(bs), moments, {"t": t}
-        shell.rule, shell.hyper, shell.mutable, shell._batch = ts.rule, ts.hyper, False, {}
-        shell._block_bytes, shell.w_rows = ts.block_bytes, [None] * len(Ws)
-        acts, gs, ZL = forward_train(xp, X, shell.Ws, shell.bs, net, masks, ones_row=shell.batch(xp, m)[1])
+        # compiled: plain sums, which XLA fuses with their producers, instead of GEMVs with ones; no blocks
+        shell.rule, shell.hyper, shell.mutable, shell._batch = rule, hyper, False, {m: (None, None, None)}
+        shell._block_bytes, shell.w_rows = BLOCK_BYTES, [None] * len(Ws)
+        acts, gs, ZL = forward_train(xp, X, shell.Ws, shell.bs, net, masks)
         out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
         backward_update(xp, acts, Y, shell, net, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm)
         return shell.Ws, shell.bs, shell.moments, *out
 
-    step = compiler(xp)(pure)
+    if len(_STEPS) >= COMPILED_STEPS:
+        del _STEPS[next(iter(_STEPS))]
+    step = _STEPS[key] = compiler(xp)(pure)
+    return step
+
+
+def _compiled_step(xp, ts, net, m, dropout, metrics, l2, clip_norm):
+    """``run(X, Y, lr, masks) -> (m J, hits)``: the compiled :func:`_pure_step`, bound to ``ts`` (cached on it);
+    ``run`` stores the new arrays in ``ts`` (``t`` counts on the host: the compiled step takes it as an
+    argument, so it never recompiles for it)."""
+    key = (m, dropout, metrics, net.hidden.name, net.output.name, net.loss.name, net.weighted, float(l2), clip_norm)
+    run = ts._compiled.get(key)
+    if run is not None:
+        return run
+    step = _pure_step(xp, net, m, ts.rule, ts.hyper, metrics, l2, clip_norm)
 
     def run(X, Y, lr, masks):
         ts.Ws[:], ts.bs[:], ts.moments, cost, hits = step(ts.Ws, ts.bs, ts.moments, ts.state["t"], X, Y, lr, masks)

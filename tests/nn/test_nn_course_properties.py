@@ -20,8 +20,8 @@ from bpnet import backends
 # the three fused pairs and non-fused ones, with ``fused`` drawn where it applies --,
 # the output width, m = 1..7 examples (m = 1 is always among them: an explicit
 # ``@example``), the dtype, the backend (numpy, array-api-strict on its default
-# device and on ``device1``, torch and jax on the CPU, cupy, torch CUDA and jax GPU when usable; narrowed
-# by ``BPNET_TEST_BACKENDS``)
+# device and on ``device1``, cupy, torch CUDA and jax GPU when usable, torch and jax on the CPU when
+# ``BPNET_TEST_BACKENDS`` names them; narrowed by ``BPNET_TEST_BACKENDS``)
 # and the seed of the weights, biases and data.
 #
 # Properties:
@@ -59,7 +59,7 @@ settings.load_profile(PROFILE)
 
 _REASONS = backends.unavailable_reasons()
 #: (name, device) of every backend under test here
-BACKENDS = usable_backends()
+BACKENDS = usable_backends(sampled=False)  # torch and jax only where BPNET_TEST_BACKENDS names them
 if not BACKENDS:  # e.g. BPNET_TEST_BACKENDS=cupy on a machine without a GPU
     pytest.skip(f"no backend under test is usable here: {_REASONS}", allow_module_level=True)
 PAIRS = OUTPUT_LOSS_PAIRS

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import assert_on, to_np
 
 pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
@@ -138,6 +139,24 @@ def test_minibatches_equal_MLP_fit_on_the_same_shuffle(client):
     assert all(_maxdiff(model.optimizer_state[s], ref.optimizer_state[s]) < 1e-12 for s in ("v", "s"))
     np.testing.assert_allclose(model.history.cost, ref.history.cost, rtol=1e-12)
     assert model.history.accuracy == ref.history.accuracy
+
+
+def test_workers_compute_on_the_models_backend(client, bk):
+    """Host (numpy) blocks, a model on torch, jax or array-api-strict: the replicas move their blocks to the
+    model's backend and train there, with dropout and Adam, as MLP.fit does on that backend (float64)."""
+    if bk.name == "numpy":
+        pytest.skip("numpy: the other tests of this module")
+    X, y, Y = _data(m=400)
+    kw = dict(epochs=2, batch_size=100, optimizer="adam", learning_rate=0.05, dropout=0.2, seed=5)
+    ref = bpnet.MLP([6, 8, 3], dtype="float64", backend=bk, seed=1)
+    ref.fit(X, y, **kw)
+    model = bpnet.MLP([6, 8, 3], dtype="float64", backend=bk, seed=1)
+    model.fit(da.from_array(X, chunks=(6, 100)), da.from_array(Y, chunks=(3, 100)), client=client, **kw)
+    for k in ref.parameters:
+        assert_on(bk, model.parameters[k], "float64")
+        np.testing.assert_allclose(to_np(model.parameters[k]), to_np(ref.parameters[k]), rtol=1e-10, atol=1e-12,
+                                   err_msg=k)
+    np.testing.assert_allclose(model.history.cost, ref.history.cost, rtol=1e-10)
 
 
 def test_no_task_per_step(client):
