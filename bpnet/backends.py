@@ -249,11 +249,16 @@ def _cupy_backend(device=None) -> Backend:
     return Backend("cupy", xp, dev, to_numpy, sync)
 
 
-def _torch_status() -> tuple[ModuleType | None, str | None]:
+def _import_status(module: str, missing: str) -> tuple[ModuleType | None, str | None]:
+    """``(the module, None)``, or ``(None, missing)`` when it does not import."""
     try:
-        return importlib.import_module("torch"), None
+        return importlib.import_module(module), None
     except ImportError:
-        return None, _TORCH_NOT_INSTALLED
+        return None, missing
+
+
+def _torch_status() -> tuple[ModuleType | None, str | None]:
+    return _import_status("torch", _TORCH_NOT_INSTALLED)
 
 
 def _torch_backend(device=None) -> Backend:
@@ -289,10 +294,7 @@ def _torch_backend(device=None) -> Backend:
 
 
 def _jax_status() -> tuple[ModuleType | None, str | None]:
-    try:
-        return importlib.import_module("jax"), None
-    except ImportError:
-        return None, _JAX_NOT_INSTALLED
+    return _import_status("jax", _JAX_NOT_INSTALLED)
 
 
 def _jax_backend(device=None) -> Backend:
@@ -339,10 +341,8 @@ _FACTORIES = {
 
 
 def _strict_status() -> tuple[ModuleType | None, str | None]:
-    try:
-        return importlib.import_module("array_api_strict"), None
-    except ImportError:
-        return None, "array-api-strict is not installed (pip install array-api-strict, or 'bpnet[test]')"
+    return _import_status("array_api_strict", "array-api-strict is not installed (pip install array-api-strict, "
+                          "or 'bpnet[test]')")
 
 
 def unavailable_reasons() -> dict[str, str]:

@@ -112,6 +112,36 @@ def pytest_collection_modifyitems(config, items):
         seen.add(key)
 
 
+def finishes(call, timeout=20.0):
+    """What ``call()`` raised (None if nothing), run in a thread; a test failure when it is still blocked after
+    ``timeout`` s (e.g. a read from a FIFO)."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            call()
+            out["exc"] = None
+        except BaseException as exc:  # noqa: B036 - handed to the test
+            out["exc"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"still blocked after {timeout} s"
+    return out["exc"]
+
+
+def cli_in_time(main, argv, timeout=60.0):
+    """``main(argv)`` (the bpnet CLI) in a thread: its exit status; a test failure when still blocked."""
+    status = {}
+    exc = finishes(lambda: status.update(rc=main(argv)), timeout)
+    if exc is not None:
+        raise exc
+    return status["rc"]
+
+
 def usable_backends(*, sampled=True):
     """``[(name, device), ...]``: the backends under test (``BPNET_TEST_BACKENDS``) that run here;
     ``sampled=False`` leaves out torch and jax unless BPNET_TEST_BACKENDS names them (for tests that draw

@@ -4,12 +4,11 @@ checkpoints of the previous version, corrupt checkpoints; their bad options."""
 import csv
 import os
 import re
-import threading
 
 import numpy as np
 import pytest
 from badinput import check_table
-from conftest import accuracy, run_bpnet
+from conftest import accuracy, cli_in_time, run_bpnet
 
 from bpnet.cli import main
 from bpnet.model import MLP
@@ -221,16 +220,6 @@ def test_the_bad_input_tables_are_distinct():
 # special files: a FIFO as --model, --data or --input used to block the command forever
 
 
-def _in_thread(argv, timeout=60.0):
-    """``main(argv)`` in a thread: its exit status, or a failure when still blocked after ``timeout`` s."""
-    out = {}
-    t = threading.Thread(target=lambda: out.update(rc=main(argv)), daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"bpnet {argv[0]} still blocked after {timeout} s"
-    return out["rc"]
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
 def test_evaluate_and_predict_refuse_a_fifo(capsys, iris_run, tmp_path):
     model = str(iris_run / "run" / "model.npz")
@@ -249,7 +238,7 @@ def test_evaluate_and_predict_refuse_a_fifo(capsys, iris_run, tmp_path):
         (["predict", "--model", str(link), "--input", str(iris_run / "iris.csv"), "--output", str(tmp_path / "p.csv")],
          f"bpnet predict: error: checkpoint '{link}': expected a regular file, got a FIFO (named pipe)"),
     ]:
-        assert _in_thread(argv) == 2
+        assert cli_in_time(main, argv) == 2
         err = capsys.readouterr().err
         assert line in err and "Traceback" not in err, err
     assert not (tmp_path / "p.csv").exists()

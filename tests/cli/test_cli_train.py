@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 from badinput import check_table
-from conftest import ROOT, accuracy, backend_arg, iris_csv, run_bpnet, umask
+from conftest import ROOT, accuracy, backend_arg, cli_in_time, iris_csv, run_bpnet, umask
 
 from bpnet import backends
 from bpnet.cli import main
@@ -628,25 +628,13 @@ def test_train_into_an_out_holding_a_model_needs_resume_or_force(tmp_path, monke
     assert MLP.load("run/model.npz").epoch == 2
 
 
-def _in_thread(argv, timeout=60.0):
-    """``main(argv)`` in a thread: its exit status, or a failure when still blocked after ``timeout`` s."""
-    import threading
-
-    out = {}
-    t = threading.Thread(target=lambda: out.update(rc=main(argv)), daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"bpnet {argv[0]} still blocked after {timeout} s"
-    return out["rc"]
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
 def test_train_refuses_a_fifo_as_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     os.mkfifo("data.csv")
     os.symlink("data.csv", "link.npz")
     for data in ("data.csv", "link.npz"):
-        assert _in_thread(["train", "--data", data, "--out", "run", "--no-plots"]) == 2
+        assert cli_in_time(main, ["train", "--data", data, "--out", "run", "--no-plots"]) == 2
         err = capsys.readouterr().err
         assert f"bpnet train: error: data: '{data}': expected a regular .csv or .npz file, got a FIFO (named pipe)" \
             in err, err

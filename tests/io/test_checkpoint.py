@@ -14,7 +14,6 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 from badinput import api_context, check_table, with_entry
-from conftest import ROOT, assert_on, assert_same_result, to_np, usable_backends
+from conftest import ROOT, assert_on, assert_same_result, finishes, to_np, usable_backends
 from safetensors import safe_open
 
 import bpnet
@@ -139,24 +138,6 @@ def refused(path, *fragments, **kw):
     for frag in fragments:
         assert frag in msg, msg
     return msg
-
-
-def finishes(call, timeout=20.0):
-    """``call()`` in a thread: what it raised, or a failure if it still runs after ``timeout`` s (a blocked read)."""
-    out = {}
-
-    def run():
-        try:
-            call()
-            out["exc"] = None
-        except BaseException as exc:  # noqa: B036 - handed to the test
-            out["exc"] = exc
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"still blocked after {timeout} s"
-    return out["exc"]
 
 
 # --------------------------------------------------------------------------- #

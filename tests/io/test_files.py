@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import finishes
 
 from bpnet.datasets import load_dataset, make_flower, read_features
 
@@ -67,26 +68,6 @@ def test_read_features_selects_columns_by_name(tmp_path):
     np.testing.assert_array_equal(read_features(one), [[1], [2]])
 
 
-def _finishes(call, timeout=20.0):
-    """What ``call()`` raised (run in a thread), or a failure when still blocked after ``timeout`` s."""
-    import threading
-
-    out = {}
-
-    def run():
-        try:
-            call()
-            out["exc"] = None
-        except BaseException as exc:  # noqa: B036 - handed to the test
-            out["exc"] = exc
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"still blocked after {timeout} s"
-    return out["exc"]
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
 @pytest.mark.parametrize("name", ["data.csv", "data.npz"])
 def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path, name):
@@ -101,7 +82,7 @@ def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path, name):
     for path in (fifo, link):
         for call in (lambda: load_dataset(path), lambda: read_features(path), lambda: read_table(path),
                      lambda: pre.read(path)):
-            exc = _finishes(call)
+            exc = finishes(call)
             assert type(exc) is ValueError and re.fullmatch(
                 rf"data: '{re.escape(str(path))}': expected a regular \.csv or \.npz file, got a FIFO \(named pipe\)",
                 str(exc)), exc
@@ -117,6 +98,6 @@ def test_the_open_descriptor_is_checked_too(tmp_path, monkeypatch):
     if not hasattr(os, "mkfifo"):
         pytest.skip("needs named pipes (POSIX)")
     os.mkfifo(p)
-    exc = _finishes(lambda: load_dataset(p))
+    exc = finishes(lambda: load_dataset(p))
     assert isinstance(exc, ValueError) and "got a FIFO (named pipe)" in str(exc), exc
-    assert type(_finishes(lambda: load_dataset(tmp_path / "none.csv"))) is FileNotFoundError
+    assert type(finishes(lambda: load_dataset(tmp_path / "none.csv"))) is FileNotFoundError
