@@ -807,9 +807,13 @@ class DaskBatches:
                         raise ClusterGoneError(f"the client is {self.client.status}")
                     return self._epoch(ts, cfg, spec, before)
                 except UnboundLocalError as exc:
-                    if not _cancelled_in_sync(exc):
+                    if not _raised_by(exc, "sync", "utils.py"):
                         raise
                     raise ConnectionError("a call to the cluster was cancelled (a worker lost)") from exc
+                except RuntimeError as exc:
+                    if not _raised_by(exc, "__getattr__", "actor.py"):
+                        raise
+                    raise ConnectionError(f"a replica's worker was lost ({exc})") from exc
             except self.errors as exc:
                 self._drop()
                 if isinstance(exc, ClusterGoneError) or not self._await_workers(deadline):
@@ -834,7 +838,8 @@ class DaskBatches:
 
     def _epoch(self, ts, cfg, spec, workers):
         """One attempt: replicas for these workers, holding ``ts``'s state, run the epoch; their results by rank."""
-        if not self.replicas or not set(self.addresses) <= workers or \
+        lost = any(f.status not in ("finished", "pending") for f in self._futures)  # an actor's worker died
+        if lost or not self.replicas or not set(self.addresses) <= workers or \
                 len(self.replicas) != min(len(workers), len(self.blocks)):
             self._drop()
             self._start(sorted(workers))
@@ -985,15 +990,21 @@ class DaskBatches:
             return False
 
 
-def _cancelled_in_sync(exc) -> bool:
-    """``exc`` is the UnboundLocalError that ``distributed.utils.sync`` raises when the call it waits for is
-    cancelled (an ``asyncio.CancelledError``, which its ``except Exception`` misses; seen in distributed
-    2026.8 while a worker is lost): the error of a lost worker, not of bpnet."""
+def _raised_by(exc, function, filename) -> bool:
+    """``exc`` was raised by ``function`` of dask.distributed's module ``filename``: the errors by which
+    distributed (2026.8) reports a worker lost while bpnet waits on it, rather than errors of bpnet.
+
+    - ``sync`` of ``utils.py`` raises UnboundLocalError when the call it waits for is cancelled (an
+      ``asyncio.CancelledError``, which its ``except Exception`` misses);
+    - ``Actor.__getattr__`` of ``actor.py`` raises RuntimeError("Worker holding Actor was lost") when a
+      replica's worker died before bpnet calls the replica's next method.
+    """
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     code = None if tb is None else tb.tb_frame.f_code
-    return code is not None and code.co_name == "sync" and "distributed" in code.co_filename
+    return (code is not None and code.co_name == function
+            and os.path.basename(code.co_filename) == filename and "distributed" in code.co_filename)
 
 
 def _kept(checkpoint, text):
