@@ -27,7 +27,7 @@ from . import backends
 from .io.checkpoint import load_checkpoint, save_checkpoint
 from .nn import INITS, get_activation, initialize_parameters_deep, resolve_head
 from .optim import get_optimizer
-from .train import FitConfig, History, LocalBatches, Net, TrainingDivergedError, TrainState, epochs, owned_copy
+from .train import FitConfig, History, LocalBatches, Net, TrainingDivergedError, TrainState, epochs
 from .train.inference import forward_batches
 from .train.loop import Plateau
 from .train.step import batch_metrics
@@ -281,10 +281,8 @@ class MLP:
         config = {"name": cfg.optimizer.name, "hyper": dict(cfg.optimizer.hyper)}
         if self.optimizer_state is None or self.optimizer_config != config:
             self.optimizer_state, self.optimizer_config = cfg.optimizer.init(self._parameters), config
-        # the step updates in place: work on copies, so arrays held from before the call never change
-        xp = self.backend.xp
-        params, state = owned_copy(xp, self._parameters), owned_copy(xp, self.optimizer_state)
-        ts = TrainState(params, cfg.optimizer, state)
+        # the step updates in place: it works on copies (own=True), so arrays held from before the call never change
+        ts = TrainState(self._parameters, cfg.optimizer, self.optimizer_state, own=True)
         net = dataclasses.replace(self.net, weighted=True) if weighted else self.net
         track = _Tracker(self, cfg, validation)
         try:
@@ -472,8 +470,7 @@ class _Tracker:
         so the dicts the loop started from are stale.
         """
         model, cfg, h = self.model, self.cfg, self.model.history
-        xp = model.backend.xp
-        model._parameters, model.optimizer_state = owned_copy(xp, ts.parameters), owned_copy(xp, ts.optimizer_state)
+        model._parameters, model.optimizer_state = ts.snapshot()
         model.epoch = r.epoch
         vc, va = model.score_arrays(*self.validation) if self.validation is not None else (None, None)
         for key, value in (("epoch", r.epoch), ("cost", r.cost), ("accuracy", r.accuracy), ("val_cost", vc),

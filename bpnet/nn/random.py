@@ -24,7 +24,7 @@ import math
 
 import array_api_compat
 
-__all__ = ["fold", "bits", "keep_mask", "permutation", "shuffle", "dropout", "SHUFFLE", "DROPOUT"]
+__all__ = ["fold", "bits", "keep_mask", "permutation", "shuffle", "shuffles", "dropout", "SHUFFLE", "DROPOUT"]
 
 #: the first word of each stream's key: the shuffles' and the dropout masks' draws never coincide
 SHUFFLE, DROPOUT = 1, 2
@@ -98,13 +98,22 @@ CHUNK = 1 << 18
 
 
 def _hash(xp, start, stop, key, device):
-    """The 32 random bits of flat indices ``[start, stop)`` (< 2^32): uint32, or their int32 pattern on torch."""
+    """The 32 random bits of flat indices ``[start, stop)`` (< 2^32): uint32, or their int32 pattern on torch.
+
+    ``key`` is one ``(k1, k2)``, or a list of them: then row r of the ``(len(key), stop - start)`` result
+    holds the bits of ``key[r]`` (the same numbers, in one pass).
+    """
     ops = _I32 if array_api_compat.is_torch_namespace(xp) else _U32
-    k1, k2 = key
-    h = xp.astype(xp.arange(start, stop, dtype=xp.int64, device=device), xp.int32 if ops is _I32 else xp.uint32)
-    h ^= ops.const(k1)
+    dtype = xp.int32 if ops is _I32 else xp.uint32
+    h = xp.astype(xp.arange(start, stop, dtype=xp.int64, device=device), dtype)
+    if isinstance(key, list):  # a column of first words, one of second words: broadcast over the indices
+        k1, k2 = (xp.asarray([[ops.const(k[i])] for k in key], dtype=dtype, device=device) for i in (0, 1))
+        h = h ^ k1
+    else:
+        k1, k2 = (ops.const(k) for k in key)
+        h ^= k1
     h = _mix(h, ops)
-    h ^= ops.const(k2)
+    h ^= k2
     return _mix(h, ops)
 
 
@@ -166,6 +175,15 @@ def permutation(xp, m, key, device):
 def shuffle(xp, m, counters, device):
     """The permutation of ``range(m)`` (int64) of ``counters`` (``(seed, epoch)``, ...)."""
     return permutation(xp, m, fold(SHUFFLE, *counters), device)
+
+
+def shuffles(xp, m, seed, epochs, device):
+    """The permutations of ``epochs`` (a range), drawn together: row i of the ``(len(epochs), m)`` int64
+    result is ``shuffle(xp, m, (seed, epochs[i]), device)``.  For small m, where one draw is a few dozen
+    small calls: keep ``len(epochs) * m`` within :data:`CHUNK` (a cache-sized pass)."""
+    keys = [fold(SHUFFLE, seed, e) for e in epochs]
+    h = _unsigned(xp, _hash(xp, 0, m, keys, device))
+    return xp.astype(xp.argsort(h, axis=1, stable=True), xp.int64)
 
 
 def dropout(xp, sizes, m, keep_prob, counters, device, dtype):

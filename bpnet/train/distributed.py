@@ -417,13 +417,14 @@ class Replica:
         """Take the ``(address, key)`` of every replica by rank, and the state to start from (host arrays)."""
         from .step import TrainState
 
-        def own(a):
-            return self.bk.xp.asarray(self.bk.asarray(a, dtype=self.cfg["dtype"]), copy=True)
+        def on(a):
+            return self.bk.asarray(a, dtype=self.cfg["dtype"])
 
         self.peers = [tuple(p) for p in peers]
         slots = optimizer.rule.slots
-        self.ts = TrainState({k: own(a) for k, a in parameters.items()}, optimizer,
-                             {"t": int(state["t"]), **{s: {k: own(a) for k, a in state[s].items()} for s in slots}})
+        self.ts = TrainState({k: on(a) for k, a in parameters.items()}, optimizer,
+                             {"t": int(state["t"]), **{s: {k: on(a) for k, a in state[s].items()} for s in slots}},
+                             own=True)  # copies (the small parameters packed: one update call per step)
         self.n_params = sum(math.prod(a.shape) for a in self.ts.Ws + self.ts.bs)
         self.inbox, self.aborted = {}, False
         return self.worker.address

@@ -32,7 +32,7 @@ from ..nn import random
 from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
 from .step import batch_metrics, train_step
 
-__all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs", "owned_copy",
+__all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
            "EPOCH_OUTPUTS"]
 
 #: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` arrays) for its metrics in one
@@ -95,15 +95,6 @@ class EpochResult(NamedTuple):
     accuracy: float | None
     lr: float
     seconds: float  # since the loop started
-
-
-def owned_copy(xp, d):
-    """A copy of a dict of arrays (nested dicts and the optimiser's ``t`` kept), or None."""
-    if d is None:
-        return None
-    return {k: (owned_copy(xp, val) if isinstance(val, dict) else
-                xp.asarray(val, copy=True) if array_api_compat.is_array_api_obj(val) else val)
-            for k, val in d.items()}
 
 
 @dataclass
@@ -184,7 +175,7 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
         cost = float(cost_sum) / m  # the host syncs of an epoch: its cost, accuracy and finiteness
         if cfg.l2:
             cost += float(l2_penalty(xp, ts.parameters, L, cfg.l2, m))
-        if not math.isfinite(cost) or not all_finite(xp, ts.Ws + ts.bs):
+        if not math.isfinite(cost) or not all_finite(xp, ts.buffers):
             what = (f"the cost is {cost}" if not math.isfinite(cost)
                     else "its updates made the parameters NaN or infinite")
             at = where(e) if where is not None else f"in epoch {e + 1}"
@@ -197,8 +188,10 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
 class LocalBatches:
     """The gradient source of one process: ``(X, Y)`` on the backend, in mini-batches.
 
-    Each epoch permutes the columns with one ``take`` on the device (when
-    ``cfg.shuffle``), slices the mini-batches, and runs the step
+    Each epoch (when ``cfg.shuffle``) draws a permutation on the device and
+    takes each mini-batch's examples with one ``take`` (of the rows of an
+    example-major copy of ``X``, made once; JAX: of the permuted columns),
+    else slices them in order, and runs the step
     (:func:`bpnet.train.step.train_step`) on each.
 
     Parameters
@@ -212,6 +205,38 @@ class LocalBatches:
     def __init__(self, X, Y, bk):
         self.X, self.Y, self.bk = X, Y, bk
         self.m = X.shape[1]
+        self._rows = self._bufs = self._labels = self._perms = self._first = None
+
+    def _permutation(self, cfg, e):
+        """Epoch ``e``'s permutation: :func:`bpnet.nn.random.shuffle` of ``(seed, e)``.  For a small m it is
+        drawn with the next epochs' of this fit (:func:`bpnet.nn.random.shuffles`, up to
+        :data:`bpnet.nn.random.CHUNK` draws in one pass) and kept until they are used."""
+        xp, dev, m = self.bk.xp, self.bk.device, self.m
+        got = self._perms
+        if got is not None and got[0] == cfg.seed and got[1] <= e < got[1] + got[2].shape[0]:
+            return got[2][e - got[1], :]
+        if self._first is None:
+            self._first = e
+        k = min(random.CHUNK // m, self._first + cfg.epochs - e)
+        if k <= 1:
+            return random.shuffle(xp, m, (cfg.seed, e), dev)
+        self._perms = (cfg.seed, e, random.shuffles(xp, m, cfg.seed, range(e, e + k), dev))
+        return self._perms[2][0, :]
+
+    def _examples(self):
+        """``(X^T, Y^T)``, ``(m, n)`` with each example's row contiguous, made once (at the first shuffle; no
+        copy of an ``X`` laid out so already, such as ``X_rows.T``).
+
+        Each batch of a shuffled epoch is then a ``take`` of whole rows
+        (several times faster than gathering columns of an ``(n, m)`` array, and
+        no shuffled copy of all of ``X``: the copy made here is the only one),
+        which the step reads through its transposed view; BLAS takes it as it is.
+        """
+        if self._rows is None:
+            xp = self.bk.xp
+            self._rows = tuple(xp.reshape(xp.reshape(xp.permute_dims(A, (1, 0)), (-1,)), (A.shape[1], A.shape[0]))
+                               for A in (self.X, self.Y))
+        return self._rows
 
     def run_epoch(self, ts, net, cfg, e, lr, metrics=True):
         """All steps of 0-based epoch ``e``; ``(sum of m_b J_b, hits)`` on the device (None unless ``metrics``).
@@ -221,25 +246,38 @@ class LocalBatches:
         """
         xp, dev, m, size = self.bk.xp, self.bk.device, self.m, cfg.batch_size
         X, Y = self.X, self.Y
-        if cfg.shuffle:
-            perm = random.shuffle(xp, m, (cfg.seed, e), dev)
-            X, Y = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
-        sizes = [W.shape[0] for W in ts.Ws[:-1]]
-        cost_sum = hits = None
         # the epoch's outputs and logits, kept by the steps: its metrics in one pass at the end (unweighted:
         # a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
         n_L = ts.Ws[-1].shape[0]
         kept = metrics and ts.mutable and not net.weighted and n_L * m <= EPOCH_OUTPUTS
-        bufs = tuple(xp.empty((n_L, m), dtype=X.dtype, device=dev) for _ in range(2)) if kept else None
+        if kept and self._bufs is None:
+            self._bufs = tuple(xp.empty((n_L, m), dtype=X.dtype, device=dev) for _ in range(2))
+            # a multiclass epoch's labels, argmax(Y) once: its hits need only the outputs' argmax
+            self._labels = xp.argmax(Y, axis=0) if net.loss.task == "multiclass" else None
+        bufs, labels = (self._bufs, self._labels) if kept else (None, None)
+        rows = None  # X^T and the epoch's permutation: each batch taken as rows
+        if cfg.shuffle:
+            perm = self._permutation(cfg, e)
+            if ts.mutable:  # strided arrays: whole examples copied
+                XT, YT = self._examples()
+                rows, Y = (XT, perm), xp.permute_dims(xp.take(YT, perm, axis=0), (1, 0))
+            else:  # immutable arrays (JAX): the compiled step takes what it gets, its layout is XLA's
+                X, Y = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
+            if labels is not None:
+                labels = xp.take(labels, perm)
+        sizes = [W.shape[0] for W in ts.Ws[:-1]]
+        cost_sum = hits = None
         for b, start in enumerate(range(0, m, size)):
             stop = min(start + size, m)
             mk = (None if cfg.keep_prob is None else
                   random.dropout(xp, sizes, stop - start, cfg.keep_prob, (cfg.seed, e, b), dev, X.dtype))
-            c, h = train_step(xp, X[:, start:stop], Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
+            Xb = X[:, start:stop] if rows is None else xp.permute_dims(xp.take(rows[0], rows[1][start:stop], axis=0),
+                                                                        (1, 0))
+            c, h = train_step(xp, Xb, Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
                               l2=cfg.l2, clip_norm=cfg.clip_norm, outputs=(bufs, slice(start, stop)) if kept else None)
             if metrics and not kept:
                 cost_sum = c if cost_sum is None else cost_sum + c
                 hits = h if hits is None or h is None else hits + h
         if kept:
-            return batch_metrics(xp, bufs[0], Y, net, bufs[1])
+            return batch_metrics(xp, bufs[0], Y, net, bufs[1], labels=labels)
         return cost_sum, hits

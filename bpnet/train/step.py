@@ -40,6 +40,7 @@ Python float (or a 0-d array of the parameters' device); both are traced
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -50,8 +51,8 @@ from ..backends import compiler
 from ..nn import Activation, Loss
 from ..optim.rules import clip_scale
 
-__all__ = ["Net", "TrainState", "Blocks", "forward_train", "backward_update", "apply_gradients", "train_step",
-           "batch_metrics", "cut", "split", "BLOCK_BYTES", "W_BLOCK_BYTES"]
+__all__ = ["Net", "TrainState", "Pack", "Blocks", "forward_train", "backward_update", "apply_gradients", "train_step",
+           "batch_metrics", "cut", "split", "BLOCK_BYTES", "W_BLOCK_BYTES", "PACK_BYTES"]
 
 #: smallest block (bytes) of the in-place passes on a CPU: below ~256 KiB the
 #: per-block call overhead costs more than the memory saved
@@ -61,6 +62,10 @@ GPU_BLOCK_BYTES = 32 << 20
 #: a block is about 1/20 of the working set (parameters + gradients + activations); only an array
 #: over twice that is cut; a block's temporaries are about twice its size, so the peak stays ~1.1x
 BLOCK_FRACTION = 20
+#: an owning :class:`TrainState` (``own=True``) packs every parameter of at most this many bytes, with its
+#: optimiser moments, into flat buffers: the step updates all of them with one call of the rule per step
+#: (per-call overhead dominates arrays this small; larger ones are updated alone, as soon as their gradient exists)
+PACK_BYTES = 256 << 10
 #: row blocks of ``W -= c dZ A^T`` (plain gradient descent) for a ``W`` of at least two of them:
 #: each block of ``dW`` is subtracted while in cache (16 MiB measured fastest: 32 MiB of L3)
 W_BLOCK_BYTES = 16 << 20
@@ -114,6 +119,21 @@ def _cut_rows(n, row_bytes, block_bytes):
     return split(n, min(k, n)) if k >= 2 else None
 
 
+class Pack(NamedTuple):
+    """The small parameters of an owning :class:`TrainState` in flat buffers (1-D, the parameters' dtype).
+
+    ``at[(p, l)]`` is the slice of parameter p (``"W"`` or ``"b"``) of layer l + 1 (0-based l) in ``P``;
+    the state's arrays for it are views ``reshape(P[at], shape)`` (and ``reshape(M[slot][at], shape)``
+    for its moments).  ``G`` receives their gradients during the step; the rule then updates ``P`` and
+    ``M`` whole (every rule is elementwise: the numbers of one update per parameter).
+    """
+
+    P: object
+    G: object
+    M: dict
+    at: dict
+
+
 class TrainState:
     """What the step updates: the parameters (as lists) and the optimiser state.
 
@@ -127,26 +147,111 @@ class TrainState:
     optimizer : :class:`bpnet.optim.Optimizer`
     state : dict from ``optimizer.init``: ``t`` and the moments the caller owns
         (updated in place; ``state["t"]`` is incremented).
+    own : bool
+        Work on copies instead (``parameters`` and ``state`` are only read): every
+        parameter of at most :data:`PACK_BYTES`, with its moments, is copied into
+        the flat buffers of a :class:`Pack`, which the step updates with one call
+        of the rule (for writable arrays; immutable ones need no copy).
     """
 
     __slots__ = ("Ws", "bs", "rule", "hyper", "state", "moments", "mutable", "_block_bytes", "_batch",
-                 "_w_block_bytes", "w_rows", "_compiled")
+                 "_w_block_bytes", "w_rows", "_compiled", "pack")
 
-    def __init__(self, parameters, optimizer, state):
+    def __init__(self, parameters, optimizer, state, *, own=False):
         L = n_layers(parameters)
+        self.rule, self.hyper = optimizer.rule, optimizer.hyper
+        #: False for immutable arrays (JAX): the step rebinds instead of writing, and is compiled
+        self.mutable = array_api_compat.is_writeable_array(parameters["W1"])
+        self.pack = None
+        if own and self.mutable:
+            parameters, state = self._owned(parameters, state, L)
+        elif own:  # immutable arrays are shared; the dicts (and t) are the state's own
+            state = {k: (dict(a) if isinstance(a, dict) else a) for k, a in state.items()}
+        self.state = state
         self.Ws = [parameters[f"W{l}"] for l in range(1, L + 1)]
         self.bs = [parameters[f"b{l}"] for l in range(1, L + 1)]
-        self.rule, self.hyper, self.state = optimizer.rule, optimizer.hyper, state
         state["t"] = int(state["t"])  # a Python int: beta^t stays a Python float (numpy ints would promote)
         #: moments[p][l]: {slot: the moment array of parameter p ("W" or "b") of layer l + 1}
         self.moments = {p: [{s: state[s][f"d{p}{l}"] for s in self.rule.slots} for l in range(1, L + 1)]
                         for p in "Wb"}
-        #: False for immutable arrays (JAX): the step rebinds instead of writing, and is compiled
-        self.mutable = array_api_compat.is_writeable_array(self.Ws[0])
         self._compiled = {}
         gpu = array_api_compat.is_cupy_namespace(array_api_compat.array_namespace(self.Ws[0]))
         self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
         self.w_block_bytes = GPU_W_BLOCK_BYTES if gpu else W_BLOCK_BYTES
+
+    def _owned(self, parameters, state, L):
+        """Copies of ``parameters`` and ``state``: the small arrays packed (:attr:`pack`), the others alone."""
+        W1 = parameters["W1"]
+        xp, dev = array_api_compat.array_namespace(W1), array_api_compat.device(W1)
+        item = xp.finfo(W1.dtype).bits // 8
+        keys = [f"{p}{l}" for l in range(1, L + 1) for p in "Wb"]
+        small = [k for k in keys if math.prod(parameters[k].shape) * item <= PACK_BYTES]
+        params = {k: xp.asarray(parameters[k], copy=True) for k in keys if k not in small}
+        own_state = {"t": state["t"]}
+        for s in self.rule.slots:
+            own_state[s] = {f"d{k}": xp.asarray(state[s][f"d{k}"], copy=True) for k in keys if k not in small}
+        if not small:
+            return params, own_state
+        at, n = {}, 0
+        for k in small:
+            size = math.prod(parameters[k].shape)
+            at[(k[0], int(k[1:]) - 1)] = slice(n, n + size)
+            n += size
+
+        def flat(arrays):  # one buffer holding ``arrays[k]`` for every small k, in ``at``'s slices
+            buf = xp.empty((n,), dtype=W1.dtype, device=dev)
+            for k in small:
+                buf[at[(k[0], int(k[1:]) - 1)]] = xp.reshape(arrays[k], (-1,))
+            return buf
+
+        P = flat(parameters)
+        M = {s: flat({k: state[s][f"d{k}"] for k in small}) for s in self.rule.slots}
+        self.pack = Pack(P, xp.empty((n,), dtype=W1.dtype, device=dev), M, at)
+        for k in small:
+            i, shape = at[(k[0], int(k[1:]) - 1)], tuple(parameters[k].shape)
+            params[k] = xp.reshape(P[i], shape)  # views: the step writes through them, the rule through P
+            for s in self.rule.slots:
+                own_state[s][f"d{k}"] = xp.reshape(M[s][i], shape)
+        return params, own_state
+
+    def snapshot(self) -> tuple[dict, dict]:
+        """``(parameters, optimizer_state)``: copies of the live arrays, in :attr:`parameters` /
+        :attr:`optimizer_state`'s layout (a packed state copies its flat buffers whole: a few calls)."""
+        pk = self.pack
+        if not self.mutable:
+            return self.parameters, self.optimizer_state  # immutable arrays: the dicts are new, the arrays shared
+        if pk is None:
+            params, state = self.parameters, self.optimizer_state
+            xp = array_api_compat.array_namespace(self.Ws[0])
+            return ({k: xp.asarray(a, copy=True) for k, a in params.items()},
+                    {s: (a if s == "t" else {k: xp.asarray(x, copy=True) for k, x in a.items()})
+                     for s, a in state.items()})
+        xp = array_api_compat.array_namespace(pk.P)
+        P = xp.asarray(pk.P, copy=True)
+        M = {s: xp.asarray(m, copy=True) for s, m in pk.M.items()}
+
+        def out(p, l, live, flat):
+            i = pk.at.get((p, l))
+            return xp.asarray(live, copy=True) if i is None else xp.reshape(flat[i], tuple(live.shape))
+
+        params, state = {}, {"t": self.state["t"]}
+        for s in self.rule.slots:
+            state[s] = {}
+        for l in range(len(self.Ws)):
+            for p, arrs in (("W", self.Ws), ("b", self.bs)):
+                params[f"{p}{l + 1}"] = out(p, l, arrs[l], P)
+                for s in self.rule.slots:
+                    state[s][f"d{p}{l + 1}"] = out(p, l, self.moments[p][l][s], M[s])
+        return params, state
+
+    @property
+    def buffers(self) -> list:
+        """Arrays holding every parameter between them (the pack's flat buffer and the unpacked ones)."""
+        pk = self.pack
+        if pk is None:
+            return self.Ws + self.bs
+        return [pk.P] + [a for p, arrs in (("W", self.Ws), ("b", self.bs))
+                         for l, a in enumerate(arrs) if (p, l) not in pk.at]
 
     @property
     def parameters(self) -> dict:
@@ -268,13 +373,14 @@ def forward_train(xp, X, Ws, bs, net, masks=None, ones_row=None, blocks=None):
     return acts, gs, Z
 
 
-def batch_metrics(xp, AL, Y, net, ZL=None):
+def batch_metrics(xp, AL, Y, net, ZL=None, labels=None):
     """``(m J, hits)`` of a batch: its cost times its size, and correct predictions (None for regression).
 
     The cost comes from the logits ``ZL`` when given and the output is the loss's canonical one (exact
     where ``A[L]`` has saturated), else from ``AL``.  Both 0-d device arrays (no host sync); call
     before the backward pass overwrites ``AL``.  With ``net.weighted`` (weights ``w``, the last row
     of ``Y``) ``J = sum(w l) / sum(w)``, scikit-learn's weighted mean; hits are not weighted.
+    ``labels``, ``argmax(Y, axis=0)`` of a multiclass batch, saves computing it.
     """
     loss = net.loss
     logits = ZL is not None and net.fused
@@ -287,7 +393,7 @@ def batch_metrics(xp, AL, Y, net, ZL=None):
     if loss.task == "regression":
         return cost, None
     if loss.task == "multiclass":
-        right = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
+        right = xp.argmax(AL, axis=0) == (xp.argmax(Y, axis=0) if labels is None else labels)
     else:
         right = (AL > 0.5) == (Y > 0.5)
         if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
@@ -402,13 +508,32 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
         return pending
     if pending is not None:
         apply_gradients(xp, ts, pending, lr, clip_norm=clip_norm, t=t)
+    elif not folded:
+        _flush(xp, ts, t, lr)
     return None
 
 
 def _update(xp, ts, l, dW, db, t, lr):
-    # update_ returns theta: the same array where it was written in place, a new one for immutable arrays
-    ts.Ws[l] = ts.rule.update_(xp, ts.Ws[l], dW, ts.moments["W"][l], t, lr, ts.hyper)
-    ts.bs[l] = ts.rule.update_(xp, ts.bs[l], db, ts.moments["b"][l], t, lr, ts.hyper)
+    """Layer l's update: now, or (a packed parameter) its gradient into the pack, for :func:`_flush`."""
+    pk = ts.pack
+    if pk is None:
+        # update_ returns theta: the same array where it was written in place, a new one for immutable arrays
+        ts.Ws[l] = ts.rule.update_(xp, ts.Ws[l], dW, ts.moments["W"][l], t, lr, ts.hyper)
+        ts.bs[l] = ts.rule.update_(xp, ts.bs[l], db, ts.moments["b"][l], t, lr, ts.hyper)
+        return
+    for p, g, arrs in (("W", dW, ts.Ws), ("b", db, ts.bs)):
+        i = pk.at.get((p, l))
+        if i is None:
+            arrs[l] = ts.rule.update_(xp, arrs[l], g, ts.moments[p][l], t, lr, ts.hyper)
+        else:
+            pk.G[i] = xp.reshape(g, (-1,))
+
+
+def _flush(xp, ts, t, lr):
+    """The packed parameters' update, all at once, from the gradients :func:`_update` put in the pack."""
+    pk = ts.pack
+    if pk is not None:
+        ts.rule.update_(xp, pk.P, pk.G, pk.M, t, lr, ts.hyper)  # in place: the views see the new values
 
 
 def apply_gradients(xp, ts, grads, lr, *, l2=0.0, m=1, clip_norm=None, t=None):
@@ -431,6 +556,7 @@ def apply_gradients(xp, ts, grads, lr, *, l2=0.0, m=1, clip_norm=None, t=None):
             g[2] *= factor
     for l, dW, db in grads:
         _update(xp, ts, l, dW, db, t, lr)
+    _flush(xp, ts, t, lr)
 
 
 def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip_norm=None, outputs=None):
@@ -466,7 +592,7 @@ COMPILED_STEPS = 64
 
 def _pure_step(xp, net, m, rule, hyper, metrics, l2, clip_norm):
     """:func:`train_step` as one compiled pure function ``(Ws, bs, moments, t, X, Y, lr, masks) -> (Ws, bs,
-    moments, m J, hits)``: the same code, on a shell state holding the traced arrays."""
+    moments, t + 1, m J, hits)``: the same code, on a shell state holding the traced arrays."""
     key = (m, metrics, net.hidden.name, net.output.name, net.loss.name, net.weighted, float(l2), clip_norm,
            rule.name, tuple(sorted(hyper.items())), xp.__name__)
     step = _STEPS.get(key)
@@ -478,11 +604,12 @@ def _pure_step(xp, net, m, rule, hyper, metrics, l2, clip_norm):
         shell.Ws, shell.bs, shell.moments, shell.state = list(Ws), list(bs), moments, {"t": t}
         # compiled: plain sums, which XLA fuses with their producers, instead of GEMVs with ones; no blocks
         shell.rule, shell.hyper, shell.mutable, shell._batch = rule, hyper, False, {m: (None, None, None)}
+        shell.pack = None
         shell._block_bytes, shell.w_rows = BLOCK_BYTES, [None] * len(Ws)
         acts, gs, ZL = forward_train(xp, X, shell.Ws, shell.bs, net, masks)
         out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
         backward_update(xp, acts, Y, shell, net, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm)
-        return shell.Ws, shell.bs, shell.moments, *out
+        return shell.Ws, shell.bs, shell.moments, shell.state["t"], *out
 
     if len(_STEPS) >= COMPILED_STEPS:
         del _STEPS[next(iter(_STEPS))]
@@ -492,17 +619,34 @@ def _pure_step(xp, net, m, rule, hyper, metrics, l2, clip_norm):
 
 def _compiled_step(xp, ts, net, m, dropout, metrics, l2, clip_norm):
     """``run(X, Y, lr, masks) -> (m J, hits)``: the compiled :func:`_pure_step`, bound to ``ts`` (cached on it);
-    ``run`` stores the new arrays in ``ts`` (``t`` counts on the host: the compiled step takes it as an
-    argument, so it never recompiles for it)."""
+    ``run`` stores the new arrays in ``ts``.
+
+    ``t`` counts on the host (``ts.state["t"]``, a Python int) and is an argument of the compiled step, so
+    it never recompiles for it.  ``t`` and a Python-float ``lr`` go in as weakly typed 0-d device arrays
+    (they promote as the Python numbers do), kept between calls: the step returns ``t + 1`` on the
+    device, and ``lr`` is converted only when it changes (a Python scalar argument costs a conversion
+    per call, a large part of a small network's step).
+    """
     key = (m, dropout, metrics, net.hidden.name, net.output.name, net.loss.name, net.weighted, float(l2), clip_norm)
     run = ts._compiled.get(key)
     if run is not None:
         return run
     step = _pure_step(xp, net, m, ts.rule, ts.hyper, metrics, l2, clip_norm)
+    dev = array_api_compat.device(ts.Ws[0])
+    held = {"t": (None, None), "lr": (None, None)}  # host value -> its device scalar
+
+    def scalar(name, value):
+        if held[name][0] != value or type(held[name][0]) is not type(value):
+            held[name] = (value, xp.asarray(value, device=dev))  # weakly typed, as the Python number
+        return held[name][1]
 
     def run(X, Y, lr, masks):
-        ts.Ws[:], ts.bs[:], ts.moments, cost, hits = step(ts.Ws, ts.bs, ts.moments, ts.state["t"], X, Y, lr, masks)
-        ts.state["t"] += 1
+        t = ts.state["t"]
+        lr_in = scalar("lr", lr) if isinstance(lr, float) else lr
+        ts.Ws[:], ts.bs[:], ts.moments, t_next, cost, hits = step(ts.Ws, ts.bs, ts.moments, scalar("t", t), X, Y,
+                                                                  lr_in, masks)
+        ts.state["t"] = t + 1
+        held["t"] = (t + 1, t_next)
         return cost, hits
 
     ts._compiled[key] = run

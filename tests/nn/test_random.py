@@ -80,6 +80,16 @@ def test_shuffle_is_a_permutation_the_same_everywhere(bk):
     assert all(30 <= c <= 70 for c in counts)
 
 
+def test_shuffles_drawn_together_are_each_epochs_shuffle(bk):
+    """random.shuffles: row i is shuffle of (seed, epochs[i]), on every backend (torch's int32 bit patterns
+    included); LocalBatches draws a small m's epochs so."""
+    got = random.shuffles(bk.xp, 37, 9, range(3, 8), bk.device)
+    assert_on(bk, got, shape=(5, 37))
+    for i, e in enumerate(range(3, 8)):
+        np.testing.assert_array_equal(to_np(got)[i], to_np(random.shuffle(npx, 37, (9, e), None)))
+    assert len({tuple(r) for r in to_np(got).tolist()}) == 5
+
+
 def test_too_many_draws_at_once_are_refused():
     with pytest.raises(ValueError, match="shape: at most 2"):
         random.bits(npx, (2**16, 2**16), (1, 2), None)

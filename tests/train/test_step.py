@@ -155,6 +155,53 @@ def test_every_optimizer_steps_as_the_reference_on_every_backend(bk, optimizer):
     assert ts.mutable == (bk.name != "jax")
 
 
+@pytest.mark.parametrize("clip_norm", [None, 0.5])
+@pytest.mark.parametrize("pack_bytes", [1 << 20, 100, 0], ids=["all-packed", "some-packed", "none-packed"])
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam", "sgd"])
+def test_an_owning_state_packs_small_parameters_and_steps_as_the_reference(bk, optimizer, pack_bytes, clip_norm,
+                                                                           monkeypatch):
+    """TrainState(own=True): copies (the caller's dicts never change), the parameters of at most PACK_BYTES in
+    one flat buffer with their moments, updated by one call of the rule: the reference path's numbers;
+    snapshot() copies the live state, buffers holds every parameter."""
+    monkeypatch.setattr(bpnet.train.step, "PACK_BYTES", pack_bytes)
+    dims, dtype = [5, 7, 4, 3], "float64"  # W1 280 bytes, W2 224, W3 96, biases 56, 32, 24
+    X, Y, params = _problem(bk, dtype, dims, "softmax", m=9, seed=4)
+    masks = dropout_masks(dims, 9, 0.8, rng=1, dtype=dtype, backend=bk)
+    opt = get_optimizer(optimizer)
+    kw = dict(masks=masks, l2=0.2, clip_norm=clip_norm)
+    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "softmax", opt, opt.init(params), 0.05,
+                                steps=3, **kw)
+    mine, state = _copy(bk, params), opt.init(params)
+    before = {k: to_np(a).copy() for k, a in mine.items()}
+    ts = TrainState(mine, opt, state, own=True)
+    net = Net(get_activation("relu"), get_activation("softmax"), get_loss("categorical_crossentropy"))
+    packed = set() if ts.pack is None else {f"{p}{l + 1}" for p, l in ts.pack.at}
+    if bk.name == "jax":  # immutable arrays: nothing to copy or pack
+        assert ts.pack is None
+    else:
+        assert packed == {k for k, a in params.items() if np.asarray(to_np(a)).nbytes <= pack_bytes}
+    snaps = []
+    for _ in range(3):
+        train_step(bk.xp, X, Y, ts, net, 0.05, **kw)
+        snaps.append(ts.snapshot())
+    _assert_close(bk, ts.parameters, want_p, dtype)
+    _assert_close(bk, ts.optimizer_state, want_s, dtype)
+    for k in mine:  # the caller's arrays and dicts: only read
+        np.testing.assert_array_equal(to_np(mine[k]), before[k])
+    assert state["t"] == 0
+    # the last snapshot is the live state; the earlier ones were not changed by the later steps
+    _assert_close(bk, snaps[-1][0], want_p, dtype)
+    _assert_close(bk, snaps[-1][1], want_s, dtype)
+    assert any(not np.array_equal(to_np(snaps[0][0][k]), to_np(want_p[k])) for k in want_p)
+    assert snaps[0][1]["t"] == 1 and snaps[-1][1]["t"] == 3
+    held = {k: to_np(a).copy() for k, a in snaps[-1][0].items()}
+    train_step(bk.xp, X, Y, ts, net, 0.05, **kw)
+    for k in held:
+        np.testing.assert_array_equal(to_np(snaps[-1][0][k]), held[k])
+    n = sum(int(np.prod(to_np(a).shape)) for a in ts.buffers)
+    assert n == sum(int(np.prod(to_np(a).shape)) for a in params.values())
+
+
 @pytest.mark.parametrize("cut", BLOCKS)
 @pytest.mark.parametrize("clip_norm", [0.05, None])
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
