@@ -35,8 +35,8 @@ from .step import batch_metrics, train_step
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
            "EPOCH_OUTPUTS"]
 
-#: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` arrays) for its metrics in one
-#: pass when they have at most this many elements each; else each batch's metrics are summed
+#: :class:`LocalBatches` keeps an epoch's output logits (``(n_L, m)``) for its metrics in one pass when they
+#: have at most this many elements; else each batch's metrics are summed
 EPOCH_OUTPUTS = 1 << 24
 
 
@@ -205,7 +205,7 @@ class LocalBatches:
     def __init__(self, X, Y, bk):
         self.X, self.Y, self.bk = X, Y, bk
         self.m = X.shape[1]
-        self._rows = self._bufs = self._labels = self._perms = self._first = None
+        self._rows = self._labels = self._perms = self._first = None
 
     def _permutation(self, cfg, e):
         """Epoch ``e``'s permutation: :func:`bpnet.nn.random.shuffle` of ``(seed, e)``.  For a small m it is
@@ -246,15 +246,13 @@ class LocalBatches:
         """
         xp, dev, m, size = self.bk.xp, self.bk.device, self.m, cfg.batch_size
         X, Y = self.X, self.Y
-        # the epoch's outputs and logits, kept by the steps: its metrics in one pass at the end (unweighted:
-        # a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
-        n_L = ts.Ws[-1].shape[0]
-        kept = metrics and ts.mutable and not net.weighted and n_L * m <= EPOCH_OUTPUTS
-        if kept and self._bufs is None:
-            self._bufs = tuple(xp.empty((n_L, m), dtype=X.dtype, device=dev) for _ in range(2))
-            # a multiclass epoch's labels, argmax(Y) once: its hits need only the outputs' argmax
-            self._labels = xp.argmax(Y, axis=0) if net.loss.task == "multiclass" else None
-        bufs, labels = (self._bufs, self._labels) if kept else (None, None)
+        # the epoch's output logits, kept by the steps: its metrics in one pass at the end (for a loss's
+        # canonical output, unweighted: a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
+        kept = (metrics and ts.mutable and net.fused and not net.weighted
+                and ts.Ws[-1].shape[0] * m <= EPOCH_OUTPUTS)
+        if kept and self._labels is None and net.loss.task == "multiclass":
+            self._labels = xp.argmax(Y, axis=0)  # argmax(Y) once: an epoch's hits need only the logits' argmax
+        logits, labels = ([], self._labels) if kept else (None, None)
         rows = None  # X^T and the epoch's permutation: each batch taken as rows
         if cfg.shuffle:
             perm = self._permutation(cfg, e)
@@ -274,10 +272,11 @@ class LocalBatches:
             Xb = X[:, start:stop] if rows is None else xp.permute_dims(xp.take(rows[0], rows[1][start:stop], axis=0),
                                                                         (1, 0))
             c, h = train_step(xp, Xb, Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
-                              l2=cfg.l2, clip_norm=cfg.clip_norm, outputs=(bufs, slice(start, stop)) if kept else None)
+                              l2=cfg.l2, clip_norm=cfg.clip_norm, logits=logits)
             if metrics and not kept:
                 cost_sum = c if cost_sum is None else cost_sum + c
                 hits = h if hits is None or h is None else hits + h
         if kept:
-            return batch_metrics(xp, bufs[0], Y, net, bufs[1], labels=labels)
+            Z = logits[0] if len(logits) == 1 else xp.concat(logits, axis=1)
+            return batch_metrics(xp, None, Y, net, Z, labels=labels)
         return cost_sum, hits

@@ -152,32 +152,6 @@ def test_local_batches_without_shuffle_or_dropout_take_the_columns_in_order(bk, 
     np.testing.assert_array_equal(np.concatenate([s[0] for s in seen], axis=1), to_np(X))
 
 
-@pytest.mark.parametrize("loss,dims", [("categorical_crossentropy", [4, 6, 3]), ("binary_crossentropy", [4, 6, 1]),
-                                       ("mse", [4, 6, 2])])
-def test_an_epochs_metrics_from_its_kept_outputs_equal_the_batches_summed(bk, loss, dims, monkeypatch):
-    """The epoch's cost and hits from the outputs its steps kept (a multiclass epoch's labels taken once, then
-    shuffled with it) are the per-batch metrics summed, from the same state."""
-    rng = np.random.default_rng(3)
-    m = 50
-    X = bk.asarray(rng.normal(size=(4, m)), dtype="float64")
-    Yh = (np.eye(3)[:, rng.integers(0, 3, size=m)] if loss == "categorical_crossentropy" else
-          rng.integers(0, 2, size=(1, m)).astype(float) if loss == "binary_crossentropy" else rng.normal(size=(2, m)))
-    Y = bk.asarray(Yh, dtype="float64")
-    model = MLP(dims, dtype="float64", seed=1, backend=bk, loss=loss)
-    cfg = bpnet.train.FitConfig(batch_size=16, seed=2, optimizer="adam", learning_rate=0.01)
-    got = []
-    for limit in (bpnet.train.loop.EPOCH_OUTPUTS, 0):  # kept outputs, then per-batch metrics
-        monkeypatch.setattr(bpnet.train.loop, "EPOCH_OUTPUTS", limit)
-        ts = bpnet.train.TrainState(model.parameters, cfg.optimizer, cfg.optimizer.init(model.parameters), own=True)
-        source = bpnet.train.LocalBatches(X, Y, bk)
-        got.append([source.run_epoch(ts, model.net, cfg, e, 0.01) for e in range(2)])
-    for (c1, h1), (c2, h2) in zip(*got):
-        np.testing.assert_allclose(float(c1), float(c2), rtol=1e-12)
-        assert (h1 is None) == (h2 is None) == (loss == "mse")
-        if h1 is not None:
-            assert float(h1) == float(h2)
-
-
 # --------------------------------------------------------------------------- #
 # the convergence check and the adaptive schedule (Plateau)
 
