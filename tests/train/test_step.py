@@ -61,6 +61,18 @@ def _reference(bk, X, Y, params, hidden, out, opt, state, lr, steps, masks=None,
     return params, state
 
 
+def _regularised_case(bk, dims, out, m, seed, mask_seed, keep_prob, optimizer, lr, steps, l2, clip_norm):
+    """A problem with dropout, L2 and clipping and the reference path's result after ``steps`` steps:
+    ``(X, Y, params, opt, kw, want_parameters, want_state)``, ``kw`` the step's keyword arguments."""
+    X, Y, params = _problem(bk, "float64", dims, out, m=m, seed=seed)
+    masks = dropout_masks(dims, m, keep_prob, rng=mask_seed, dtype="float64", backend=bk)
+    opt = get_optimizer(optimizer)
+    kw = dict(masks=masks, l2=l2, clip_norm=clip_norm)
+    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", out, opt, opt.init(params), lr, steps=steps,
+                                **kw)
+    return X, Y, params, opt, kw, want_p, want_s
+
+
 def _assert_close(bk, got, want, dtype):
     rtol, atol = (1e-9, 1e-12) if dtype == "float64" else (2e-4, 1e-6)
     for k in want:
@@ -137,13 +149,9 @@ def test_step_matches_reference_path(bk, dtype, optimizer, hidden, out, dims, cu
 def test_every_optimizer_steps_as_the_reference_on_every_backend(bk, optimizer):
     # the one step, in place (numpy, cupy, torch, array-api-strict) or compiled and pure (JAX), with dropout,
     # L2 and clipping, against the reference path's new dicts
-    dims, dtype = [5, 7, 4, 3], "float64"
-    X, Y, params = _problem(bk, dtype, dims, "softmax", m=9, seed=4)
-    masks = dropout_masks(dims, 9, 0.8, rng=1, dtype=dtype, backend=bk)
-    opt = get_optimizer(optimizer)
-    kw = dict(masks=masks, l2=0.2, clip_norm=0.5)
-    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "softmax", opt, opt.init(params), 0.05,
-                                steps=3, **kw)
+    dtype = "float64"
+    X, Y, params, opt, kw, want_p, want_s = _regularised_case(bk, [5, 7, 4, 3], "softmax", 9, 4, 1, 0.8, optimizer,
+                                                              0.05, 3, 0.2, 0.5)
     mine = _copy(bk, params)
     ts = TrainState(mine, opt, opt.init(mine))
     net = Net(get_activation("relu"), get_activation("softmax"), get_loss("categorical_crossentropy"))
@@ -164,13 +172,9 @@ def test_an_owning_state_packs_small_parameters_and_steps_as_the_reference(bk, o
     one flat buffer with their moments, updated by one call of the rule: the reference path's numbers;
     snapshot() copies the live state, buffers holds every parameter."""
     monkeypatch.setattr(bpnet.train.step, "PACK_BYTES", pack_bytes)
-    dims, dtype = [5, 7, 4, 3], "float64"  # W1 280 bytes, W2 224, W3 96, biases 56, 32, 24
-    X, Y, params = _problem(bk, dtype, dims, "softmax", m=9, seed=4)
-    masks = dropout_masks(dims, 9, 0.8, rng=1, dtype=dtype, backend=bk)
-    opt = get_optimizer(optimizer)
-    kw = dict(masks=masks, l2=0.2, clip_norm=clip_norm)
-    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "softmax", opt, opt.init(params), 0.05,
-                                steps=3, **kw)
+    dtype = "float64"  # [5, 7, 4, 3]: W1 280 bytes, W2 224, W3 96, biases 56, 32, 24
+    X, Y, params, opt, kw, want_p, want_s = _regularised_case(bk, [5, 7, 4, 3], "softmax", 9, 4, 1, 0.8, optimizer,
+                                                              0.05, 3, 0.2, clip_norm)
     mine, state = _copy(bk, params), opt.init(params)
     before = {k: to_np(a).copy() for k, a in mine.items()}
     ts = TrainState(mine, opt, state, own=True)
@@ -206,13 +210,10 @@ def test_an_owning_state_packs_small_parameters_and_steps_as_the_reference(bk, o
 @pytest.mark.parametrize("clip_norm", [0.05, None])
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
 def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip_norm, cut, monkeypatch):
-    dims, dtype = [6, 8, 5, 1], "float64"
-    X, Y, params = _problem(bk, dtype, dims, "sigmoid", m=10, seed=3)
-    masks = dropout_masks(dims, 10, 0.7, rng=2, dtype=dtype, backend=bk)
-    opt = get_optimizer(optimizer)
-    kw = dict(masks=masks, l2=0.3, clip_norm=clip_norm)
-    want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "sigmoid", opt, opt.init(params), 0.1,
-                                steps=2, **kw)
+    dtype = "float64"
+    X, Y, params, opt, kw, want_p, want_s = _regularised_case(bk, [6, 8, 5, 1], "sigmoid", 10, 3, 2, 0.7, optimizer,
+                                                              0.1, 2, 0.3, clip_norm)
+    masks = kw["masks"]
     mine = _copy(bk, params)
     state = opt.init(mine)
     ts = TrainState(mine, opt, state)
