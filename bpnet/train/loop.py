@@ -35,8 +35,8 @@ from .step import batch_metrics, train_step
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
            "EPOCH_OUTPUTS"]
 
-#: :class:`LocalBatches` keeps an epoch's output logits (``(n_L, m)``) for its metrics in one pass when they
-#: have at most this many elements; else each batch's metrics are summed
+#: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` arrays) for its metrics in one
+#: pass when they have at most this many elements each; else each batch's metrics are summed
 EPOCH_OUTPUTS = 1 << 24
 
 
@@ -246,13 +246,12 @@ class LocalBatches:
         """
         xp, dev, m, size = self.bk.xp, self.bk.device, self.m, cfg.batch_size
         X, Y = self.X, self.Y
-        # the epoch's output logits, kept by the steps: its metrics in one pass at the end (for a loss's
-        # canonical output, unweighted: a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
-        kept = (metrics and ts.mutable and net.fused and not net.weighted
-                and ts.Ws[-1].shape[0] * m <= EPOCH_OUTPUTS)
+        # the epoch's outputs and logits, kept by the steps: its metrics in one pass at the end (unweighted:
+        # a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
+        kept = metrics and ts.mutable and not net.weighted and ts.Ws[-1].shape[0] * m <= EPOCH_OUTPUTS
         if kept and self._labels is None and net.loss.task == "multiclass":
-            self._labels = xp.argmax(Y, axis=0)  # argmax(Y) once: an epoch's hits need only the logits' argmax
-        logits, labels = ([], self._labels) if kept else (None, None)
+            self._labels = xp.argmax(Y, axis=0)  # argmax(Y) once: an epoch's hits need only the outputs' argmax
+        outputs, labels = ([], self._labels) if kept else (None, None)
         rows = None  # X^T and the epoch's permutation: each batch taken as rows
         if cfg.shuffle:
             perm = self._permutation(cfg, e)
@@ -272,11 +271,11 @@ class LocalBatches:
             Xb = X[:, start:stop] if rows is None else xp.permute_dims(xp.take(rows[0], rows[1][start:stop], axis=0),
                                                                         (1, 0))
             c, h = train_step(xp, Xb, Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
-                              l2=cfg.l2, clip_norm=cfg.clip_norm, logits=logits)
+                              l2=cfg.l2, clip_norm=cfg.clip_norm, outputs=outputs)
             if metrics and not kept:
                 cost_sum = c if cost_sum is None else cost_sum + c
                 hits = h if hits is None or h is None else hits + h
         if kept:
-            Z = logits[0] if len(logits) == 1 else xp.concat(logits, axis=1)
-            return batch_metrics(xp, None, Y, net, Z, labels=labels)
+            AL, ZL = outputs[0] if len(outputs) == 1 else (xp.concat([o[i] for o in outputs], axis=1) for i in (0, 1))
+            return batch_metrics(xp, AL, Y, net, ZL, labels=labels)
         return cost_sum, hits

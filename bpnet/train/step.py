@@ -376,33 +376,30 @@ def forward_train(xp, X, Ws, bs, net, masks=None, ones_row=None, blocks=None):
 def batch_metrics(xp, AL, Y, net, ZL=None, labels=None):
     """``(m J, hits)`` of a batch: its cost times its size, and correct predictions (None for regression).
 
-    With the logits ``ZL`` of an output that is the loss's canonical one (``net.fused``), both come from
-    them: the cost (exact where ``A[L]`` has saturated) and the predictions (softmax: ``argmax Z``;
-    sigmoid: ``Z > 0``, i.e. ``A > 0.5`` before rounding); ``AL`` is then not read (may be None).  Else
-    both come from ``AL``.  Both 0-d device arrays (no host sync); call before the backward pass
-    overwrites ``AL``.  With ``net.weighted`` (weights ``w``, the last row of ``Y``) ``J = sum(w l) /
-    sum(w)``, scikit-learn's weighted mean; hits are not weighted.  ``labels``, ``argmax(Y, axis=0)`` of a
-    multiclass batch, saves computing it.
+    The cost comes from the logits ``ZL`` when given and the output is the loss's canonical one (exact
+    where ``A[L]`` has saturated), else from ``AL``; the predictions from ``AL``, as :meth:`bpnet.MLP.predict`
+    makes them.  Both 0-d device arrays (no host sync); call before the backward pass overwrites ``AL``.
+    With ``net.weighted`` (weights ``w``, the last row of ``Y``) ``J = sum(w l) / sum(w)``, scikit-learn's
+    weighted mean; hits are not weighted.  ``labels``, ``argmax(Y, axis=0)`` of a multiclass batch, saves
+    computing it.
     """
     loss = net.loss
     logits = ZL is not None and net.fused
-    out = ZL if logits else AL
-    m = out.shape[1]
     if net.weighted:
         Y, w = Y[:-1, :], Y[-1:, :]
-        w = w * (m / xp.sum(w))  # mean 1: sum(w l) / m is then sum(w l) / sum(w)
-        cost = (loss.logit_cost(xp, ZL, Y, w) if logits else loss.cost(xp, AL, Y, w)) * m
+        w = w * (AL.shape[1] / xp.sum(w))  # mean 1: sum(w l) / m is then sum(w l) / sum(w)
+        cost = (loss.logit_cost(xp, ZL, Y, w) if logits else loss.cost(xp, AL, Y, w)) * AL.shape[1]
     else:
-        cost = (loss.logit_cost(xp, ZL, Y) if logits else loss.cost(xp, AL, Y)) * m
+        cost = (loss.logit_cost(xp, ZL, Y) if logits else loss.cost(xp, AL, Y)) * AL.shape[1]
     if loss.task == "regression":
         return cost, None
     if loss.task == "multiclass":
-        right = xp.argmax(out, axis=0) == (xp.argmax(Y, axis=0) if labels is None else labels)
+        right = xp.argmax(AL, axis=0) == (xp.argmax(Y, axis=0) if labels is None else labels)
     else:
-        right = (out > (0.0 if logits else 0.5)) == (Y > 0.5)  # sigmoid(z) > 1/2 <=> z > 0
-        if out.shape[0] > 1:  # multi-label: a column is right when all its units are
+        right = (AL > 0.5) == (Y > 0.5)
+        if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
             right = xp.all(right, axis=0)
-    return cost, xp.sum(xp.astype(right, out.dtype))
+    return cost, xp.sum(xp.astype(right, AL.dtype))
 
 
 def _delta_prev(xp, W, dZ, A_prev, hidden, mask, g, cols):
@@ -563,24 +560,26 @@ def apply_gradients(xp, ts, grads, lr, *, l2=0.0, m=1, clip_norm=None, t=None):
     _flush(xp, ts, t, lr)
 
 
-def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip_norm=None, logits=None):
+def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip_norm=None, outputs=None):
     """One step on ``ts``: :func:`forward_train`, :func:`batch_metrics` when ``metrics``, :func:`backward_update`.
 
     X : (n_x, m); Y : (n_L, m) (plus a weights row with ``net.weighted``); masks : the dropout masks
     ``(n_l, m)`` of the hidden layers, or None.  Returns ``(m J, hits)`` (0-d device arrays; hits None
-    for regression), ``(None, None)`` without ``metrics``.  ``logits``, a list (mutable arrays only),
-    receives the step's output logits ``Z[L]`` ``(n_L, m)``, for :func:`batch_metrics` over many steps
-    at once: the array itself, which nothing writes after the forward pass, or a copy where it is
-    ``A[L]`` (a linear output), which the backward pass overwrites.  With immutable arrays the step runs
-    as one compiled call (:func:`bpnet.backends.compiler`), compiled once per batch size and option set.
+    for regression), ``(None, None)`` without ``metrics``.  ``outputs``, a list (mutable arrays only),
+    receives ``(A[L], Z[L])`` ``(n_L, m)`` of the step, for :func:`batch_metrics` over many steps at
+    once: a copy of ``A[L]``, which the backward pass overwrites, and the logits themselves, which
+    nothing writes after the forward pass (a copy too where they are ``A[L]``: a linear output).  With
+    immutable arrays the step runs as one compiled call (:func:`bpnet.backends.compiler`), compiled once
+    per batch size and option set.
     """
     if not ts.mutable:
         return _compiled_step(xp, ts, net, X.shape[1], masks is not None, metrics, l2, clip_norm)(X, Y, lr, masks)
     batch = ts.batch(xp, X.shape[1])
     acts, gs, ZL = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
     out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
-    if logits is not None:  # before the backward pass overwrites A[L]
-        logits.append(xp.asarray(ZL, copy=True) if ZL is acts[-1] else ZL)
+    if outputs is not None:  # before the backward pass overwrites A[L]
+        AL = xp.asarray(acts[-1], copy=True)
+        outputs.append((AL, AL if ZL is acts[-1] else ZL))
     backward_update(xp, acts, Y, ts, net, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm, batch=batch)
     return out
 

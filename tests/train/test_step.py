@@ -338,9 +338,9 @@ def test_benchmark_quick_code_path_runs_end_to_end(tmp_path, monkeypatch):
 @pytest.mark.parametrize("hidden,out,dims", [("relu", "softmax", [5, 6, 3]), ("tanh", "sigmoid", [5, 4, 1]),
                                              ("relu", "linear", [5, 4, 2])])
 def test_epoch_metrics_from_the_steps_outputs_equal_the_sum_of_each_batchs(bk, hidden, out, dims, monkeypatch):
-    """LocalBatches keeps each step's logits Z[L] (train_step(logits=); a copy for a linear output, whose Z[L] is
-    the A[L] the backward pass overwrites) and computes the epoch's metrics once (a multiclass epoch's labels
-    taken once): the numbers of summing batch_metrics over the batches, and the same parameters."""
+    """LocalBatches keeps each step's A[L] and Z[L] (train_step(outputs=): a copy of A[L], which the backward
+    pass overwrites, and Z[L] itself) and computes the epoch's metrics once (a multiclass epoch's labels taken
+    once): the numbers of summing batch_metrics over the batches, and the same parameters."""
     import bpnet.train.loop as loop
     from bpnet.train import FitConfig, LocalBatches
 
