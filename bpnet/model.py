@@ -25,7 +25,7 @@ from array_api_compat import is_writeable_array
 from . import _validate as v
 from . import backends
 from .io.checkpoint import load_checkpoint, save_checkpoint
-from .nn import INITS, get_activation, initialize_parameters_deep, resolve_head
+from .nn import INITS, get_activation, initialize_parameters_deep, predictions, resolve_head
 from .optim import get_optimizer
 from .train import FitConfig, History, LocalBatches, Net, TrainingDivergedError, TrainState, epochs
 from .train.inference import forward_batches
@@ -347,9 +347,9 @@ class MLP:
         xp = self.backend.xp
         X = self._features(X)
         if self.task == "multiclass":
-            return self._output(X, lambda AL: xp.argmax(AL, axis=0))
+            return self._output(X, lambda AL: predictions(xp, AL, "multiclass"))
         if self.task == "binary":
-            pred = self._output(X, lambda AL: xp.astype(AL > 0.5, xp.int64))
+            pred = self._output(X, lambda AL: xp.astype(predictions(xp, AL, "binary"), xp.int64))
             return pred[0, :] if pred.shape[0] == 1 else pred
         return self._output(X)
 

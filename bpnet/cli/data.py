@@ -114,8 +114,11 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
+    from array_api_compat import numpy as npx
+
     from ..backends import to_numpy
     from ..io.atomic import atomic_write, check_parent
+    from ..nn import predictions
 
     check_parent(pathlib.Path(args.output), "--output")  # before any work: a bad --output fails at once
     model, pre, _ = _load_model(args.model, args.backend)
@@ -128,13 +131,12 @@ def cmd_predict(args) -> int:
         for v in pre.decode(proba[0]):
             w.writerow([repr(float(v))])
     else:
+        pred = predictions(npx, proba, pre.task)  # the model's decision, on the host probabilities
         if pre.task == "binary":
-            p1 = proba[0]
-            probs = [[1.0 - float(p), float(p)] for p in p1]
-            pred = (p1 > 0.5).astype(int)
+            probs = [[1.0 - float(p), float(p)] for p in proba[0]]
+            pred = pred[0].astype(int)
         else:
             probs = proba.T.tolist()
-            pred = proba.argmax(axis=0)
         w.writerow(["prediction", *[f"p_{c}" for c in pre.class_names]])
         for k, row in zip(pre.decode(pred), probs):
             w.writerow([k, *[f"{p:.6g}" for p in row]])

@@ -33,11 +33,11 @@ from .course import (
 )
 from .dropout import dropout_masks
 from .init import INITS, initialize_parameters, initialize_parameters_deep
-from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, LOSSES, Loss, get_loss, resolve_head
+from .losses import DEFAULT_OUTPUT, FUSED_PAIRS, LOSSES, Loss, get_loss, predictions, resolve_head
 
 __all__ = [
     "ACTIVATIONS", "Activation", "get_activation", "LOSSES", "Loss", "get_loss", "FUSED_PAIRS", "DEFAULT_OUTPUT",
-    "resolve_head", "INITS", "initialize_parameters", "initialize_parameters_deep", "dropout_masks",
+    "resolve_head", "predictions", "INITS", "initialize_parameters", "initialize_parameters_deep", "dropout_masks",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "tanh", "tanh_backward", "sigmoid",
     "sigmoid_backward", "softplus", "softplus_backward", "linear", "identity_backward", "softmax", "softmax_backward",
     "linear_forward", "linear_activation_forward", "L_model_forward", "model_forward", "compute_cost",

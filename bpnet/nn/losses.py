@@ -30,7 +30,7 @@ from typing import Callable
 from .activations import ACTIVATIONS, Activation, get_activation
 
 __all__ = ["LOSSES", "Loss", "FUSED_PAIRS", "DEFAULT_OUTPUT", "get_loss", "default_loss", "resolve_head",
-           "loss_for_task"]
+           "loss_for_task", "predictions"]
 
 
 def _nonzero(xp, x):
@@ -184,6 +184,21 @@ def get_loss(name, argname: str = "loss") -> Loss:
 def default_loss(output: str) -> Loss:
     """The loss whose canonical output is ``output`` (mse for any other output)."""
     return next((l for l in LOSSES.values() if l.output == output), LOSSES["mse"])
+
+
+def predictions(xp, AL, task: str):
+    """What the network predicts from its output ``AL`` ``(n_L, m)`` for ``task`` (a loss's ``task``).
+
+    "multiclass": the class indices ``(m,)``, ``argmax`` over the units (the first of equal ones);
+    "binary": ``AL > 0.5``, bool ``(n_L, m)`` (one unit, or several for multi-label); "regression":
+    ``AL`` itself.  The one decision of :meth:`bpnet.MLP.predict`, the training and evaluation
+    accuracy (:func:`bpnet.train.step.batch_metrics`) and ``bpnet predict``.
+    """
+    if task == "multiclass":
+        return xp.argmax(AL, axis=0)
+    if task == "binary":
+        return AL > 0.5
+    return AL
 
 
 def loss_for_task(task: str) -> Loss:

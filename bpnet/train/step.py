@@ -48,7 +48,7 @@ import array_api_compat
 
 from .._validate import n_layers
 from ..backends import compiler
-from ..nn import Activation, Loss
+from ..nn import Activation, Loss, predictions
 from ..optim.rules import clip_scale
 
 __all__ = ["Net", "TrainState", "Pack", "Blocks", "forward_train", "backward_update", "apply_gradients", "train_step",
@@ -377,11 +377,11 @@ def batch_metrics(xp, AL, Y, net, ZL=None, labels=None):
     """``(m J, hits)`` of a batch: its cost times its size, and correct predictions (None for regression).
 
     The cost comes from the logits ``ZL`` when given and the output is the loss's canonical one (exact
-    where ``A[L]`` has saturated), else from ``AL``; the predictions from ``AL``, as :meth:`bpnet.MLP.predict`
-    makes them.  Both 0-d device arrays (no host sync); call before the backward pass overwrites ``AL``.
-    With ``net.weighted`` (weights ``w``, the last row of ``Y``) ``J = sum(w l) / sum(w)``, scikit-learn's
-    weighted mean; hits are not weighted.  ``labels``, ``argmax(Y, axis=0)`` of a multiclass batch, saves
-    computing it.
+    where ``A[L]`` has saturated), else from ``AL``; the predictions from ``AL``
+    (:func:`bpnet.nn.losses.predictions`, as :meth:`bpnet.MLP.predict` makes them).  Both 0-d device
+    arrays (no host sync); call before the backward pass overwrites ``AL``.  With ``net.weighted``
+    (weights ``w``, the last row of ``Y``) ``J = sum(w l) / sum(w)``, scikit-learn's weighted mean; hits
+    are not weighted.  ``labels``, ``argmax(Y, axis=0)`` of a multiclass batch, saves computing it.
     """
     loss = net.loss
     logits = ZL is not None and net.fused
@@ -393,10 +393,11 @@ def batch_metrics(xp, AL, Y, net, ZL=None, labels=None):
         cost = (loss.logit_cost(xp, ZL, Y) if logits else loss.cost(xp, AL, Y)) * AL.shape[1]
     if loss.task == "regression":
         return cost, None
+    pred = predictions(xp, AL, loss.task)
     if loss.task == "multiclass":
-        right = xp.argmax(AL, axis=0) == (xp.argmax(Y, axis=0) if labels is None else labels)
+        right = pred == (xp.argmax(Y, axis=0) if labels is None else labels)
     else:
-        right = (AL > 0.5) == (Y > 0.5)
+        right = pred == (Y > 0.5)
         if AL.shape[0] > 1:  # multi-label: a column is right when all its units are
             right = xp.all(right, axis=0)
     return cost, xp.sum(xp.astype(right, AL.dtype))

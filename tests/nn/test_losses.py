@@ -210,3 +210,21 @@ def test_poisson_value_gradient_and_logits(bk, dtype):
     w = bk.asarray(np.array([[1.0, 0.0, 2.0, 1.0]]), dtype=dtype)  # example weights: sum(E w) / m
     terms = np.where(Y_host > 0, Y_host * np.log(np.where(Y_host > 0, Y_host, 1) / A_host), 0.0) - Y_host + A_host
     assert float(loss.cost(xp, A, Y, w)) == pytest.approx(float((terms * [1, 0, 2, 1]).sum() / 4), rel=rtol)
+
+
+def test_predictions_are_the_one_decision_of_predict_and_the_metrics(bk):
+    """nn.losses.predictions: argmax (the first of equal units) for multiclass, AL > 0.5 for binary and
+    multi-label, AL for regression; MLP.predict and evaluate's accuracy (batch_metrics) decide alike."""
+    from bpnet.nn import predictions
+
+    AL = bk.asarray(np.array([[0.2, 0.5, 0.5, 0.1], [0.7, 0.5, 0.2, 0.1], [0.1, 0.0, 0.3, 0.8]]), dtype="float64")
+    np.testing.assert_array_equal(to_np(predictions(bk.xp, AL, "multiclass")), [1, 0, 0, 2])  # ties: the first
+    np.testing.assert_array_equal(to_np(predictions(bk.xp, AL, "binary")), to_np(AL) > 0.5)  # 0.5 is not > 0.5
+    assert predictions(bk.xp, AL, "regression") is AL
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 30))
+    for dims, y in (([4, 5, 3], rng.integers(0, 3, size=30)), ([4, 5, 1], rng.integers(0, 2, size=30))):
+        model = bpnet.MLP(dims, dtype="float64", backend=bk, seed=2)
+        pred = to_np(model.predict(bk.asarray(X, dtype="float64")))
+        acc = model.evaluate(bk.asarray(X, dtype="float64"), y)["accuracy"]
+        assert acc == pytest.approx(float(np.mean(pred == y)), abs=1e-12)
