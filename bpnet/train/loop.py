@@ -234,6 +234,7 @@ class LocalBatches:
         """
         if self._rows is None:
             xp = self.bk.xp
+            # flattening A^T lays it out row after row (a copy unless it already is); reshaping back is a view
             self._rows = tuple(xp.reshape(xp.reshape(xp.permute_dims(A, (1, 0)), (-1,)), (A.shape[1], A.shape[0]))
                                for A in (self.X, self.Y))
         return self._rows

@@ -34,8 +34,8 @@ within ~1.1x of the working set; plain gradient descent updates a large ``W``
 row block by row block (``W[s] -= c dZ[s] A^T``, no full ``dW``).
 
 Nothing is brought to the host: ``t`` is a Python int, the learning rate a
-Python float (or a 0-d array of the parameters' device); both are traced
-(weakly typed) values inside a compiled step.
+Python float (or a 0-d array of the parameters' device); a compiled step
+takes both as weakly typed 0-d device arrays, kept between its calls.
 """
 
 from __future__ import annotations
@@ -184,59 +184,49 @@ class TrainState:
         W1 = parameters["W1"]
         xp, dev = array_api_compat.array_namespace(W1), array_api_compat.device(W1)
         item = xp.finfo(W1.dtype).bits // 8
-        keys = [f"{p}{l}" for l in range(1, L + 1) for p in "Wb"]
-        small = [k for k in keys if math.prod(parameters[k].shape) * item <= PACK_BYTES]
-        params = {k: xp.asarray(parameters[k], copy=True) for k in keys if k not in small}
-        own_state = {"t": state["t"]}
-        for s in self.rule.slots:
-            own_state[s] = {f"d{k}": xp.asarray(state[s][f"d{k}"], copy=True) for k in keys if k not in small}
-        if not small:
-            return params, own_state
-        at, n = {}, 0
-        for k in small:
+        names = {(p, l): f"{p}{l + 1}" for l in range(L) for p in "Wb"}  # (p, 0-based l) -> "W1", "b1", ...
+        at, n = {}, 0  # the small ones' slices of the flat buffers
+        for pl, k in names.items():
             size = math.prod(parameters[k].shape)
-            at[(k[0], int(k[1:]) - 1)] = slice(n, n + size)
-            n += size
+            if size * item <= PACK_BYTES:
+                at[pl], n = slice(n, n + size), n + size
 
-        def flat(arrays):  # one buffer holding ``arrays[k]`` for every small k, in ``at``'s slices
+        def flat(get):  # one buffer holding get(k) for every packed k, in its slice
             buf = xp.empty((n,), dtype=W1.dtype, device=dev)
-            for k in small:
-                buf[at[(k[0], int(k[1:]) - 1)]] = xp.reshape(arrays[k], (-1,))
+            for pl, i in at.items():
+                buf[i] = xp.reshape(get(names[pl]), (-1,))
             return buf
 
-        P = flat(parameters)
-        M = {s: flat({k: state[s][f"d{k}"] for k in small}) for s in self.rule.slots}
-        self.pack = Pack(P, xp.empty((n,), dtype=W1.dtype, device=dev), M, at)
-        for k in small:
-            i, shape = at[(k[0], int(k[1:]) - 1)], tuple(parameters[k].shape)
-            params[k] = xp.reshape(P[i], shape)  # views: the step writes through them, the rule through P
-            for s in self.rule.slots:
-                own_state[s][f"d{k}"] = xp.reshape(M[s][i], shape)
+        def own(a, buf, pl):  # a packed array as a view of ``buf`` (the step writes through it), else a copy
+            i = at.get(pl)
+            return xp.asarray(a, copy=True) if i is None else xp.reshape(buf[i], tuple(a.shape))
+
+        P = flat(lambda k: parameters[k]) if at else None
+        M = {s: flat(lambda k, s=s: state[s][f"d{k}"]) if at else None for s in self.rule.slots}
+        if at:
+            self.pack = Pack(P, xp.empty((n,), dtype=W1.dtype, device=dev), M, at)
+        params = {k: own(parameters[k], P, pl) for pl, k in names.items()}
+        own_state = {"t": state["t"]}
+        for s in self.rule.slots:
+            own_state[s] = {f"d{k}": own(state[s][f"d{k}"], M[s], pl) for pl, k in names.items()}
         return params, own_state
 
     def snapshot(self) -> tuple[dict, dict]:
         """``(parameters, optimizer_state)``: copies of the live arrays, in :attr:`parameters` /
         :attr:`optimizer_state`'s layout (a packed state copies its flat buffers whole: a few calls)."""
-        pk = self.pack
         if not self.mutable:
             return self.parameters, self.optimizer_state  # immutable arrays: the dicts are new, the arrays shared
-        if pk is None:
-            params, state = self.parameters, self.optimizer_state
-            xp = array_api_compat.array_namespace(self.Ws[0])
-            return ({k: xp.asarray(a, copy=True) for k, a in params.items()},
-                    {s: (a if s == "t" else {k: xp.asarray(x, copy=True) for k, x in a.items()})
-                     for s, a in state.items()})
-        xp = array_api_compat.array_namespace(pk.P)
-        P = xp.asarray(pk.P, copy=True)
-        M = {s: xp.asarray(m, copy=True) for s, m in pk.M.items()}
+        xp = array_api_compat.array_namespace(self.Ws[0])
+        pk = self.pack
+        at = {} if pk is None else pk.at
+        P = None if pk is None else xp.asarray(pk.P, copy=True)
+        M = {s: (None if pk is None else xp.asarray(pk.M[s], copy=True)) for s in self.rule.slots}
 
-        def out(p, l, live, flat):
-            i = pk.at.get((p, l))
+        def out(p, l, live, flat):  # a packed array as a view of the copied buffer, else a copy of its own
+            i = at.get((p, l))
             return xp.asarray(live, copy=True) if i is None else xp.reshape(flat[i], tuple(live.shape))
 
-        params, state = {}, {"t": self.state["t"]}
-        for s in self.rule.slots:
-            state[s] = {}
+        params, state = {}, {"t": self.state["t"], **{s: {} for s in self.rule.slots}}
         for l in range(len(self.Ws)):
             for p, arrs in (("W", self.Ws), ("b", self.bs)):
                 params[f"{p}{l + 1}"] = out(p, l, arrs[l], P)
