@@ -595,9 +595,10 @@ class Replica:
                "hits": None if self.hits is None else float(self.hits)}
         if self.rank == 0:
             ts = self.ts
+            state = ts.optimizer_state  # the live moments (on JAX the step rebinds them; ts.state holds the first)
             out["parameters"] = {k: host(a) for k, a in ts.parameters.items()}
-            out["state"] = {"t": int(ts.state["t"]), **{s: {k: host(a) for k, a in ts.state[s].items()}
-                                                         for s in ts.rule.slots}}
+            out["state"] = {"t": int(state["t"]), **{s: {k: host(a) for k, a in state[s].items()}
+                                                      for s in ts.rule.slots}}
         return out
 
 
@@ -847,8 +848,8 @@ class DaskBatches:
         if self._synced is None or self._synced[0] is not ts or self._synced[1] != spec["epoch"]:
             to = self.bk.to_numpy
             params = {k: to(a) for k, a in ts.parameters.items()}
-            state = {"t": int(ts.state["t"]),
-                     **{s: {k: to(a) for k, a in ts.state[s].items()} for s in ts.rule.slots}}
+            live = ts.optimizer_state  # the live moments (on JAX they are rebound; ts.state holds the first)
+            state = {"t": int(live["t"]), **{s: {k: to(a) for k, a in live[s].items()} for s in ts.rule.slots}}
             peers = [(a, f.key) for a, f in zip(self.addresses, self._futures)]
             self._wait([r.connect(peers, params, state, cfg.optimizer) for r in self.replicas])
             self._synced = (ts, spec["epoch"])
