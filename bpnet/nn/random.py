@@ -167,9 +167,26 @@ def keep_mask(xp, shape, keep_prob, key, device, dtype):
     return xp.reshape(_fill(xp, math.prod(shape), dtype, device, piece), tuple(shape))
 
 
+def _order(xp, h, device):
+    """The stable argsort (int64) of random integers ``h`` in ``[0, 2^32)`` along the last axis (< 2^32 long).
+
+    One sort of the distinct int64 keys ``(h - 2^31) 2^32 + i`` (i the position; the shift keeps them in
+    int64's range): distinct keys order as ``(h, i)`` whatever the algorithm, so the unstable sort, several
+    times faster than a stable argsort (numpy: ~2x on 1437, ~3x on 10^6 elements), gives the same
+    permutation; its low 32 bits are the positions.
+    """
+    keys = xp.astype(h, xp.int64)
+    keys -= 2**31
+    keys *= 2**32
+    keys += xp.arange(h.shape[-1], dtype=xp.int64, device=device)
+    keys = xp.sort(keys, axis=-1, stable=False)
+    keys &= 2**32 - 1
+    return keys
+
+
 def permutation(xp, m, key, device):
     """A random permutation of ``range(m)`` (int64): the stable argsort of ``m`` random integers."""
-    return xp.astype(xp.argsort(bits(xp, (m,), key, device), stable=True), xp.int64)
+    return _order(xp, bits(xp, (m,), key, device), device)
 
 
 def shuffle(xp, m, counters, device):
@@ -182,8 +199,7 @@ def shuffles(xp, m, seed, epochs, device):
     result is ``shuffle(xp, m, (seed, epochs[i]), device)``.  For small m, where one draw is a few dozen
     small calls: keep ``len(epochs) * m`` within :data:`CHUNK` (a cache-sized pass)."""
     keys = [fold(SHUFFLE, seed, e) for e in epochs]
-    h = _unsigned(xp, _hash(xp, 0, m, keys, device))
-    return xp.astype(xp.argsort(h, axis=1, stable=True), xp.int64)
+    return _order(xp, _unsigned(xp, _hash(xp, 0, m, keys, device)), device)
 
 
 def dropout(xp, sizes, m, keep_prob, counters, device, dtype):
