@@ -35,8 +35,8 @@ from .step import batch_metrics, train_step
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
            "EPOCH_OUTPUTS"]
 
-#: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` arrays) for its metrics in one
-#: pass when they have at most this many elements each; else each batch's metrics are summed
+#: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` buffers, written by the steps)
+#: for its metrics in one pass when they have at most this many elements each; else each batch's metrics are summed
 EPOCH_OUTPUTS = 1 << 24
 
 
@@ -205,7 +205,7 @@ class LocalBatches:
     def __init__(self, X, Y, bk):
         self.X, self.Y, self.bk = X, Y, bk
         self.m = X.shape[1]
-        self._rows = self._labels = self._perms = self._first = None
+        self._rows = self._labels = self._perms = self._first = self._kept = None
 
     def _permutation(self, cfg, e):
         """Epoch ``e``'s permutation: :func:`bpnet.nn.random.shuffle` of ``(seed, e)``.  For a small m it is
@@ -247,12 +247,16 @@ class LocalBatches:
         """
         xp, dev, m, size = self.bk.xp, self.bk.device, self.m, cfg.batch_size
         X, Y = self.X, self.Y
-        # the epoch's outputs and logits, kept by the steps: its metrics in one pass at the end (unweighted:
-        # a weighted mean is per batch), for outputs up to EPOCH_OUTPUTS elements
+        # the epoch's outputs and logits (the cost's, for a fused output), written by the steps into the
+        # columns of two buffers: its metrics in one pass at the end (unweighted: a weighted mean is per
+        # batch), for outputs up to EPOCH_OUTPUTS elements
         kept = metrics and ts.mutable and not net.weighted and ts.Ws[-1].shape[0] * m <= EPOCH_OUTPUTS
-        if kept and self._labels is None and net.loss.task == "multiclass":
-            self._labels = xp.argmax(Y, axis=0)  # argmax(Y) once: an epoch's hits need only the outputs' argmax
-        outputs, labels = ([], self._labels) if kept else (None, None)
+        if kept and (self._kept is None or (self._kept[1] is None) == net.fused):
+            self._kept = tuple(None if i and not net.fused else
+                               xp.empty((ts.Ws[-1].shape[0], m), dtype=X.dtype, device=dev) for i in (0, 1))
+            if net.loss.task == "multiclass":
+                self._labels = xp.argmax(Y, axis=0)  # argmax(Y) once: an epoch's hits need only the outputs'
+        labels = self._labels if kept else None
         rows = None  # X^T and the epoch's permutation: each batch taken as rows
         if cfg.shuffle:
             perm = self._permutation(cfg, e)
@@ -271,12 +275,12 @@ class LocalBatches:
                   random.dropout(xp, sizes, stop - start, cfg.keep_prob, (cfg.seed, e, b), dev, X.dtype))
             Xb = X[:, start:stop] if rows is None else xp.permute_dims(xp.take(rows[0], rows[1][start:stop], axis=0),
                                                                         (1, 0))
+            outputs = None if not kept else tuple(None if o is None else o[:, start:stop] for o in self._kept)
             c, h = train_step(xp, Xb, Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
                               l2=cfg.l2, clip_norm=cfg.clip_norm, outputs=outputs)
             if metrics and not kept:
                 cost_sum = c if cost_sum is None else cost_sum + c
                 hits = h if hits is None or h is None else hits + h
         if kept:
-            AL, ZL = outputs[0] if len(outputs) == 1 else (xp.concat([o[i] for o in outputs], axis=1) for i in (0, 1))
-            return batch_metrics(xp, AL, Y, net, ZL, labels=labels)
+            return batch_metrics(xp, self._kept[0], Y, net, self._kept[1], labels=labels)
         return cost_sum, hits

@@ -124,14 +124,16 @@ class Pack(NamedTuple):
 
     ``at[(p, l)]`` is the slice of parameter p (``"W"`` or ``"b"``) of layer l + 1 (0-based l) in ``P``;
     the state's arrays for it are views ``reshape(P[at], shape)`` (and ``reshape(M[slot][at], shape)``
-    for its moments).  ``G`` receives their gradients during the step; the rule then updates ``P`` and
-    ``M`` whole (every rule is elementwise: the numbers of one update per parameter).
+    for its moments).  ``G`` receives their gradients during the step, written through ``grads[(p, l)]``,
+    the same view of ``G`` (one ``__setitem__`` a gradient); the rule then updates ``P`` and ``M`` whole
+    (every rule is elementwise: the numbers of one update per parameter).
     """
 
     P: object
     G: object
     M: dict
     at: dict
+    grads: dict
 
 
 class TrainState:
@@ -204,7 +206,9 @@ class TrainState:
         P = flat(lambda k: parameters[k]) if at else None
         M = {s: flat(lambda k, s=s: state[s][f"d{k}"]) if at else None for s in self.rule.slots}
         if at:
-            self.pack = Pack(P, xp.empty((n,), dtype=W1.dtype, device=dev), M, at)
+            G = xp.empty((n,), dtype=W1.dtype, device=dev)
+            self.pack = Pack(P, G, M, at, {pl: xp.reshape(G[i], tuple(parameters[names[pl]].shape))
+                                           for pl, i in at.items()})
         params = {k: own(parameters[k], P, pl) for pl, k in names.items()}
         own_state = {"t": state["t"]}
         for s in self.rule.slots:
@@ -514,11 +518,11 @@ def _update(xp, ts, l, dW, db, t, lr):
         ts.bs[l] = ts.rule.update_(xp, ts.bs[l], db, ts.moments["b"][l], t, lr, ts.hyper)
         return
     for p, g, arrs in (("W", dW, ts.Ws), ("b", db, ts.bs)):
-        i = pk.at.get((p, l))
-        if i is None:
+        into = pk.grads.get((p, l))
+        if into is None:
             arrs[l] = ts.rule.update_(xp, arrs[l], g, ts.moments[p][l], t, lr, ts.hyper)
         else:
-            pk.G[i] = xp.reshape(g, (-1,))
+            into[...] = g
 
 
 def _flush(xp, ts, t, lr):
@@ -556,21 +560,21 @@ def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip
 
     X : (n_x, m); Y : (n_L, m) (plus a weights row with ``net.weighted``); masks : the dropout masks
     ``(n_l, m)`` of the hidden layers, or None.  Returns ``(m J, hits)`` (0-d device arrays; hits None
-    for regression), ``(None, None)`` without ``metrics``.  ``outputs``, a list (mutable arrays only),
-    receives ``(A[L], Z[L])`` ``(n_L, m)`` of the step, for :func:`batch_metrics` over many steps at
-    once: a copy of ``A[L]``, which the backward pass overwrites, and the logits themselves, which
-    nothing writes after the forward pass (a copy too where they are ``A[L]``: a linear output).  With
-    immutable arrays the step runs as one compiled call (:func:`bpnet.backends.compiler`), compiled once
-    per batch size and option set.
+    for regression), ``(None, None)`` without ``metrics``.  ``outputs``, ``(A_out, Z_out)`` (writable
+    ``(n_L, m)`` arrays, ``Z_out`` may be None), receives the step's ``A[L]`` and logits ``Z[L]`` before
+    the backward pass overwrites them, for :func:`batch_metrics` over many steps at once (an epoch's
+    columns of two buffers).  With immutable arrays the step runs as one compiled call
+    (:func:`bpnet.backends.compiler`), compiled once per batch size and option set.
     """
     if not ts.mutable:
         return _compiled_step(xp, ts, net, X.shape[1], masks is not None, metrics, l2, clip_norm)(X, Y, lr, masks)
     batch = ts.batch(xp, X.shape[1])
     acts, gs, ZL = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
     out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
-    if outputs is not None:  # before the backward pass overwrites A[L]
-        AL = xp.asarray(acts[-1], copy=True)
-        outputs.append((AL, AL if ZL is acts[-1] else ZL))
+    if outputs is not None:  # before the backward pass overwrites A[L] (and Z[L], where it is A[L])
+        outputs[0][...] = acts[-1]
+        if outputs[1] is not None:
+            outputs[1][...] = ZL
     backward_update(xp, acts, Y, ts, net, lr, gs=gs, masks=masks, l2=l2, clip_norm=clip_norm, batch=batch)
     return out
 
