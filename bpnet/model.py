@@ -27,7 +27,7 @@ from . import backends
 from .io.checkpoint import load_checkpoint, save_checkpoint
 from .nn import INITS, get_activation, initialize_parameters_deep, predictions, resolve_head
 from .optim import get_optimizer
-from .train import FitConfig, History, LocalBatches, Net, TrainingDivergedError, TrainState, epochs
+from .train import FitConfig, History, LocalBatches, Net, Snapshot, TrainingDivergedError, TrainState, epochs
 from .train.inference import forward_batches
 from .train.loop import Plateau
 from .train.step import batch_metrics
@@ -86,6 +86,7 @@ class MLP:
         if parameters is None:
             parameters = initialize_parameters_deep(self.layer_dims, init=init, seed=self.seed, dtype=self.dtype,
                                                     backend=self.backend)
+        self._pending = None
         self.parameters = parameters
         self.optimizer_state = None
         self.optimizer_config = None
@@ -130,6 +131,37 @@ class MLP:
             raise ValueError(f"parameters: expected arrays on {self.backend}, got {backends.describe(W1)}; "
                              "move them with model.backend.asarray(...)")
         self._parameters = dict(value)
+
+    # the parameters and optimiser state: set directly, or published by a fit each epoch as a Snapshot (its
+    # copies made then, laid out as dicts when first read)
+    @property
+    def _parameters(self) -> dict:
+        self._settle()
+        return self._params
+
+    @_parameters.setter
+    def _parameters(self, value):
+        self._settle()
+        self._params = value
+
+    @property
+    def optimizer_state(self):
+        self._settle()
+        return self._opt_state
+
+    @optimizer_state.setter
+    def optimizer_state(self, value):
+        self._settle()
+        self._opt_state = value
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        """Make ``snapshot``'s (a :class:`~bpnet.train.Snapshot`) the parameters and optimiser state."""
+        self._pending = snapshot
+
+    def _settle(self) -> None:
+        snap, self._pending = self._pending, None
+        if snap is not None:
+            self._params, self._opt_state = snap.tree()
 
     def config(self) -> dict:
         """The constructor arguments (JSON-serialisable), as saved in checkpoints."""
@@ -470,7 +502,7 @@ class _Tracker:
         so the dicts the loop started from are stale.
         """
         model, cfg, h = self.model, self.cfg, self.model.history
-        model._parameters, model.optimizer_state = ts.snapshot()
+        model._publish(Snapshot(ts))  # copies of the epoch's arrays; the dicts are built when read
         model.epoch = r.epoch
         vc, va = model.score_arrays(*self.validation) if self.validation is not None else (None, None)
         for key, value in (("epoch", r.epoch), ("cost", r.cost), ("accuracy", r.accuracy), ("val_cost", vc),

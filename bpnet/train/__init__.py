@@ -4,7 +4,7 @@ from .config import FitConfig
 from .course import L_layer_model
 from .inference import NonFiniteOutputError
 from .loop import EpochResult, History, LocalBatches, TrainingDivergedError, epochs
-from .step import Net, TrainState, backward_update, forward_train, train_step
+from .step import Net, Snapshot, TrainState, backward_update, forward_train, train_step
 
 __all__ = ["FitConfig", "L_layer_model", "NonFiniteOutputError", "History", "LocalBatches", "TrainingDivergedError",
-           "EpochResult", "epochs", "Net", "TrainState", "forward_train", "backward_update", "train_step"]
+           "EpochResult", "epochs", "Net", "Snapshot", "TrainState", "forward_train", "backward_update", "train_step"]

@@ -51,8 +51,8 @@ from ..backends import compiler
 from ..nn import Activation, Loss, predictions
 from ..optim.rules import clip_scale
 
-__all__ = ["Net", "TrainState", "Pack", "Blocks", "forward_train", "backward_update", "apply_gradients", "train_step",
-           "batch_metrics", "cut", "split", "BLOCK_BYTES", "W_BLOCK_BYTES", "PACK_BYTES"]
+__all__ = ["Net", "TrainState", "Snapshot", "Pack", "Blocks", "forward_train", "backward_update", "apply_gradients",
+           "train_step", "batch_metrics", "cut", "split", "BLOCK_BYTES", "W_BLOCK_BYTES", "PACK_BYTES"]
 
 #: smallest block (bytes) of the in-place passes on a CPU: below ~256 KiB the
 #: per-block call overhead costs more than the memory saved
@@ -138,6 +138,53 @@ class Pack(NamedTuple):
     M: dict
     at: dict
     grads: dict
+
+
+class Snapshot:
+    """A :class:`TrainState`'s arrays copied at one moment; :meth:`tree` lays them out as dicts when asked.
+
+    Copying is a few calls (a packed state's flat buffers whole, the other arrays alone); the dicts,
+    views of the copies, are built by the first :meth:`tree` (per-epoch copies that nobody reads cost
+    only the copies).  Immutable arrays (JAX) are shared, not copied.
+    """
+
+    __slots__ = ("_ts", "_t", "_flat", "_alone", "_tree")
+
+    def __init__(self, ts):
+        self._tree = None
+        if not ts.mutable:  # immutable arrays: the dicts are new, the arrays shared
+            self._tree = (ts.parameters, ts.optimizer_state)
+            return
+        xp = array_api_compat.array_namespace(ts.Ws[0])
+        pk, slots = ts.pack, ts.rule.slots
+        self._ts, self._t = ts, ts.state["t"]
+        #: the pack's buffers: {None: P, slot: M[slot]}
+        self._flat = {} if pk is None else {k: xp.asarray(a, copy=True) for k, a in ((None, pk.P), *pk.M.items())}
+        at = {} if pk is None else pk.at
+        #: the unpacked arrays: {(p, l): {None: parameter, slot: moment}}
+        self._alone = {(p, l): {None: xp.asarray(arrs[l], copy=True),
+                                **{s: xp.asarray(ts.moments[p][l][s], copy=True) for s in slots}}
+                       for p, arrs in (("W", ts.Ws), ("b", ts.bs)) for l in range(len(arrs)) if (p, l) not in at}
+
+    def tree(self) -> tuple[dict, dict]:
+        """``(parameters, optimizer_state)`` in :attr:`TrainState.parameters` / :attr:`TrainState.optimizer_state`'s
+        layout: the copies (a packed array as a view of its copied buffer); the same dicts at every call."""
+        if self._tree is None:
+            ts, xp = self._ts, array_api_compat.array_namespace(self._ts.Ws[0])
+            at = {} if ts.pack is None else ts.pack.at
+            params, state = {}, {"t": self._t, **{s: {} for s in ts.rule.slots}}
+            for l in range(len(ts.Ws)):
+                for p, live in (("W", ts.Ws[l]), ("b", ts.bs[l])):
+                    i = at.get((p, l))
+                    for s in (None, *ts.rule.slots):
+                        a = (self._alone[(p, l)][s] if i is None
+                             else xp.reshape(self._flat[s][i], tuple(live.shape)))
+                        if s is None:
+                            params[f"{p}{l + 1}"] = a
+                        else:
+                            state[s][f"d{p}{l + 1}"] = a
+            self._tree, self._ts, self._flat, self._alone = (params, state), None, None, None
+        return self._tree
 
 
 class TrainState:
@@ -226,26 +273,8 @@ class TrainState:
 
     def snapshot(self) -> tuple[dict, dict]:
         """``(parameters, optimizer_state)``: copies of the live arrays, in :attr:`parameters` /
-        :attr:`optimizer_state`'s layout (a packed state copies its flat buffers whole: a few calls)."""
-        if not self.mutable:
-            return self.parameters, self.optimizer_state  # immutable arrays: the dicts are new, the arrays shared
-        xp = array_api_compat.array_namespace(self.Ws[0])
-        pk = self.pack
-        at = {} if pk is None else pk.at
-        P = None if pk is None else xp.asarray(pk.P, copy=True)
-        M = {s: (None if pk is None else xp.asarray(pk.M[s], copy=True)) for s in self.rule.slots}
-
-        def out(p, l, live, flat):  # a packed array as a view of the copied buffer, else a copy of its own
-            i = at.get((p, l))
-            return xp.asarray(live, copy=True) if i is None else xp.reshape(flat[i], tuple(live.shape))
-
-        params, state = {}, {"t": self.state["t"], **{s: {} for s in self.rule.slots}}
-        for l in range(len(self.Ws)):
-            for p, arrs in (("W", self.Ws), ("b", self.bs)):
-                params[f"{p}{l + 1}"] = out(p, l, arrs[l], P)
-                for s in self.rule.slots:
-                    state[s][f"d{p}{l + 1}"] = out(p, l, self.moments[p][l][s], M[s])
-        return params, state
+        :attr:`optimizer_state`'s layout (``Snapshot(self).tree()``)."""
+        return Snapshot(self).tree()
 
     @property
     def buffers(self) -> list:

@@ -17,7 +17,7 @@ from bpnet.nn._kernels import forward as _forward
 from bpnet.nn.activations import get_activation
 from bpnet.nn.losses import get_loss
 from bpnet.optim import get_optimizer
-from bpnet.train.step import Net, TrainState, backward_update, forward_train, train_step
+from bpnet.train.step import Net, Snapshot, TrainState, backward_update, forward_train, train_step
 
 # Reference: ``_forward`` -> ``_backward(fused=True)`` -> (L2, clipping) -> ``Optimizer.step``
 # (new dicts).  The step computes the same numbers to rounding on every backend,
@@ -199,9 +199,12 @@ def test_an_owning_state_packs_small_parameters_and_steps_as_the_reference(bk, o
     assert any(not np.array_equal(to_np(snaps[0][0][k]), to_np(want_p[k])) for k in want_p)
     assert snaps[0][1]["t"] == 1 and snaps[-1][1]["t"] == 3
     held = {k: to_np(a).copy() for k, a in snaps[-1][0].items()}
+    lazy = Snapshot(ts)  # copied now, laid out as dicts after the next step
     train_step(bk.xp, X, Y, ts, net, 0.05, **kw)
     for k in held:
         np.testing.assert_array_equal(to_np(snaps[-1][0][k]), held[k])
+        np.testing.assert_array_equal(to_np(lazy.tree()[0][k]), held[k])
+    assert lazy.tree()[1]["t"] == 3 and lazy.tree() is lazy.tree()
     n = sum(int(np.prod(to_np(a).shape)) for a in ts.buffers)
     assert n == sum(int(np.prod(to_np(a).shape)) for a in params.values())
 
