@@ -252,8 +252,12 @@ class LocalBatches:
         # batch), for outputs up to EPOCH_OUTPUTS elements
         kept = metrics and ts.mutable and not net.weighted and ts.Ws[-1].shape[0] * m <= EPOCH_OUTPUTS
         if kept and (self._kept is None or (self._kept[1] is None) == net.fused):
-            self._kept = tuple(None if i and not net.fused else
-                               xp.empty((ts.Ws[-1].shape[0], m), dtype=X.dtype, device=dev) for i in (0, 1))
+            # A[L] example-major, (m, n_L) seen as its (n_L, m) transpose: the prediction's argmax over the units
+            # then reads each example's outputs contiguously (numpy's argmax over axis 0 of an (n_L, m) array
+            # copies it first); the logits unit-major, as the cost's column reductions read them best
+            n_L = ts.Ws[-1].shape[0]
+            self._kept = (xp.permute_dims(xp.empty((m, n_L), dtype=X.dtype, device=dev), (1, 0)),
+                          xp.empty((n_L, m), dtype=X.dtype, device=dev) if net.fused else None)
             if net.loss.task == "multiclass":
                 self._labels = xp.argmax(Y, axis=0)  # argmax(Y) once: an epoch's hits need only the outputs'
         labels = self._labels if kept else None
