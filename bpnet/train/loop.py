@@ -33,7 +33,11 @@ from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
 from .step import batch_metrics, train_step
 
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
-           "EPOCH_OUTPUTS"]
+           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES"]
+
+#: :class:`LocalBatches` shuffles an ``X`` of at most this many bytes with one ``take`` an epoch (a shuffled copy,
+#: sliced into batches: fewer, larger calls); a larger one with a ``take`` a batch (no copy of all of ``X``)
+SHUFFLED_COPY_BYTES = 4 << 20
 
 #: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` buffers, written by the steps)
 #: for its metrics in one pass when they have at most this many elements each; else each batch's metrics are summed
@@ -190,7 +194,8 @@ class LocalBatches:
 
     Each epoch (when ``cfg.shuffle``) draws a permutation on the device and
     takes each mini-batch's examples with one ``take`` (of the rows of an
-    example-major copy of ``X``, made once; JAX: of the permuted columns),
+    example-major copy of ``X``, made once; all the epoch's at once for an ``X``
+    of at most :data:`SHUFFLED_COPY_BYTES`; JAX: of the permuted columns),
     else slices them in order, and runs the step
     (:func:`bpnet.train.step.train_step`) on each.
 
@@ -266,7 +271,11 @@ class LocalBatches:
             perm = self._permutation(cfg, e)
             if ts.mutable:  # strided arrays: whole examples copied
                 XT, YT = self._examples()
-                rows, Y = (XT, perm), xp.permute_dims(xp.take(YT, perm, axis=0), (1, 0))
+                Y = xp.permute_dims(xp.take(YT, perm, axis=0), (1, 0))
+                if X.shape[0] * m * xp.finfo(X.dtype).bits // 8 <= SHUFFLED_COPY_BYTES:  # one take, sliced
+                    X = xp.permute_dims(xp.take(XT, perm, axis=0), (1, 0))
+                else:
+                    rows = (XT, perm)
             else:  # immutable arrays (JAX): the compiled step takes what it gets, its layout is XLA's
                 X, Y = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
             if labels is not None:

@@ -105,9 +105,12 @@ def test_different_seeds_differ(data):
 # the epoch's dropout masks
 
 
-def test_local_batches_draw_the_counter_based_shuffle_and_masks(bk, monkeypatch):
+@pytest.mark.parametrize("copy_bytes", [1 << 20, 0], ids=["one-take-an-epoch", "a-take-a-batch"])
+def test_local_batches_draw_the_counter_based_shuffle_and_masks(bk, monkeypatch, copy_bytes):
     """LocalBatches' epoch e: the columns permuted by ``random.shuffle(xp, m, (seed, e), dev)``, batch b's
-    dropout masks ``random.dropout(xp, sizes, m_b, keep_prob, (seed, e, b), dev, dtype)`` (what train_step gets)."""
+    dropout masks ``random.dropout(xp, sizes, m_b, keep_prob, (seed, e, b), dev, dtype)`` (what train_step gets),
+    whether X is shuffled by one take an epoch or one a batch (SHUFFLED_COPY_BYTES)."""
+    monkeypatch.setattr(bpnet.train.loop, "SHUFFLED_COPY_BYTES", copy_bytes)
     dims, m, batch, kp, seed, e = [3, 8, 5, 1], 30, 4, 0.7, 4, 2  # 7 full batches and one of 2
     X = bk.asarray(np.arange(3 * m, dtype=np.float64).reshape(3, m), dtype="float64")
     Y = bk.asarray((np.arange(m) % 2).reshape(1, m), dtype="float64")
