@@ -52,9 +52,11 @@ import uuid
 import warnings
 import weakref
 
+import array_api_compat
 import numpy as np
 
 from ..backends import spec as backend_spec
+from .loop import SHUFFLED_COPY_BYTES, example_major
 from .step import apply_gradients
 
 __all__ = ["fit_distributed", "connect", "rank_chunks", "allreduce_plan", "ClusterGoneError", "DaskConnection",
@@ -374,8 +376,9 @@ class Replica:
     :func:`bpnet.train.step.apply_gradients`.  The worker's event loop passes
     the messages and does the small array work (:data:`INLINE_WORK`); larger
     work runs on a thread of the replicas' own.  A run of several chunks is
-    concatenated once (a copy of its examples); each epoch's shuffled order is
-    one more.
+    concatenated once (a copy of its examples); a shuffled epoch takes them as
+    :class:`~bpnet.train.loop.LocalBatches` does, rows of an example-major copy
+    made once (one more copy), the epoch's at once for a small share.
 
     Parameters
     ----------
@@ -411,6 +414,7 @@ class Replica:
         self.worker = get_worker()
         self.worker.handlers.setdefault(PUSH_OP, _push)
         self.peers, self.ts, self.inbox, self.aborted = [], None, {}, False
+        self.rows = self.own = None  # X^T (example-major, made at the first shuffled epoch), the epoch's order
         _REPLICAS[key] = self
 
     def connect(self, peers, parameters, state, optimizer):
@@ -533,10 +537,20 @@ class Replica:
             perm = random.shuffle(xp, m, (spec["seed"], spec["epoch"]), dev)
             self.pos = xp.nonzero((perm >= lo) & (perm < hi))[0]  # positions of its columns in the epoch's order
             own = xp.take(perm, self.pos) - lo
-            self.Xe, self.Ye = xp.take(self.X, own, axis=1), xp.take(self.Y, own, axis=1)
+            self.Ye = xp.take(self.Y, own, axis=1)
+            # X as LocalBatches takes it: rows of an example-major copy (made once), all at once for a small X,
+            # else each batch's (_gradient); immutable arrays (JAX): its columns, XLA lays them out
+            if not array_api_compat.is_writeable_array(self.X):
+                self.Xe = xp.take(self.X, own, axis=1)
+            else:
+                if self.rows is None:
+                    self.rows = example_major(xp, self.X)
+                small = math.prod(self.X.shape) * xp.finfo(self.X.dtype).bits // 8 <= SHUFFLED_COPY_BYTES
+                self.Xe, self.own = (xp.permute_dims(xp.take(self.rows, own, axis=0), (1, 0)), None) if small \
+                    else (None, own)
             self.cuts = np.searchsorted(self.bk.to_numpy(self.pos), self.starts).tolist()
         else:
-            self.pos, self.Xe, self.Ye = None, self.X, self.Y
+            self.pos, self.own, self.Xe, self.Ye = None, None, self.X, self.Y
             self.cuts = [min(max(start, lo), hi) - lo for start in self.starts]
 
     def _masks(self, s, k):
@@ -561,7 +575,8 @@ class Replica:
         a, b = self.cuts[s], self.cuts[s + 1]
         if a == b:  # none of its examples in this batch
             return xp.zeros((self.n_params,), dtype=ts.Ws[0].dtype, device=self.bk.device)
-        Xb, Yb = self.Xe[:, a:b], self.Ye[:, a:b]
+        Yb = self.Ye[:, a:b]
+        Xb = self.Xe[:, a:b] if self.own is None else xp.permute_dims(xp.take(self.rows, self.own[a:b], axis=0), (1, 0))
         masks = None if spec["keep_prob"] is None else self._masks(s, b - a)
         batch = ts.batch(xp, b - a)
         acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, self.net, masks, ones_row=batch[1], blocks=batch[2])
@@ -590,7 +605,7 @@ class Replica:
         def host(a):
             return np.array(self.bk.to_numpy(a), copy=True)
 
-        self.Xe = self.Ye = self.pos = None  # this epoch's shuffled copies
+        self.Xe = self.Ye = self.pos = self.own = None  # this epoch's shuffled copies and order
         out = {"cost": None if self.cost is None else float(self.cost),
                "hits": None if self.hits is None else float(self.hits)}
         if self.rank == 0:

@@ -33,7 +33,7 @@ from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
 from .step import batch_metrics, train_step
 
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
-           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES"]
+           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major"]
 
 #: :class:`LocalBatches` shuffles an ``X`` of at most this many bytes with one ``take`` an epoch (a shuffled copy,
 #: sliced into batches: fewer, larger calls); a larger one with a ``take`` a batch (no copy of all of ``X``)
@@ -189,6 +189,14 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
         yield EpochResult(e + 1, cost, acc, lr, time.perf_counter() - t0)
 
 
+def example_major(xp, A):
+    """``A^T`` ``(m, n)`` of an ``(n, m)`` array, each example's row contiguous: a copy, unless ``A`` is already
+    laid out so (e.g. ``X_rows.T``).  A ``take`` of its rows gathers whole examples (several times faster
+    than gathering columns of ``A``)."""
+    # flattening A^T lays it out row after row (a copy unless it already is); reshaping back is a view
+    return xp.reshape(xp.reshape(xp.permute_dims(A, (1, 0)), (-1,)), (A.shape[1], A.shape[0]))
+
+
 class LocalBatches:
     """The gradient source of one process: ``(X, Y)`` on the backend, in mini-batches.
 
@@ -238,10 +246,7 @@ class LocalBatches:
         which the step reads through its transposed view; BLAS takes it as it is.
         """
         if self._rows is None:
-            xp = self.bk.xp
-            # flattening A^T lays it out row after row (a copy unless it already is); reshaping back is a view
-            self._rows = tuple(xp.reshape(xp.reshape(xp.permute_dims(A, (1, 0)), (-1,)), (A.shape[1], A.shape[0]))
-                               for A in (self.X, self.Y))
+            self._rows = tuple(example_major(self.bk.xp, A) for A in (self.X, self.Y))
         return self._rows
 
     def run_epoch(self, ts, net, cfg, e, lr, metrics=True):
