@@ -171,9 +171,9 @@ def _order(xp, h, device):
     """The stable argsort (int64) of random integers ``h`` in ``[0, 2^32)`` along the last axis (< 2^32 long).
 
     One sort of the distinct int64 keys ``(h - 2^31) 2^32 + i`` (i the position; the shift keeps them in
-    int64's range): distinct keys order as ``(h, i)`` whatever the algorithm, so the unstable sort, several
-    times faster than a stable argsort (numpy: ~2x on 1437, ~3x on 10^6 elements), gives the same
-    permutation; its low 32 bits are the positions.
+    int64's range): distinct keys order as ``(h, i)`` whatever the algorithm, so the unstable sort, faster
+    than a stable argsort, gives the same permutation (numpy: 136 permutations of 1,437 drawn in 4.1 ms
+    instead of 10.7, one of 10^6 in 82 ms instead of 118); its low 32 bits are the positions.
     """
     keys = xp.astype(h, xp.int64)
     keys -= 2**31
