@@ -69,11 +69,11 @@ PACK_BYTES = 256 << 10
 #: row blocks of ``W -= c dZ A^T`` (plain gradient descent) for a ``W`` of at least two of them:
 #: each block of ``dW`` is subtracted while in cache (16 MiB measured fastest: 32 MiB of L3)
 W_BLOCK_BYTES = 16 << 20
+GPU_W_BLOCK_BYTES = 1 << 40  # cuBLAS: one GEMM per layer
 #: numpy's BLAS (OpenBLAS) computes a float32 ``dW = dZ A^T`` of a layer of at most this many units from at
 #: least :data:`DW_T_MIN_INPUTS` inputs 1.3-1.8x faster as ``(A dZ^T)^T`` (measured on the 10-unit output
 #: layers of digits and net a, 128 and 256 inputs); wider layers, float64 and torch's BLAS: the direct product
 DW_T_MAX_UNITS, DW_T_MIN_INPUTS = 32, 64
-GPU_W_BLOCK_BYTES = 1 << 40  # cuBLAS: one GEMM per layer
 
 
 @dataclass(frozen=True)
