@@ -246,6 +246,33 @@ def test_mlp_divergence_in_the_last_update_is_a_training_diverged_error(cancer, 
         _nonfinite_update_run(tmp_path / "ck.npz", cancer)
 
 
+def test_a_model_that_diverged_keeps_its_last_finite_epoch(bk, monkeypatch):
+    """Each epoch publishes a Snapshot whose dicts are built when read: after a divergence in epoch 3 the model
+    holds epoch 2's parameters and moments, exactly those of a fit of 2 epochs, and reports epoch 2."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(5, 60)), rng.integers(0, 3, size=60)
+    kw = dict(batch_size=16, optimizer="adam", learning_rate=0.01, seed=2)
+    ref = MLP([5, 6, 3], dtype="float64", seed=1, backend=bk)
+    ref.fit(X, y, epochs=2, **kw)
+    checks = []
+
+    def finite_until_the_third(xp, arrays):
+        checks.append(1)
+        return len(checks) < 3
+
+    monkeypatch.setattr(bpnet.train.loop, "all_finite", finite_until_the_third)
+    model = MLP([5, 6, 3], dtype="float64", seed=1, backend=bk)
+    with pytest.raises(bpnet.TrainingDivergedError, match=r"diverged in epoch 3\b"):
+        model.fit(X, y, epochs=4, **kw)
+    assert model.epoch == 2 and len(model.history) == 2
+    for k, a in ref.parameters.items():
+        np.testing.assert_array_equal(to_np(model.parameters[k]), to_np(a), err_msg=k)
+    assert model.optimizer_state["t"] == ref.optimizer_state["t"]
+    for s in ("v", "s"):
+        for k, a in ref.optimizer_state[s].items():
+            np.testing.assert_array_equal(to_np(model.optimizer_state[s][k]), to_np(a), err_msg=f"{s} {k}")
+
+
 # --------------------------------------------------------------------------- #
 # on a GPU: no host sync per mini-batch
 
