@@ -56,7 +56,7 @@ import array_api_compat
 import numpy as np
 
 from ..backends import spec as backend_spec
-from .loop import SHUFFLED_COPY_BYTES, example_major
+from .loop import columns, example_major, shuffled
 from .step import apply_gradients
 
 __all__ = ["fit_distributed", "connect", "rank_chunks", "allreduce_plan", "ClusterGoneError", "DaskConnection",
@@ -545,9 +545,7 @@ class Replica:
             else:
                 if self.rows is None:
                     self.rows = example_major(xp, self.X)
-                small = math.prod(self.X.shape) * xp.finfo(self.X.dtype).bits // 8 <= SHUFFLED_COPY_BYTES
-                self.Xe, self.own = (xp.permute_dims(xp.take(self.rows, own, axis=0), (1, 0)), None) if small \
-                    else (None, own)
+                self.Xe, self.own = shuffled(xp, self.rows, own)
             self.cuts = np.searchsorted(self.bk.to_numpy(self.pos), self.starts).tolist()
         else:
             self.pos, self.own, self.Xe, self.Ye = None, None, self.X, self.Y
@@ -576,7 +574,7 @@ class Replica:
         if a == b:  # none of its examples in this batch
             return xp.zeros((self.n_params,), dtype=ts.Ws[0].dtype, device=self.bk.device)
         Yb = self.Ye[:, a:b]
-        Xb = self.Xe[:, a:b] if self.own is None else xp.permute_dims(xp.take(self.rows, self.own[a:b], axis=0), (1, 0))
+        Xb = self.Xe[:, a:b] if self.own is None else columns(xp, self.rows, self.own[a:b])
         masks = None if spec["keep_prob"] is None else self._masks(s, b - a)
         batch = ts.batch(xp, b - a)
         acts, gs, ZL = forward_train(xp, Xb, ts.Ws, ts.bs, self.net, masks, ones_row=batch[1], blocks=batch[2])

@@ -33,7 +33,7 @@ from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
 from .step import batch_metrics, train_step
 
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
-           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major"]
+           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled"]
 
 #: :class:`LocalBatches` shuffles an ``X`` of at most this many bytes with one ``take`` an epoch (a shuffled copy,
 #: sliced into batches: fewer, larger calls); a larger one with a ``take`` a batch (no copy of all of ``X``)
@@ -197,6 +197,22 @@ def example_major(xp, A):
     return xp.reshape(xp.reshape(xp.permute_dims(A, (1, 0)), (-1,)), (A.shape[1], A.shape[0]))
 
 
+def columns(xp, rows, idx):
+    """The examples ``idx`` of an example-major ``rows`` ``(m, n)`` as columns: an ``(n, len(idx))`` view of
+    their copy (one ``take`` of whole rows; the step reads the view, BLAS takes it as it is)."""
+    return xp.permute_dims(xp.take(rows, idx, axis=0), (1, 0))
+
+
+def shuffled(xp, rows, order):
+    """An epoch's examples in ``order`` (an index array into the rows of ``rows``, :func:`example_major`'s),
+    as the steps take them: ``(X_e, None)``, all of them as columns ``(n, len(order))`` taken now, for a
+    ``rows`` of at most :data:`SHUFFLED_COPY_BYTES`; else ``(None, order)``: each batch takes its own
+    (``columns(xp, rows, order[batch])``), and no copy of all of them is made."""
+    if math.prod(rows.shape) * xp.finfo(rows.dtype).bits // 8 <= SHUFFLED_COPY_BYTES:
+        return columns(xp, rows, order), None
+    return None, order
+
+
 class LocalBatches:
     """The gradient source of one process: ``(X, Y)`` on the backend, in mini-batches.
 
@@ -276,11 +292,9 @@ class LocalBatches:
             perm = self._permutation(cfg, e)
             if ts.mutable:  # strided arrays: whole examples copied
                 XT, YT = self._examples()
-                Y = xp.permute_dims(xp.take(YT, perm, axis=0), (1, 0))
-                if X.shape[0] * m * xp.finfo(X.dtype).bits // 8 <= SHUFFLED_COPY_BYTES:  # one take, sliced
-                    X = xp.permute_dims(xp.take(XT, perm, axis=0), (1, 0))
-                else:
-                    rows = (XT, perm)
+                Y = columns(xp, YT, perm)
+                Xe, order = shuffled(xp, XT, perm)  # all the epoch's examples at once (sliced), or each batch's
+                X, rows = (X, (XT, order)) if Xe is None else (Xe, None)
             else:  # immutable arrays (JAX): the compiled step takes what it gets, its layout is XLA's
                 X, Y = xp.take(X, perm, axis=1), xp.take(Y, perm, axis=1)
             if labels is not None:
@@ -291,8 +305,7 @@ class LocalBatches:
             stop = min(start + size, m)
             mk = (None if cfg.keep_prob is None else
                   random.dropout(xp, sizes, stop - start, cfg.keep_prob, (cfg.seed, e, b), dev, X.dtype))
-            Xb = X[:, start:stop] if rows is None else xp.permute_dims(xp.take(rows[0], rows[1][start:stop], axis=0),
-                                                                        (1, 0))
+            Xb = X[:, start:stop] if rows is None else columns(xp, rows[0], rows[1][start:stop])
             outputs = None if not kept else tuple(None if o is None else o[:, start:stop] for o in self._kept)
             c, h = train_step(xp, Xb, Y[:, start:stop], ts, net, lr, mk, metrics=metrics and not kept,
                               l2=cfg.l2, clip_norm=cfg.clip_norm, outputs=outputs)

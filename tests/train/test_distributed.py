@@ -218,7 +218,7 @@ def test_three_replicas_fold_swap_and_stay_identical(copy_bytes, monkeypatch):
     """Three in-process workers: rank 2 folds into rank 0, ranks 0 and 1 swap, rank 0 sends the total back;
     every replica ends with the same bits, and the result is MLP.fit's in one process, whether a replica
     shuffles its share with one take of rows an epoch or one a batch (SHUFFLED_COPY_BYTES)."""
-    monkeypatch.setattr(bd, "SHUFFLED_COPY_BYTES", copy_bytes)
+    monkeypatch.setattr(bpnet.train.loop, "SHUFFLED_COPY_BYTES", copy_bytes)
     X, y, _ = _data(m=360)
     kw = dict(epochs=2, batch_size=40, optimizer="adam", learning_rate=0.01, seed=2)
     with distributed.Client(processes=False, n_workers=3, threads_per_worker=1, dashboard_address=":0") as c:
