@@ -35,6 +35,20 @@ from .train.step import batch_metrics
 __all__ = ["MLP", "Model", "History", "TrainingDivergedError"]
 
 
+def _settled(name):
+    """A property of :class:`MLP` kept in ``name``, read and written after a published snapshot is laid out."""
+
+    def get(self):
+        self._settle()
+        return getattr(self, name)
+
+    def put(self, value):
+        self._settle()
+        setattr(self, name, value)
+
+    return property(get, put)
+
+
 class MLP:
     """An L-layer perceptron trained with the course's backpropagation.
 
@@ -134,25 +148,8 @@ class MLP:
 
     # the parameters and optimiser state: set directly, or published by a fit each epoch as a Snapshot (its
     # copies made then, laid out as dicts when first read)
-    @property
-    def _parameters(self) -> dict:
-        self._settle()
-        return self._params
-
-    @_parameters.setter
-    def _parameters(self, value):
-        self._settle()
-        self._params = value
-
-    @property
-    def optimizer_state(self):
-        self._settle()
-        return self._opt_state
-
-    @optimizer_state.setter
-    def optimizer_state(self, value):
-        self._settle()
-        self._opt_state = value
+    _parameters = _settled("_params")
+    optimizer_state = _settled("_opt_state")
 
     def _publish(self, snapshot: Snapshot) -> None:
         """Make ``snapshot``'s (a :class:`~bpnet.train.Snapshot`) the parameters and optimiser state."""
