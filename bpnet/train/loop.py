@@ -35,8 +35,9 @@ from .step import batch_metrics, train_step
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
            "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled"]
 
-#: :class:`LocalBatches` shuffles an ``X`` of at most this many bytes with one ``take`` an epoch (a shuffled copy,
-#: sliced into batches: fewer, larger calls); a larger one with a ``take`` a batch (no copy of all of ``X``)
+#: an ``X`` of at most this many bytes is shuffled with one ``take`` an epoch (a shuffled copy, sliced into
+#: batches: fewer, larger calls), a larger one with a ``take`` a batch (no copy of all of ``X``): :func:`shuffled`,
+#: for :class:`LocalBatches` and the Dask replicas
 SHUFFLED_COPY_BYTES = 4 << 20
 
 #: :class:`LocalBatches` keeps an epoch's outputs and logits (two ``(n_L, m)`` buffers, written by the steps)
