@@ -71,9 +71,12 @@ PACK_BYTES = 256 << 10
 W_BLOCK_BYTES = 16 << 20
 GPU_W_BLOCK_BYTES = 1 << 40  # cuBLAS: one GEMM per layer
 #: numpy's BLAS (OpenBLAS) computes a float32 ``dW = dZ A^T`` of a layer of at most this many units from at
-#: least :data:`DW_T_MIN_INPUTS` inputs 1.3-1.8x faster as ``(A dZ^T)^T`` (measured on the 10-unit output
-#: layers of digits and net a, 128 and 256 inputs); wider layers, float64 and torch's BLAS: the direct product
-DW_T_MAX_UNITS, DW_T_MIN_INPUTS = 32, 64
+#: least :data:`DW_T_MIN_INPUTS` inputs over a batch of at least :data:`DW_T_MIN_BATCH` examples faster as
+#: ``(A dZ^T)^T``: 0.55-0.9x the time of the direct product and its update ``W -= dW`` together (10-32 units,
+#: 128-784 inputs, batches 64-512).  Below those sizes the column-major ``dW`` costs more in the update than the
+#: product saves (1.05-1.4x over 32-64 inputs or 32 examples); wider layers, float64 and torch's BLAS: the
+#: direct product
+DW_T_MAX_UNITS, DW_T_MIN_INPUTS, DW_T_MIN_BATCH = 32, 128, 64
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,8 @@ class TrainState:
         xp = array_api_compat.array_namespace(self.Ws[0])
         gpu = array_api_compat.is_cupy_namespace(xp)
         self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
-        #: dW_T[l]: layer l + 1's dW computed as (A dZ^T)^T (:data:`DW_T_MAX_UNITS`)
+        #: dW_T[l]: layer l + 1's dW may be computed as (A dZ^T)^T (:data:`DW_T_MAX_UNITS`); :meth:`batch` says
+        #: for which batch sizes
         blas = array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_array_api_strict_namespace(xp)
         self.dW_T = [blas and W.dtype == xp.float32 and W.shape[0] <= DW_T_MAX_UNITS and W.shape[1] >= DW_T_MIN_INPUTS
                      for W in self.Ws]
@@ -354,10 +358,12 @@ class TrainState:
         return out if any(b is not None for b in out) else None
 
     def batch(self, xp, m):
-        """``(ones (m, 1), ones (1, n_L), blocks(m))`` for a batch of ``m``, cached: one lookup a step.
+        """``(ones (m, 1), ones (1, n_L), blocks(m), dW_T)`` for a batch of ``m``, cached: one lookup a step.
 
         The ones turn sums into GEMVs, faster than ``xp.sum`` for small arrays:
         ``db = dZ @ ones``, and ``ones @ E``, a softmax output's denominator.
+        ``dW_T[l]``: layer l + 1's ``dW`` is computed as ``(A dZ^T)^T`` in a batch of ``m``
+        (:attr:`dW_T`, and ``m >=`` :data:`DW_T_MIN_BATCH`).
         """
         got = self._batch.get(m)
         if got is None:
@@ -365,7 +371,7 @@ class TrainState:
             dev = array_api_compat.device(W)
             got = self._batch[m] = (xp.ones((m, 1), dtype=W.dtype, device=dev),
                                     xp.ones((1, self.Ws[-1].shape[0]), dtype=W.dtype, device=dev),
-                                    self.blocks(xp, m))
+                                    self.blocks(xp, m), [t and m >= DW_T_MIN_BATCH for t in self.dW_T])
         return got
 
 
@@ -500,7 +506,7 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
         l2c = l2c * r  # lambda / sum(w)
     pending = [] if (clip_norm is not None or collect) else None
     w_rows = ts.w_rows if folded else None
-    ones, _, blocks = ts.batch(xp, m) if batch is None else batch
+    ones, _, blocks, dW_T = ts.batch(xp, m) if batch is None else batch
     dZ = _seed(xp, acts, Y, net)
     if w is not None:
         dZ *= w  # each example's weight
@@ -511,7 +517,7 @@ def backward_update(xp, acts, Y, ts, net, lr, *, gs=None, masks=None, l2=0.0, cl
         # W -= c dZ A^T block by block, each block of dW used from cache, when no dZ[l-1] overwrites A[l-1]
         wrows = None if (w_rows is None or cols is not None) else w_rows[l]
         if wrows is None:
-            dW = (A_prev @ dZ.T).T if ts.dW_T[l] else dZ @ A_prev.T  # dW = dZ A[l-1]^T (times c)
+            dW = (A_prev @ dZ.T).T if dW_T[l] else dZ @ A_prev.T  # dW = dZ A[l-1]^T (times c)
             if l2:
                 dW += l2c * W  # dW += (lambda / m) W
         # db = sum of dZ over the m columns (times c): a GEMV where that is faster (numpy, cupy, torch)
@@ -637,8 +643,8 @@ def _pure_step(xp, net, m, rule, hyper, metrics, l2, clip_norm):
         shell = TrainState.__new__(TrainState)
         shell.Ws, shell.bs, shell.moments, shell.state = list(Ws), list(bs), moments, {"t": t}
         # compiled: plain sums, which XLA fuses with their producers, instead of GEMVs with ones; no blocks
-        shell.rule, shell.hyper, shell.mutable, shell._batch = rule, hyper, False, {m: (None, None, None)}
-        shell.pack, shell.dW_T = None, [False] * len(Ws)
+        shell.rule, shell.hyper, shell.mutable, shell.pack = rule, hyper, False, None
+        shell._batch = {m: (None, None, None, [False] * len(Ws))}
         shell._block_bytes, shell.w_rows = BLOCK_BYTES, [None] * len(Ws)
         acts, gs, ZL = forward_train(xp, X, shell.Ws, shell.bs, net, masks)
         out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)

@@ -213,10 +213,11 @@ def test_an_owning_state_packs_small_parameters_and_steps_as_the_reference(bk, o
 @pytest.mark.parametrize("clip_norm", [None, 0.5])
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
 def test_a_narrow_float32_layer_s_transposed_weight_gradient_steps_as_the_reference(bk, optimizer, clip_norm, own):
-    """numpy's BLAS: a float32 dW of few units over many inputs computed as (A dZ^T)^T (TrainState.dW_T), an
-    array laid out column-major, in place, packed or clipped: the reference path's numbers."""
-    dtype, dims = "float32", [70, 12, 3]  # W1: 12 units from 70 inputs (transposed on numpy's BLAS); W2 not
-    X, Y, params = _problem(bk, dtype, dims, "softmax", m=40, seed=5)
+    """numpy's BLAS: a float32 dW of few units over many inputs computed as (A dZ^T)^T (TrainState.dW_T) in a
+    batch of enough examples, an array laid out column-major, in place, packed or clipped: the reference path's
+    numbers."""
+    dtype, dims = "float32", [130, 12, 3]  # W1: 12 units from 130 inputs (transposed on numpy's BLAS); W2 not
+    X, Y, params = _problem(bk, dtype, dims, "softmax", m=64, seed=5)
     opt = get_optimizer(optimizer)
     want_p, want_s = _reference(bk, X, Y, _copy(bk, params), "relu", "softmax", opt, opt.init(params), 0.05, steps=3,
                                 clip_norm=clip_norm)
@@ -224,6 +225,7 @@ def test_a_narrow_float32_layer_s_transposed_weight_gradient_steps_as_the_refere
     ts = TrainState(mine, opt, opt.init(mine), own=own)
     blas = bk.name.startswith(("numpy", "array_api_strict"))
     assert ts.dW_T == [blas, False]
+    assert ts.batch(bk.xp, 64)[3] == [blas, False] and ts.batch(bk.xp, 63)[3] == [False, False]
     net = Net(get_activation("relu"), get_activation("softmax"), get_loss("categorical_crossentropy"))
     for _ in range(3):
         train_step(bk.xp, X, Y, ts, net, 0.05, clip_norm=clip_norm)
