@@ -30,7 +30,7 @@ the load of a shared machine falls on all of them alike.
 Tables: the **overhead** per step (one example per worker per step, m = 100 x
 workers: what Dask costs per step whatever the batch); **mini-batches** over
 ``--m`` examples, shuffled every epoch, batch sizes ``--batches``, with the
-speed-up ``single-1t / dask`` and the excess of each Dask step over the ideal
+speed-up ``single-1t / dask`` (the median of the rounds' ratios) and the excess of each Dask step over the ideal
 ``single-1t / N``; **full batch**, one unshuffled step per epoch over each m of
 ``--full-batch``.
 """
@@ -93,7 +93,9 @@ class Runner:
 
 
 def measure(runners, cfg, repeats):
-    """``{name: median seconds per step}``: a warm-up epoch each, then ``repeats`` rounds of one epoch each."""
+    """``{name: median seconds per step}``: a warm-up epoch each, then ``repeats`` rounds of one epoch each;
+    with a ``single-1t`` runner also ``{"x " + name: median over the rounds of single-1t / name}`` (each round's
+    ratio of epochs run side by side: a shared machine's drifts between rounds cancel)."""
     for r in runners:
         r.start(cfg)
         r.epoch()
@@ -101,7 +103,11 @@ def measure(runners, cfg, repeats):
     for _ in range(repeats):
         for r in runners:
             times[r.name].append(r.epoch())
-    return {k: statistics.median(v) for k, v in times.items()}
+    out = {k: statistics.median(v) for k, v in times.items()}
+    base = times.get("single-1t")
+    if base is not None:
+        out.update({f"x {k}": statistics.median(b / t for b, t in zip(base, v)) for k, v in times.items()})
+    return out
 
 
 def dask_data(m, workers, seed=0):
@@ -146,20 +152,33 @@ def _cfg(batch, shuffle=True):
     return FitConfig.from_options(batch_size=batch, optimizer="gd", learning_rate=1e-3, shuffle=shuffle, seed=0)
 
 
+def _sizes(text):
+    """A comma-separated list of positive counts (``1e5`` allowed; '' for none), for argparse."""
+    try:
+        out = [int(float(x)) for x in text.split(",") if x.strip()]
+    except ValueError:
+        out = None
+    if out is None or any(v < 1 for v in out):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive counts such as 256,1024 or 1e5, "
+                                         f"got {text!r}")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="m = 16384, batches 256, 4096; full batch 1e4 (a smoke run)")
-    p.add_argument("--workers", default="1,2", help="worker counts of the LocalClusters (default 1,2)")
+    p.add_argument("--workers", type=_sizes, default="1,2", help="worker counts of the LocalClusters (default 1,2)")
     p.add_argument("--m", type=int, default=131072, help="examples of the mini-batch table")
-    p.add_argument("--batches", default="256,1024,4096,16384,65536", help="batch sizes of the mini-batch table")
-    p.add_argument("--full-batch", default="1e4,1e5", help="m of the full-batch table ('' for none)")
+    p.add_argument("--batches", type=_sizes, default="256,1024,4096,16384,65536",
+                   help="batch sizes of the mini-batch table ('' for none)")
+    p.add_argument("--full-batch", type=_sizes, default="1e4,1e5", help="m of the full-batch table ('' for none)")
     p.add_argument("--repeats", type=int, default=3, help="timed epochs per source (after one warm-up)")
     p.add_argument("--baseline", default=None, help="an importable module with another DaskBatches to compare")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    workers = [int(w) for w in args.workers.split(",")]
-    m, batches = args.m, [int(b) for b in args.batches.split(",")]
-    full = [int(float(x)) for x in args.full_batch.split(",") if x]
+    workers, m, batches, full = args.workers, args.m, args.batches, args.full_batch
+    if not workers:
+        p.error("--workers: expected at least one worker count, got ''")
     if args.quick:
         m, batches, full = 16384, [256, 4096], [10_000]
     modules = [("dask", bd)] + ([("base", importlib.import_module(args.baseline))] if args.baseline else [])
@@ -175,10 +194,11 @@ def main(argv=None):
             rs = runners_for(100 * w, {w: conn}, modules, [])
             results["overhead"].append({"workers": w, **measure(rs, _cfg(w), args.repeats)})
             close(rs)
-        rs = runners_for(m, conns, modules, [1])
-        for b in batches:
-            results["minibatch"].append({"m": m, "batch": b, **measure(rs, _cfg(b), args.repeats)})
-        close(rs)
+        if batches:
+            rs = runners_for(m, conns, modules, [1])
+            for b in batches:
+                results["minibatch"].append({"m": m, "batch": b, **measure(rs, _cfg(b), args.repeats)})
+            close(rs)
         for mf in full:
             rs = runners_for(mf, conns, modules, [1, 2])
             results["full"].append({"m": mf, **measure(rs, _cfg(mf, shuffle=False), args.repeats)})
@@ -205,7 +225,8 @@ def report(results, workers, tags):
         if not rows:
             continue
         single = [k for k in rows[0] if k.startswith("single")]
-        print(f"\n## {title}: ms per step; (x: single-1t / it; +: ms over single-1t / workers)")
+        print(f"\n## {title}: ms per step; (x: single-1t / it, the median of the rounds' ratios; "
+              "+: ms over single-1t / workers)")
         head = f"{'m':>8} {'batch':>6} " + " ".join(f"{k:>10}" for k in single) + " " + \
             " ".join(f"{n:>24}" for n in names)
         print(head)
@@ -214,7 +235,8 @@ def report(results, workers, tags):
             cells = [f"{r[k] * 1e3:>8.1f}ms" for k in single]
             for n in names:
                 w = int(n.rsplit("-", 1)[1][:-1])
-                cells.append(f"{r[n] * 1e3:>8.1f}ms {s1 / r[n]:>5.2f}x +{(r[n] - s1 / w) * 1e3:>6.1f}ms")
+                x = r.get(f"x {n}", s1 / r[n])
+                cells.append(f"{r[n] * 1e3:>8.1f}ms {x:>5.2f}x +{(r[n] - s1 / w) * 1e3:>6.1f}ms")
             print(f"{r['m']:>8} {r.get('batch', r['m']):>6} " + " ".join(cells))
 
 
