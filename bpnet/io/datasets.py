@@ -311,10 +311,30 @@ def _numpy_split(y, n_val: int, n_test: int, seed, stratify: bool, class_names, 
     return perm[part == 0], perm[part == 1], perm[part == 2]
 
 
-def _sklearn_split(y, n_val: int, test_size: float, seed, stratify: bool):
+def _stratified_counts(y, sizes: dict, n_val: int):
+    """Refuse, naming the argument, a stratified split with fewer test, validation or training examples than
+    classes (scikit-learn's ``train_test_split`` puts at least one of each class in every part)."""
+    n, k = len(y), len(np.unique(y))
+    n_test = int(math.ceil(sizes["test_size"] * n))  # train_test_split's count of a fraction
+    for arg, count in (("test_size", n_test), ("val_size", n_val)):
+        if 0 < sizes[arg] and count < k:
+            least = math.ceil(k / n * 1e4) / 1e4  # a fraction that counts >= k examples, rounded up
+            raise ValueError(f"{arg}: a stratified split puts an example of each of the {k} classes in the "
+                             f"{'test' if arg == 'test_size' else 'validation'} set, so it needs at least {k} "
+                             f"examples; {arg}={sizes[arg]} of {n} gives {count}: use {arg} >= {least:g} "
+                             f"(bpnet train: --{arg.replace('_', '-')}), or (from Python) pass stratify=False")
+    if n - n_test - n_val < k:
+        raise ValueError(f"test_size + val_size: a stratified split needs a training example of each of the {k} "
+                         f"classes; test_size={sizes['test_size']} and val_size={sizes['val_size']} leave "
+                         f"{n - n_test - n_val} of {n}: lower {_SPLIT_ARGS}, or (from Python) pass stratify=False")
+
+
+def _sklearn_split(y, n_val: int, test_size: float, seed, stratify: bool, val_size: float = 0.0):
     """The historical split of the embedded data sets: train_test_split, test first, then validation."""
     from sklearn.model_selection import train_test_split  # present: the data set came from scikit-learn
 
+    if stratify:
+        _stratified_counts(y, {"test_size": test_size, "val_size": val_size}, n_val)
     idx = np.arange(len(y))
     try:
         rest, test = train_test_split(idx, test_size=test_size, random_state=seed,
@@ -403,7 +423,7 @@ def load_dataset(
     n = X.shape[0]
     n_train, n_val, n_test = _split_sizes(n, test_size, val_size)
     if kind == "embedded" and DATASETS[source][0] is not None:
-        i_tr, i_va, i_te = _sklearn_split(y, n_val, test_size, seed, strat)
+        i_tr, i_va, i_te = _sklearn_split(y, n_val, test_size, seed, strat, val_size)
     else:
         i_tr, i_va, i_te = _numpy_split(y, n_val, n_test, seed, strat, class_names, source)
 

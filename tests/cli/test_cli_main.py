@@ -39,6 +39,9 @@ def test_python_dash_m_help_and_version():
     (["train", "--data", "mnist"], r"data: unknown data set 'mnist'"),
     (["train", "--data", "missing.csv"], r"data: no such file: 'missing.csv'"),
     (["train", "--test-size", "1.5"], r"--test-size: expected a finite number in \(0, 1\)"),
+    (["train", "--val-size", "0.0001"], r"^bpnet train: error: val_size: a stratified split .* 2 classes in the "
+                                        r"validation set.* use val_size >= 0.0036 \(bpnet train: --val-size\), or \(from "
+                                        r"Python\) pass stratify=False$"),
     (["train", "--backend", "tpu"], r"unknown backend 'tpu'.*available here: numpy"),
     (["train", "--backend", "array_api_strict:device9"], r"device: array_api_strict has devices"),
     (["train", "--hidden-activation", "swish"], r"--hidden-activation: invalid choice"),

@@ -340,6 +340,24 @@ def test_too_few_examples_for_a_split(tmp_path):
     assert ds.m_test == 2 and ds.class_names == ["a", "b"]
 
 
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(val_size=0.0001), r"^val_size: a stratified split puts an example of each of the 2 classes in the validation "
+                            r"set, so it needs at least 2 examples; val_size=0.0001 of 569 gives 1: use val_size >= "
+                            r"0.0036 \(bpnet train: --val-size\), or \(from Python\) pass stratify=False$"),
+    (dict(test_size=0.001), r"^test_size: .* the 2 classes in the test set, .* test_size=0.001 of 569 gives 1: use "
+                            r"test_size >= 0.0036 \(bpnet train: --test-size\), or \(from Python\) pass stratify=False$"),
+    (dict(test_size=0.997), r"^test_size \+ val_size: a stratified split needs a training example of each of the 2 "
+                            r"classes; test_size=0.997 and val_size=0.0 leave 1 of 569: lower test_size/val_size"),
+])
+def test_an_embedded_stratified_split_too_small_for_its_classes_names_the_argument(kw, pattern):
+    """scikit-learn's split of the embedded data sets puts every class in every part: a part with fewer examples
+    than classes is refused by bpnet, naming the argument and the least fraction (not train_test_split's words)."""
+    with pytest.raises(ValueError, match=pattern):
+        load_dataset("breast_cancer", **kw)
+    ds = load_dataset("breast_cancer", val_size=0.0036)  # the fraction the message names: ceil(2.05) examples
+    assert ds.m_val == 3
+
+
 # --------------------------------------------------------------------------- #
 # NPZ files
 
