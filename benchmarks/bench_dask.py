@@ -30,9 +30,9 @@ the load of a shared machine falls on all of them alike.
 Tables: the **overhead** per step (one example per worker per step, m = 100 x
 workers: what Dask costs per step whatever the batch); **mini-batches** over
 ``--m`` examples, shuffled every epoch, batch sizes ``--batches``, with the
-speed-up ``single-1t / dask`` (the median of the rounds' ratios) and the excess of each Dask step over the ideal
-``single-1t / N``; **full batch**, one unshuffled step per epoch over each m of
-``--full-batch``.
+speed-up ``single-1t / dask`` (the median of the rounds' ratios) and the excess
+of each Dask step over the ideal ``single-1t / N``; **full batch**, one
+unshuffled step per epoch over each m of ``--full-batch``.
 """
 
 from __future__ import annotations

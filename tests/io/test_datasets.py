@@ -351,7 +351,8 @@ def test_too_few_examples_for_a_split(tmp_path):
 ])
 def test_an_embedded_stratified_split_too_small_for_its_classes_names_the_argument(kw, pattern):
     """scikit-learn's split of the embedded data sets puts every class in every part: a part with fewer examples
-    than classes is refused by bpnet, naming the argument and the least fraction (not train_test_split's words)."""
+    than classes is refused by bpnet, naming the argument and a fraction that is enough (not train_test_split's
+    words, which said test_size for a validation set)."""
     with pytest.raises(ValueError, match=pattern):
         load_dataset("breast_cancer", **kw)
     ds = load_dataset("breast_cancer", val_size=0.0036)  # the fraction the message names: ceil(2.05) examples
