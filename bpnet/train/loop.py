@@ -177,15 +177,17 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
         if not wanted:
             continue
         m = source.m
-        cost = float(cost_sum) / m  # the host syncs of an epoch: its cost, accuracy and finiteness
+        cost = data_cost = float(cost_sum) / m  # the host syncs of an epoch: its cost, accuracy and finiteness
         if cfg.l2:
             cost += float(l2_penalty(xp, ts.parameters, L, cfg.l2, m))
         if not math.isfinite(cost) or not all_finite(xp, ts.buffers):
-            what = (f"the cost is {cost}" if not math.isfinite(cost)
-                    else "its updates made the parameters NaN or infinite")
+            what = ("its updates made the parameters NaN or infinite" if math.isfinite(cost)
+                    else f"the L2 penalty is {cost}" if math.isfinite(data_cost) else f"the cost is {cost}")
             at = where(e) if where is not None else f"in epoch {e + 1}"
+            # weight decay scales each step's W by (1 - lr l2 / m): a large l2 diverges as a large lr does
+            also = f" or l2 (now {cfg.l2:g})" if cfg.l2 else ""
             raise TrainingDivergedError(f"training diverged {at}: {what}; try a smaller learning_rate (now {lr:g})"
-                                        + (note() if note is not None else ""))
+                                        + also + (note() if note is not None else ""))
         acc = None if hits is None else float(hits) / m
         yield EpochResult(e + 1, cost, acc, lr, time.perf_counter() - t0)
 

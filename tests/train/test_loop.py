@@ -246,6 +246,19 @@ def test_mlp_divergence_in_the_last_update_is_a_training_diverged_error(cancer, 
         _nonfinite_update_run(tmp_path / "ck.npz", cancer)
 
 
+def test_a_divergence_from_the_l2_term_names_l2(cancer):
+    """Weight decay scales W by (1 - lr l2 / m) a step: an l2 too large diverges as a learning rate does, and the
+    error says so (it used to report the cost as inf and name only the learning rate)."""
+    model = MLP([cancer.n_x, 4, 1], dtype="float64", backend="numpy")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(bpnet.TrainingDivergedError, match=r"^training diverged in epoch 1: the L2 penalty is inf; "
+                           r"try a smaller learning_rate \(now 0\.01\) or l2 \(now 1e\+300\)$"):
+            model.fit(cancer.X_train, cancer.Y_train, epochs=2, batch_size=1000, optimizer="gd", learning_rate=0.01,
+                      l2=1e300)
+    assert model.epoch == 0 and all(np.all(np.isfinite(a)) for a in model.parameters.values())
+
+
 def test_a_model_that_diverged_keeps_its_last_finite_epoch(bk, monkeypatch):
     """Each epoch publishes a Snapshot whose dicts are built when read: after a divergence in epoch 3 the model
     holds epoch 2's parameters and moments, exactly those of a fit of 2 epochs, and reports epoch 2."""
