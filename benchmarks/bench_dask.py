@@ -57,6 +57,7 @@ import bpnet  # noqa: E402
 from bpnet.io.atomic import atomic_write  # noqa: E402
 from bpnet.train import FitConfig, LocalBatches, TrainState  # noqa: E402
 from bpnet.train import distributed as bd  # noqa: E402
+from bpnet.train.loop import heap_for  # noqa: E402
 
 DIMS = [784, 256, 128, 10]
 
@@ -76,12 +77,20 @@ class Runner:
     def __init__(self, name, source, threads=None):
         self.name, self.source, self.threads, self.e = name, source, threads, 0
         self.model = bpnet.MLP(DIMS, dtype="float32", backend="numpy", seed=0)
-        self.ts = None
+        self.ts = self.heap = None
 
     def start(self, cfg):
         opt = cfg.optimizer
         params = {k: np.array(v) for k, v in self.model.parameters.items()}
         self.ts, self.cfg = TrainState(params, opt, opt.init(params)), cfg
+        self.stop()
+        self.heap = heap_for(self.source, self.ts, cfg)  # as MLP.fit's epoch loop holds it over its epochs
+        self.heap.__enter__()
+
+    def stop(self):
+        if self.heap is not None:
+            self.heap.__exit__(None, None, None)
+            self.heap = None
 
     def epoch(self):
         with _threads(self.threads) if self.threads else contextlib.nullcontext():
@@ -143,6 +152,7 @@ def runners_for(m, conns, modules, single_threads):
 
 def close(runners):
     for r in runners:
+        r.stop()
         if hasattr(r.source, "close"):
             r.source.close()
     gc.collect()

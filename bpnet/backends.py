@@ -65,6 +65,7 @@ __all__ = [
     "dtype_str",
     "device_str",
     "compiler",
+    "numpy_backed",
 ]
 
 ENV_VAR = "BPNET_BACKEND"
@@ -430,6 +431,12 @@ def compiler(xp) -> Callable[[Callable], Callable]:
 
         return jax.jit
     return lambda fn: fn
+
+
+def numpy_backed(xp) -> bool:
+    """Whether ``xp``'s arrays are numpy arrays underneath (numpy, array_api_strict): host memory from
+    numpy's allocator (glibc's malloc), products by numpy's BLAS."""
+    return array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_array_api_strict_namespace(xp)
 
 
 def name_of_namespace(xp) -> str:

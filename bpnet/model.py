@@ -298,7 +298,8 @@ class MLP:
     def fit_source(self, source, *, validation_data=None, weighted=False, **options) -> History:
         """The epoch loop over any gradient source (local batches, Dask chunks); see :meth:`fit`.
 
-        ``source`` has ``m`` and ``run_epoch(ts, net, cfg, epoch, lr, metrics)`` (:mod:`bpnet.train.loop`);
+        ``source`` has ``m`` and ``run_epoch(ts, net, cfg, epoch, lr, metrics)`` (:mod:`bpnet.train.loop`), and
+        ``steps_here = False`` when its steps run in other processes (a Dask cluster's);
         ``weighted``: the last row of its ``Y`` holds the examples' weights.
         """
         cfg = self._config(options)

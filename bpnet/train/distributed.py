@@ -56,6 +56,7 @@ import array_api_compat
 import numpy as np
 
 from ..backends import spec as backend_spec
+from . import _heap
 from .loop import columns, example_major, shuffled
 from .step import apply_gradients
 
@@ -311,57 +312,6 @@ def _push(key, tag, data):
         replica.deliver(tuple(tag), data)
 
 
-#: glibc's malloc thresholds while a replica's epoch runs: arrays below 32 MiB come from the heap, and up to
-#: 64 MiB of free heap is kept (glibc's own dynamic limits)
-MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 64 << 20
-_MALLOC = {"users": 0}
-
-
-class _HeapKept:
-    """While an epoch runs: the freed temporaries of a step stay in the heap for the next one.
-
-    Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which
-    (in glibc) also fixes the mmap threshold at 128 KiB: then every array of
-    the step over 128 KiB is a fresh mmap whose pages fault in one by one, and
-    small steps run 8-18x slower than in a plain process (measured).  Inside
-    this context glibc gets its usual limits (:data:`MMAP_THRESHOLD`,
-    :data:`TRIM_THRESHOLD`); the last replica leaving restores Dask's and
-    returns the free memory (``malloc_trim``).  A no-op without that variable
-    or without glibc.
-    """
-
-    def __enter__(self):
-        with _THREAD_LOCK:
-            _MALLOC["users"] += 1
-            if _MALLOC["users"] == 1 and "MALLOC_TRIM_THRESHOLD_" in os.environ and _libc() is not None:
-                _libc().mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
-                _libc().mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
-        return self
-
-    def __exit__(self, *exc):
-        with _THREAD_LOCK:
-            _MALLOC["users"] -= 1
-            if _MALLOC["users"] == 0 and "MALLOC_TRIM_THRESHOLD_" in os.environ and _libc() is not None:
-                env = os.environ
-                _libc().mallopt(-1, int(env["MALLOC_TRIM_THRESHOLD_"]))
-                _libc().mallopt(-3, int(env.get("MALLOC_MMAP_THRESHOLD_", 128 << 10)))
-                _libc().malloc_trim(0)
-
-
-def _libc():
-    """glibc (for ``mallopt``), or None."""
-    if "libc" not in _MALLOC:
-        try:
-            import ctypes
-            import ctypes.util
-
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _MALLOC["libc"] = lib if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim") else None
-        except (OSError, AttributeError, ValueError):
-            _MALLOC["libc"] = None
-    return _MALLOC["libc"]
-
-
 class ReplicaAborted(ConnectionError):
     """The client ended a replica's epoch: another replica was lost."""
 
@@ -441,7 +391,8 @@ class Replica:
         metrics) and, on rank 0, the ``"parameters"`` and optimiser ``"state"`` after the epoch.
         """
         n = self.n_params
-        with _HeapKept():
+        # glibc keeps the step's freed temporaries for the next (Dask's nannies fix its threshold at 128 KiB)
+        with _heap.kept(_heap.step_bytes(self.ts, min(spec["batch_size"], self.X.shape[1]))):
             await self._run(math.inf, self._begin, spec)
             for s in range(spec["n_steps"]):
                 g = await self._run((self.cuts[s + 1] - self.cuts[s]) * n, self._gradient, s)
@@ -668,6 +619,9 @@ class DaskBatches:
 
     Close it (:meth:`close`, or use it as a context manager) to release the replicas.
     """
+
+    #: the steps run on the workers, not in this process (:func:`bpnet.train.loop.epochs` tunes no heap here)
+    steps_here = False
 
     def __init__(self, conn: DaskConnection, model, X, Y, *, chunk_size=None, compute_chunk_sizes=True,
                  retries=2, worker_timeout=60.0):

@@ -30,10 +30,11 @@ import array_api_compat
 from .._validate import all_finite
 from ..nn import random
 from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
+from . import _heap
 from .step import batch_metrics, train_step
 
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
-           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled"]
+           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled", "heap_for"]
 
 #: an ``X`` of at most this many bytes is shuffled with one ``take`` an epoch (a shuffled copy, sliced into
 #: batches: fewer, larger calls), a larger one with a ``take`` a batch (no copy of all of ``X``): :func:`shuffled`,
@@ -167,29 +168,38 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
     xp = array_api_compat.array_namespace(ts.Ws[0])
     L = len(ts.Ws)
     t0 = time.perf_counter()
-    for i in range(cfg.epochs):
-        e = first_epoch + i
-        lr = cfg.lr(e, e * source.m)
-        if plateau is not None:
-            lr *= plateau.factor
-        wanted = report is None or report(i) or i == cfg.epochs - 1
-        cost_sum, hits = source.run_epoch(ts, net, cfg, e, lr, wanted)
-        if not wanted:
-            continue
-        m = source.m
-        cost = data_cost = float(cost_sum) / m  # the host syncs of an epoch: its cost, accuracy and finiteness
-        if cfg.l2:
-            cost += float(l2_penalty(xp, ts.parameters, L, cfg.l2, m))
-        if not math.isfinite(cost) or not all_finite(xp, ts.buffers):
-            what = ("its updates made the parameters NaN or infinite" if math.isfinite(cost)
-                    else f"the L2 penalty is {cost}" if math.isfinite(data_cost) else f"the cost is {cost}")
-            at = where(e) if where is not None else f"in epoch {e + 1}"
-            # weight decay scales each step's W by (1 - lr l2 / m): a large l2 diverges as a large lr does
-            also = f" or l2 (now {cfg.l2:g})" if cfg.l2 else ""
-            raise TrainingDivergedError(f"training diverged {at}: {what}; try a smaller learning_rate (now {lr:g})"
-                                        + also + (note() if note is not None else ""))
-        acc = None if hits is None else float(hits) / m
-        yield EpochResult(e + 1, cost, acc, lr, time.perf_counter() - t0)
+    with heap_for(source, ts, cfg):  # set back when the loop ends, or its consumer stops (the generator closed)
+        for i in range(cfg.epochs):
+            e = first_epoch + i
+            lr = cfg.lr(e, e * source.m)
+            if plateau is not None:
+                lr *= plateau.factor
+            wanted = report is None or report(i) or i == cfg.epochs - 1
+            cost_sum, hits = source.run_epoch(ts, net, cfg, e, lr, wanted)
+            if not wanted:
+                continue
+            m = source.m
+            cost = data_cost = float(cost_sum) / m  # the host syncs of an epoch: its cost, accuracy and finiteness
+            if cfg.l2:
+                cost += float(l2_penalty(xp, ts.parameters, L, cfg.l2, m))
+            if not math.isfinite(cost) or not all_finite(xp, ts.buffers):
+                what = ("its updates made the parameters NaN or infinite" if math.isfinite(cost)
+                        else f"the L2 penalty is {cost}" if math.isfinite(data_cost) else f"the cost is {cost}")
+                at = where(e) if where is not None else f"in epoch {e + 1}"
+                # weight decay scales each step's W by (1 - lr l2 / m): a large l2 diverges as a large lr does
+                also = f" or l2 (now {cfg.l2:g})" if cfg.l2 else ""
+                raise TrainingDivergedError(f"training diverged {at}: {what}; try a smaller learning_rate (now {lr:g})"
+                                            + also + (note() if note is not None else ""))
+            acc = None if hits is None else float(hits) / m
+            yield EpochResult(e + 1, cost, acc, lr, time.perf_counter() - t0)
+
+
+def heap_for(source, ts, cfg):
+    """While ``source``'s steps of ``ts`` on ``cfg``'s batches run: glibc keeps their large freed temporaries for
+    the next step (:func:`bpnet.train._heap.kept`); nothing for a source whose steps run in other processes
+    (``source.steps_here`` False: a Dask cluster's)."""
+    here = getattr(source, "steps_here", True)
+    return _heap.kept(_heap.step_bytes(ts, min(cfg.batch_size, source.m)) if here else (0, 0))
 
 
 def example_major(xp, A):

@@ -47,7 +47,7 @@ from typing import NamedTuple
 import array_api_compat
 
 from .._validate import n_layers
-from ..backends import compiler
+from ..backends import compiler, numpy_backed
 from ..nn import Activation, Loss, predictions
 from ..optim.rules import clip_scale
 
@@ -236,7 +236,7 @@ class TrainState:
         self.block_bytes = GPU_BLOCK_BYTES if gpu else BLOCK_BYTES
         #: dW_T[l]: layer l + 1's dW may be computed as (A dZ^T)^T (:data:`DW_T_MAX_UNITS`); :meth:`batch` says
         #: for which batch sizes
-        blas = array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_array_api_strict_namespace(xp)
+        blas = numpy_backed(xp)  # numpy's BLAS
         self.dW_T = [blas and W.dtype == xp.float32 and W.shape[0] <= DW_T_MAX_UNITS and W.shape[1] >= DW_T_MIN_INPUTS
                      for W in self.Ws]
         self.w_block_bytes = GPU_W_BLOCK_BYTES if gpu else W_BLOCK_BYTES
