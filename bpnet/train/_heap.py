@@ -5,21 +5,23 @@ pages fault in (zeroed) one by one, and unmaps it when it is freed.  The
 threshold starts at 128 KiB and rises with the process's frees up to
 :data:`MMAP_THRESHOLD` (32 MiB); set once (``mallopt``, or a ``MALLOC_*_``
 variable, as Dask's nannies do with ``MALLOC_TRIM_THRESHOLD_=65536``) it stays
-where it is set.  So every array of a step above it -- a batch's activations
-over tens of thousands of examples, or in a Dask worker every array over
-128 KiB -- is mapped and faulted in afresh at every step.  Measured
-(784-256-128-10, float32, one thread, a batch of 65,536): 870-906 ms a step with
-the thresholds above the step's arrays, 1,020-1,270 ms without; in a Dask
-worker, small steps ran 8-18x slower at 128 KiB.
+where it is set.  So every array of a step above it -- a batch's examples and
+activations, over tens of thousands of examples, or in a Dask worker every
+array over 128 KiB -- is mapped and faulted in afresh at every step.  Measured
+(784-256-128-10, float32, one thread, shuffled batches of 65,536 of 131,072
+examples, processes side by side): 884-906 ms a step with the thresholds above
+the step's arrays, 1,300-1,400 ms without; in a Dask worker, small steps ran
+8-18x slower at 128 KiB.
 
-:func:`kept` raises both thresholds above a step's largest array while a fit (or
-a replica's epoch) runs, so the freed temporaries stay in the heap for the next
-step, and sets them back when its last user leaves, returning the free memory
-(``malloc_trim``).  glibc has no way back to its dynamic thresholds: they are
-set back to the environment's values where it sets them, else to glibc's own
-upper limits (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`), what a process
-that has freed a 32 MiB array runs with.  It does nothing without glibc, and
-nothing for a step whose arrays glibc's own limits already serve from the heap.
+:func:`kept` raises the mmap threshold above a step's largest array and the trim
+threshold above all of them while a fit (or a replica's epoch) runs, so the
+freed temporaries stay in the heap for the next step, and sets them back when
+its last user leaves, returning the free memory (``malloc_trim``). glibc has no
+way back to its dynamic thresholds: they are set back to the environment's
+values where it sets them, else to glibc's own upper limits
+(:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`), what a process that has freed
+a 32 MiB array runs with. It does nothing without glibc, and nothing for a step
+whose arrays glibc's own limits already serve from the heap.
 """
 
 from __future__ import annotations
