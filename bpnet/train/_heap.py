@@ -42,6 +42,9 @@ MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 64 << 20
 #: glibc's fixed defaults, where the environment sets one threshold but not the other
 _GLIBC_MMAP, _GLIBC_TRIM = 128 << 10, 128 << 10
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+#: mallopt takes a C int (ctypes would pass a larger value's low 32 bits): a larger threshold is set at this,
+#: and arrays above it are mapped, as before
+INT_MAX = (1 << 31) - 1
 _LOCK = threading.Lock()
 #: users inside :func:`kept`, and the (mmap, trim) thresholds they set (None: glibc's as they were)
 _STATE: dict = {"users": 0, "set": None}
@@ -86,7 +89,7 @@ def thresholds(largest: int, total: int = 0):
         return None
     mib = 1 << 20
     mmap = max(MMAP_THRESHOLD, -(-(largest + 1) // mib) * mib)  # above the largest, in whole MiB
-    return mmap, max(TRIM_THRESHOLD, 2 * mmap, -(-total // mib) * mib)
+    return min(mmap, INT_MAX), min(max(TRIM_THRESHOLD, 2 * mmap, -(-total // mib) * mib), INT_MAX)
 
 
 def _restored():

@@ -45,6 +45,8 @@ def test_thresholds_rise_above_the_largest_array_and_cover_all_of_them(monkeypat
     assert _heap.thresholds(32 * MiB, 500 * MiB) is None  # glibc's own limits serve arrays up to 32 MiB
     assert _heap.thresholds(205 * MiB + 5, 619 * MiB) == (206 * MiB, 619 * MiB)
     assert _heap.thresholds(40 * MiB, 0) == (41 * MiB, 82 * MiB)
+    assert _heap.thresholds(1500 * MiB, 9 << 30) == (1501 * MiB, _heap.INT_MAX)  # mallopt takes a C int
+    assert _heap.thresholds(3 << 30, 9 << 30) == (_heap.INT_MAX, _heap.INT_MAX)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # a Dask worker's: even small steps need the heap
     assert _heap.thresholds(1, 1) == (_heap.MMAP_THRESHOLD, _heap.TRIM_THRESHOLD)
 
@@ -122,11 +124,13 @@ def test_a_source_whose_steps_run_elsewhere_keeps_no_heap(libc):
     assert len(libc.calls) == 5
 
 
-def test_glibc_itself_takes_the_thresholds():
-    """On glibc the real calls succeed, and the arrays allocated meanwhile are ordinary arrays."""
+@pytest.mark.parametrize("sizes", [(64 * MiB, 256 * MiB), (64 << 30, 256 << 30)])
+def test_glibc_itself_takes_the_thresholds(sizes):
+    """On glibc the real calls go through (a threshold beyond a C int is capped: ctypes would pass its low 32
+    bits, 0 for 8 GiB, and every array would be mapped), and the arrays allocated meanwhile are ordinary."""
     if _heap.libc() is None:
         pytest.skip("not glibc")
-    with _heap.kept((64 * MiB, 256 * MiB)):
+    with _heap.kept(sizes):
         a = np.ones((128 * MiB) // 8)
         assert a.sum() == a.size
         del a
