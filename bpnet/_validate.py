@@ -128,6 +128,34 @@ def layer_dims(value, name: str = "layer_dims") -> list[int]:
     return [int(n) for n in dims]
 
 
+def host_memory() -> int | None:
+    """Bytes of this machine's physical memory and swap, or None where the system does not say."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows), or no such name
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("SwapTotal:")), 0)
+    except (OSError, ValueError, IndexError):
+        pass
+    return total if total > 0 else None
+
+
+def fits_memory(dims: list[int], item: int, name: str = "layer_dims") -> None:
+    """Refuse (``MemoryError`` naming ``name``) a network whose parameters, with the float64 draw of its largest
+    layer, exceed :func:`host_memory`: it could only end killed by the system, without a message."""
+    n = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+    draw = max(dims[l] * dims[l - 1] for l in range(1, len(dims))) * 8
+    have = host_memory()
+    if have is not None and n * item + draw > have:
+        gib = 1 << 30
+        raise MemoryError(f"{name}: the {'-'.join(map(str, dims))} network has {n:,} parameters, "
+                          f"{n * item / gib:,.1f} GiB as float{8 * item} (and {draw / gib:,.1f} GiB more to draw its "
+                          f"largest layer), more than this machine's {have / gib:,.1f} GiB of memory and swap: "
+                          "use fewer or smaller layers")
+
+
 # --------------------------------------------------------------------------- #
 # arrays the caller built
 

@@ -50,6 +50,7 @@ def initialize_parameters_deep(layer_dims, *, init="course", seed=3, dtype="floa
     seed = v.seed(seed)
     dname = backends.float_dtype(dtype)
     bk = backends.get(backend)
+    v.fits_memory(dims, np.dtype(dname).itemsize)  # drawn on the host
     rng = np.random.RandomState(seed)
     parameters = {}
     for l in range(1, len(dims)):

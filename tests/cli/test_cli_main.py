@@ -42,6 +42,9 @@ def test_python_dash_m_help_and_version():
     (["train", "--val-size", "0.0001"], r"^bpnet train: error: val_size: a stratified split .* 2 classes in the "
                                         r"validation set.* use val_size >= 0.0036 \(bpnet train: --val-size\), or \(from "
                                         r"Python\) pass stratify=False$"),
+    (["train", "--layers", "1000000000000"], r"^bpnet train: error: layer_dims: the 30-1000000000000-1 network has "
+                                             r"32,000,000,000,001 parameters, .* more than this machine's .* GiB of "
+                                             r"memory and swap: use fewer or smaller layers$"),
     (["train", "--backend", "tpu"], r"unknown backend 'tpu'.*available here: numpy"),
     (["train", "--backend", "array_api_strict:device9"], r"device: array_api_strict has devices"),
     (["train", "--hidden-activation", "swish"], r"--hidden-activation: invalid choice"),

@@ -180,3 +180,28 @@ def test_failed_init_leaves_global_random_state(bk):
         np.testing.assert_array_equal(np.random.get_state()[1], before)
     finally:
         np.random.set_state(state)
+
+
+def test_a_network_beyond_the_machine_s_memory_is_refused_before_drawing(monkeypatch):
+    """Drawn, it could only end killed by the system's out-of-memory killer, without a word (exit 137): the
+    parameters and the float64 draw of the largest layer are checked against memory and swap first."""
+    from bpnet import _validate
+
+    monkeypatch.setattr(_validate, "host_memory", lambda: 1 << 20)  # a 1 MiB machine
+    pattern = (r"^layer_dims: the 784-512-10 network has 407,050 parameters, 0\.0 GiB as float32 \(and 0\.0 GiB more "
+               r"to draw its largest layer\), more than this machine's 0\.0 GiB of memory and swap: use fewer or "
+               r"smaller layers$")
+    with pytest.raises(MemoryError, match=pattern):
+        bpnet.initialize_parameters_deep([784, 512, 10], dtype="float32")
+    with pytest.raises(MemoryError, match=r"^layer_dims: the 784-512-10 network"):
+        bpnet.MLP([784, 512, 10])
+    assert set(bpnet.initialize_parameters_deep([5, 4, 3])) == {"W1", "b1", "W2", "b2"}  # 41 parameters fit
+    monkeypatch.setattr(_validate, "host_memory", lambda: None)  # a system that does not say: no check
+    assert bpnet.initialize_parameters_deep([784, 512, 10])["W1"].shape == (512, 784)
+
+
+def test_host_memory_is_this_machine_s():
+    from bpnet import _validate
+
+    have = _validate.host_memory()
+    assert have is None or have >= 1 << 28  # at least 256 MiB where the system says
