@@ -66,6 +66,7 @@ __all__ = [
     "device_str",
     "compiler",
     "numpy_backed",
+    "fast",
 ]
 
 ENV_VAR = "BPNET_BACKEND"
@@ -437,6 +438,51 @@ def numpy_backed(xp) -> bool:
     """Whether ``xp``'s arrays are numpy arrays underneath (numpy, array_api_strict): host memory from
     numpy's allocator (glibc's malloc), products by numpy's BLAS."""
     return array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_array_api_strict_namespace(xp)
+
+
+#: namespace -> :func:`fast`'s namespace for it (itself where nothing is faster)
+_FAST: dict = {}
+
+
+def fast(xp):
+    """The namespace a hot loop computes with: ``xp`` itself, or for numpy an equal namespace whose
+    ``max``, ``min`` and ``astype`` skip numpy's Python-level dispatch.
+
+    ``array_api_compat.numpy.max`` is ``numpy.max``, which reaches the ``maximum.reduce`` ufunc method through
+    ``numpy._core.fromnumeric`` (1.1-1.3 us a call, as long as a small network's whole softmax);
+    ``astype`` checks its ``device`` in Python.  The returned module calls ``maximum.reduce`` /
+    ``minimum.reduce`` and ``ndarray.astype`` directly: the same results, dtypes and errors; every
+    other name is ``xp``'s own object, and its ``__name__`` is ``xp``'s, so array_api_compat's
+    ``is_numpy_namespace`` and bpnet's :func:`numpy_backed` say the same of both.  Arrays still name
+    ``xp`` as their namespace (``array_namespace``): only the caller that asked computes with it.
+    """
+    f = _FAST.get(xp)
+    if f is None:
+        f = _FAST[xp] = _fast_namespace(xp)
+        _FAST[f] = f
+    return f
+
+
+def _fast_namespace(xp):
+    if not array_api_compat.is_numpy_namespace(xp):
+        return xp
+    ns = ModuleType(xp.__name__, xp.__doc__)
+    ns.__dict__.update({k: v for k, v in vars(xp).items() if k not in ("__name__", "__doc__")})
+    max_, min_, check = np.maximum.reduce, np.minimum.reduce, xp.astype
+
+    def max(x, /, *, axis=None, keepdims=False):  # noqa: A001 (the standard's name)
+        return max_(x, axis=axis, keepdims=keepdims)
+
+    def min(x, /, *, axis=None, keepdims=False):  # noqa: A001
+        return min_(x, axis=axis, keepdims=keepdims)
+
+    def astype(x, dtype, /, *, copy=True, device=None):
+        if device is not None:  # the compat function checks it (numpy has one device)
+            return check(x, dtype, copy=copy, device=device)
+        return x.astype(dtype, copy=copy)
+
+    ns.max, ns.min, ns.astype = max, min, astype
+    return ns
 
 
 def name_of_namespace(xp) -> str:

@@ -620,3 +620,83 @@ def test_available_lists_installed_libraries():
     for lib in ("torch", "jax"):
         installed = importlib.util.find_spec(lib) is not None
         assert (lib in backends.available()) == installed, lib
+
+
+# --------------------------------------------------------------------------- #
+# fast: the namespace the training step computes with
+
+
+def test_fast_is_the_namespace_itself_except_on_numpy(bk):
+    f = backends.fast(bk.xp)
+    assert backends.fast(f) is f  # asking again changes nothing
+    assert f.__name__ == bk.xp.__name__
+    assert backends.numpy_backed(f) == backends.numpy_backed(bk.xp)
+    assert array_api_compat.is_numpy_namespace(f) == array_api_compat.is_numpy_namespace(bk.xp)
+    if bk.name != "numpy":
+        assert f is bk.xp
+        return
+    assert f is not bk.xp
+    changed = {k for k in dir(bk.xp) if getattr(f, k) is not getattr(bk.xp, k)}
+    assert changed == {"max", "min", "astype"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
+def test_fast_numpy_reductions_and_astype_match_numpys(dtype):
+    xp = array_api_compat.array_namespace(np.zeros(1))
+    f = backends.fast(xp)
+    rng = np.random.default_rng(0)
+    for x in (rng.standard_normal((3, 4, 5)).astype(dtype), np.asarray(2.5).astype(dtype),
+              np.array([[np.nan, 1.0], [0.0, -np.inf]]).astype(dtype) if dtype.startswith("float") else np.ones((2, 2), dtype)):
+        for name in ("max", "min"):
+            for axis in (None, 0, -1, (0, x.ndim - 1)) if x.ndim else (None,):
+                for keepdims in (False, True):
+                    want = getattr(xp, name)(x, axis=axis, keepdims=keepdims)
+                    got = getattr(f, name)(x, axis=axis, keepdims=keepdims)
+                    assert type(got) is type(want) and got.dtype == want.dtype
+                    np.testing.assert_array_equal(got, want)
+        for to in (xp.float32, xp.float64, xp.int32, xp.bool):
+            if to == xp.int32 and not np.all(np.isfinite(x)):
+                continue  # NaN and inf have no integer (numpy warns)
+            for copy in (True, False):
+                want, got = xp.astype(x, to, copy=copy), f.astype(x, to, copy=copy)
+                assert got.dtype == want.dtype and (got is x) == (want is x)
+                np.testing.assert_array_equal(got, want)
+        assert f.astype(x, xp.float32, device="cpu").dtype == xp.float32
+    for name in ("max", "min"):  # the same error for an empty reduction
+        with pytest.raises(ValueError, match="zero-size array"):
+            getattr(xp, name)(np.zeros((0, 3)), axis=0)
+        with pytest.raises(ValueError, match="zero-size array"):
+            getattr(f, name)(np.zeros((0, 3)), axis=0)
+    with pytest.raises(ValueError) as want:
+        xp.astype(np.zeros(2), xp.float32, device="gpu")
+    with pytest.raises(ValueError) as got:
+        f.astype(np.zeros(2), xp.float32, device="gpu")
+    assert str(got.value) == str(want.value)
+
+
+def test_train_step_computes_with_fast_and_gives_the_same_numbers(bk):
+    from bpnet.nn import get_activation, get_loss
+    from bpnet.optim import get_optimizer
+    from bpnet.train.step import Net, TrainState, backward_update, forward_train, train_step
+
+    rng = np.random.default_rng(1)
+    X = bk.asarray(rng.standard_normal((6, 40)), dtype="float32")
+    Y = bk.asarray(np.eye(3)[:, rng.integers(0, 3, 40)], dtype="float32")
+    host = {"W1": rng.standard_normal((5, 6)), "b1": rng.standard_normal((5, 1)),
+            "W2": rng.standard_normal((3, 5)), "b2": rng.standard_normal((3, 1))}
+    net = Net(get_activation("relu"), get_activation("softmax"), get_loss("categorical_crossentropy"))
+    opt = get_optimizer("adam")
+    out = []
+    for via_step in (True, False):
+        p = {k: bk.asarray(v, dtype="float32") for k, v in host.items()}
+        ts = TrainState(p, opt, opt.init(p), own=True)
+        for _ in range(3):
+            if via_step:
+                train_step(bk.xp, X, Y, ts, net, 0.01)
+            else:  # the same passes with the arrays' own namespace
+                batch = ts.batch(bk.xp, 40)
+                acts, gs, _ = forward_train(bk.xp, X, ts.Ws, ts.bs, net, ones_row=batch[1], blocks=batch[2])
+                backward_update(bk.xp, acts, Y, ts, net, 0.01, gs=gs, batch=batch)
+        out.append({k: to_np(v) for k, v in ts.parameters.items()})
+    for k in host:  # bit for bit, but JAX's step is compiled (XLA fuses): to rounding there
+        np.testing.assert_allclose(out[0][k], out[1][k], rtol=0 if ts.mutable else 1e-6, atol=0)

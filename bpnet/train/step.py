@@ -47,7 +47,7 @@ from typing import NamedTuple
 import array_api_compat
 
 from .._validate import n_layers
-from ..backends import compiler, numpy_backed
+from ..backends import compiler, fast, numpy_backed
 from ..nn import Activation, Loss, predictions
 from ..optim.rules import clip_scale
 
@@ -612,6 +612,7 @@ def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip
     """
     if not ts.mutable:
         return _compiled_step(xp, ts, net, X.shape[1], masks is not None, metrics, l2, clip_norm)(X, Y, lr, masks)
+    xp = fast(xp)  # numpy: max and astype without numpy's Python-level dispatch (a small step's largest overhead)
     batch = ts.batch(xp, X.shape[1])
     acts, gs, ZL = forward_train(xp, X, ts.Ws, ts.bs, net, masks, ones_row=batch[1], blocks=batch[2])
     out = batch_metrics(xp, acts[-1], Y, net, ZL) if metrics else (None, None)
