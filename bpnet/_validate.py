@@ -142,6 +142,12 @@ def host_memory() -> int | None:
     return total if total > 0 else None
 
 
+def human_bytes(n: int) -> str:
+    """``1536 -> "1.5 KiB"`` (binary units)."""
+    k = min(4, int(math.log(n, 1024))) if n >= 1024 else 0
+    return f"{n} B" if k == 0 else f"{n / 1024**k:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[k - 1]}"
+
+
 def fits_memory(dims: list[int], item: int, name: str = "layer_dims") -> None:
     """Refuse (``MemoryError`` naming ``name``) a network whose parameters, with the float64 draw of its largest
     layer, exceed :func:`host_memory`: it could only end killed by the system, without a message."""
@@ -149,10 +155,9 @@ def fits_memory(dims: list[int], item: int, name: str = "layer_dims") -> None:
     draw = max(dims[l] * dims[l - 1] for l in range(1, len(dims))) * 8
     have = host_memory()
     if have is not None and n * item + draw > have:
-        gib = 1 << 30
         raise MemoryError(f"{name}: the {'-'.join(map(str, dims))} network has {n:,} parameters, "
-                          f"{n * item / gib:,.1f} GiB as float{8 * item} (and {draw / gib:,.1f} GiB more to draw its "
-                          f"largest layer), more than this machine's {have / gib:,.1f} GiB of memory and swap: "
+                          f"{human_bytes(n * item)} as float{8 * item} (and {human_bytes(draw)} more to draw its "
+                          f"largest layer), more than this machine's {human_bytes(have)} of memory and swap: "
                           "use fewer or smaller layers")
 
 

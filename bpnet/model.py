@@ -315,8 +315,10 @@ class MLP:
         ts = TrainState(self._parameters, cfg.optimizer, self.optimizer_state, own=True)
         net = dataclasses.replace(self.net, weighted=True) if weighted else self.net
         track = _Tracker(self, cfg, validation)
+        # a fit beyond the machine's memory is refused here, with its own message (loop.fits_memory)
+        run = epochs(source, ts, net, cfg, first_epoch=self.epoch, note=track.note, plateau=track.plateau)
         try:
-            for result in epochs(source, ts, net, cfg, first_epoch=self.epoch, note=track.note, plateau=track.plateau):
+            for result in run:
                 if track.end_epoch(result, ts):
                     break
         except Exception as exc:

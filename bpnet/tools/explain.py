@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import _validate as v
 from .. import backends as _backends
+from .._validate import human_bytes
 from ..nn import Activation, get_activation, get_loss, initialize_parameters_deep, resolve_head
 from ..nn._kernels import backward as course_backward
 from ..nn._kernels import forward as course_forward
@@ -256,12 +257,6 @@ def _backward_steps(d, m, net: Net) -> list:
                               (Operand(f"{p}{i}", shape), Operand(f"d{p}{i}", shape)), "", shape[0] * shape[1], upd,
                               note=note))
     return steps
-
-
-def human_bytes(n: int) -> str:
-    """``1536 -> "1.5 KiB"`` (binary units)."""
-    k = min(4, int(math.log(n, 1024))) if n >= 1024 else 0
-    return f"{n} B" if k == 0 else f"{n / 1024**k:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[k - 1]}"
 
 
 def human_flops(n: int) -> str:

@@ -105,7 +105,7 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     ts = TrainState(parameters, cfg.optimizer, {"t": 0})
     costs = []
     for r in epochs(LocalBatches(X, Y, bk), ts, Net(hidden, output, spec), cfg, report=lambda i: i % every == 0,
-                    where=lambda e: f"at iteration {e}"):
+                    where=lambda e: f"at iteration {e}", batches=False):
         i = r.epoch - 1  # the course counts iterations from 0; the cost is the one before that update
         if i % every == 0:  # the notebook records every 100th; it prints the last one too
             costs.append(r.cost)

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import array_api_compat
 
-from .._validate import all_finite
+from .._validate import all_finite, host_memory, human_bytes
+from ..backends import numpy_backed
 from ..nn import random
 from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
 from . import _heap
@@ -149,7 +150,8 @@ class Plateau:
         return improved, "stop"
 
 
-def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note=None, plateau=None):
+def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note=None, plateau=None,
+           batches=True):
     """Run ``cfg.epochs`` epochs of ``source`` on ``ts``, yielding an :class:`EpochResult` per reported epoch.
 
     ``report(i)`` (i the 0-based index in this call; default: every epoch)
@@ -162,9 +164,16 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
 
     Raises
     ------
+    MemoryError
+        At the call (before the first step): the steps cannot fit in this machine's memory (:func:`fits_memory`).
     TrainingDivergedError
         When a reported cost, or the parameters, are NaN or infinite.
     """
+    fits_memory(source, ts, cfg, batches)
+    return _epochs(source, ts, net, cfg, first_epoch, report, where, note, plateau)
+
+
+def _epochs(source, ts, net, cfg, first_epoch, report, where, note, plateau):
     xp = array_api_compat.array_namespace(ts.Ws[0])
     L = len(ts.Ws)
     t0 = time.perf_counter()
@@ -192,6 +201,44 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
                                             + also + (note() if note is not None else ""))
             acc = None if hits is None else float(hits) / m
             yield EpochResult(e + 1, cost, acc, lr, time.perf_counter() - t0)
+
+
+def fits_memory(source, ts, cfg, batches=True) -> None:
+    """Refuse (``MemoryError`` naming ``batch_size``; ``X`` when the caller has no batches, ``batches=False``) a
+    fit whose steps cannot fit in this machine's memory and swap (:func:`bpnet._validate.host_memory`), before
+    its first step: it could only end killed by the system (a step's arrays are allocated one by one, and each
+    may fit).
+
+    What is counted is what must exist at once, a lower bound: a batch's activations ``A[1..L]``
+    ``(n_l, batch)``, the parameters with the optimiser's moments, and the data.  Host arrays only (numpy,
+    array-api-strict) whose steps run in this process; a GPU's allocator raises its own error.
+    """
+    W = ts.Ws[0]
+    xp = array_api_compat.array_namespace(W)
+    have = host_memory()
+    if have is None or not getattr(source, "steps_here", True) or not numpy_backed(xp):
+        return
+    item = xp.finfo(W.dtype).bits // 8
+    dims = [W.shape[1]] + [A.shape[0] for A in ts.Ws]
+    batch = min(cfg.batch_size, source.m)
+    acts = batch * sum(dims[1:]) * item
+    params = sum(A.shape[0] * (A.shape[1] + 1) for A in ts.Ws) * item * (1 + len(ts.rule.slots))
+    data = sum(math.prod(A.shape) * item for A in (getattr(source, "X", None), getattr(source, "Y", None))
+               if A is not None)
+    if acts + params + data <= have:
+        return
+    fit = (have - params - data) // (sum(dims[1:]) * item)
+    if fit < 1:
+        hint = "use less data or fewer or smaller layers"
+    elif batches:  # the bound: a step needs more than that, and swap is slow
+        hint = f"use a smaller batch_size, well under {fit:,}, which would fill it (bpnet train: --batch-size)"
+    else:
+        hint = f"train on fewer examples (X's columns), well under {fit:,}, or on fewer or smaller layers"
+    total = acts + params + data
+    raise MemoryError(f"{'batch_size' if batches else 'X'}: a step of the {'-'.join(map(str, dims))} network on "
+                      f"{batch:,} examples holds {human_bytes(acts)} of activations, {human_bytes(total)} with the "
+                      f"parameters, optimiser state and data, more than this machine's {human_bytes(have)} of memory "
+                      f"and swap: {hint}")
 
 
 def heap_for(source, ts, cfg):

@@ -188,8 +188,8 @@ def test_a_network_beyond_the_machine_s_memory_is_refused_before_drawing(monkeyp
     from bpnet import _validate
 
     monkeypatch.setattr(_validate, "host_memory", lambda: 1 << 20)  # a 1 MiB machine
-    pattern = (r"^layer_dims: the 784-512-10 network has 407,050 parameters, 0\.0 GiB as float32 \(and 0\.0 GiB more "
-               r"to draw its largest layer\), more than this machine's 0\.0 GiB of memory and swap: use fewer or "
+    pattern = (r"^layer_dims: the 784-512-10 network has 407,050 parameters, 1\.6 MiB as float32 \(and 3\.1 MiB more "
+               r"to draw its largest layer\), more than this machine's 1\.0 MiB of memory and swap: use fewer or "
                r"smaller layers$")
     with pytest.raises(MemoryError, match=pattern):
         bpnet.initialize_parameters_deep([784, 512, 10], dtype="float32")

@@ -326,3 +326,72 @@ def test_the_training_loop_never_waits_for_the_gpu(monkeypatch, optimizer):
     model.fit(X, y, **kw)
     ((dispatch, total),) = seen
     assert dispatch < 0.5 * total, f"dispatch {dispatch * 1e3:.1f} ms of {total * 1e3:.1f} ms: a host sync per batch"
+
+
+# --------------------------------------------------------------------------- #
+# a fit beyond the machine's memory
+
+
+def test_a_fit_beyond_the_machine_s_memory_is_refused_before_its_first_step(monkeypatch):
+    """A step's arrays are allocated one by one and each may fit: the fit could only end killed by the system.
+    What must exist at once (a batch's activations, the parameters and moments, the data) is checked first."""
+    monkeypatch.setattr(bpnet.train.loop, "host_memory", lambda: 64 << 20)  # a 64 MiB machine
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 4096)), rng.integers(0, 2, 4096)
+    model = MLP([8, 4096, 1], dtype="float64", backend="numpy", seed=0)  # A1 of a full batch: 128 MiB
+    before = {k: to_np(a).copy() for k, a in model.parameters.items()}
+    pattern = (r"^batch_size: a step of the 8-4096-1 network on 4,096 examples holds 128\.0 MiB of activations, "
+               r"129\.3 MiB with the parameters, optimiser state and data, more than this machine's 64\.0 MiB of "
+               r"memory and swap: use a smaller batch_size, well under 2,008, which would fill it \(bpnet train: "
+               r"--batch-size\)$")
+    with pytest.raises(MemoryError, match=pattern):
+        model.fit(X, y, epochs=2, batch_size=4096, optimizer="adam")
+    assert model.epoch == 0 and all(np.array_equal(to_np(a), before[k]) for k, a in model.parameters.items())
+    model.fit(X, y, epochs=1, batch_size=1024, optimizer="adam")  # 32 MiB of activations: trains
+    assert model.epoch == 1
+    from bpnet.sklearn import MLPClassifier
+
+    with pytest.raises(MemoryError, match=r"^batch_size: a step of the 8-4096-1 network on 4,096 examples"):
+        MLPClassifier(hidden_layer_sizes=(4096,), batch_size=4096, max_iter=2).fit(X.T, y)
+    # the course's model trains on full batches: it names X
+    with pytest.raises(MemoryError, match=r"^X: a step of the 8-4096-1 network on 4,096 examples .* train on fewer "
+                                          r"examples \(X's columns\), well under 2,\d{3}, or on fewer or smaller layers$"):
+        bpnet.L_layer_model(X, y[None, :].astype(float), [8, 4096, 1], num_iterations=2, print_cost=False)
+    monkeypatch.setattr(bpnet.train.loop, "host_memory", lambda: None)  # a system that does not say: no check
+    model.fit(X[:, :512], y[:512], epochs=1, batch_size=512)
+    assert model.epoch == 2
+
+
+def test_a_fit_beyond_memory_is_one_line_from_the_command_line(monkeypatch, tmp_path, capsys):
+    from bpnet.cli import main
+
+    monkeypatch.setattr(bpnet.train.loop, "host_memory", lambda: 2 << 20)  # a 2 MiB machine
+    code = main(["train", "--data", "digits", "--layers", "512", "--batch-size", "0", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("bpnet train: error: batch_size: a step of the 64-512-10 network on "), err
+    assert err.rstrip().endswith("(bpnet train: --batch-size)"), err
+    assert not (tmp_path / "run" / "model.npz").exists()
+
+
+def test_the_memory_check_counts_host_arrays_only(monkeypatch):
+    """A GPU's allocator raises its own error, and a Dask cluster's steps run on its workers."""
+    monkeypatch.setattr(bpnet.train.loop, "host_memory", lambda: 1 << 10)
+    ts_of = {}
+    for name in ("numpy", "array_api_strict", "torch"):
+        if name not in backends.available():
+            continue
+        bk = backends.get(name)
+        p = {k: bk.asarray(a) for k, a in bpnet.initialize_parameters_deep([8, 64, 1], seed=0).items()}
+        ts_of[name] = (bk, bpnet.train.step.TrainState(p, bpnet.get_optimizer("gd"), {"t": 0}))
+    cfg = bpnet.train.FitConfig.from_options(batch_size=64)
+    for name, (bk, ts) in ts_of.items():
+        source = bpnet.train.loop.LocalBatches(bk.asarray(np.zeros((8, 64))), bk.asarray(np.zeros((1, 64))), bk)
+        if name == "torch":
+            bpnet.train.loop.fits_memory(source, ts, cfg)  # not host arrays that numpy allocates: not checked
+        else:
+            with pytest.raises(MemoryError, match="more than this machine's 1.0 KiB"):
+                bpnet.train.loop.fits_memory(source, ts, cfg)
+        source.steps_here = False  # a Dask cluster's
+        bpnet.train.loop.fits_memory(source, ts, cfg)
