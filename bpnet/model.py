@@ -315,7 +315,7 @@ class MLP:
         ts = TrainState(self._parameters, cfg.optimizer, self.optimizer_state, own=True)
         net = dataclasses.replace(self.net, weighted=True) if weighted else self.net
         track = _Tracker(self, cfg, validation)
-        # a fit beyond the machine's memory is refused here, with its own message (loop.fits_memory)
+        # a fit beyond the machine's memory is refused here, with its own message (loop.steps_fit_memory)
         run = epochs(source, ts, net, cfg, first_epoch=self.epoch, note=track.note, plateau=track.plateau)
         try:
             for result in run:

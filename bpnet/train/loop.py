@@ -35,7 +35,7 @@ from . import _heap
 from .step import batch_metrics, train_step
 
 __all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
-           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled", "heap_for"]
+           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled", "heap_for", "steps_fit_memory"]
 
 #: an ``X`` of at most this many bytes is shuffled with one ``take`` an epoch (a shuffled copy, sliced into
 #: batches: fewer, larger calls), a larger one with a ``take`` a batch (no copy of all of ``X``): :func:`shuffled`,
@@ -160,16 +160,17 @@ def epochs(source, ts, net, cfg, *, first_epoch=0, report=None, where=None, note
     e + 1"``); ``note()`` is appended to it (e.g. that the last checkpoint is intact).
     The learning rate of epoch ``e`` is ``cfg.lr(e, e * source.m)``, times
     ``plateau.factor`` when a :class:`Plateau` is given (read every epoch: the
-    caller's book-keeping updates it between epochs).
+    caller's book-keeping updates it between epochs).  ``batches=False``: the
+    caller has no batch size for :func:`steps_fit_memory`'s message to name (full batches).
 
     Raises
     ------
     MemoryError
-        At the call (before the first step): the steps cannot fit in this machine's memory (:func:`fits_memory`).
+        At the call (before the first step): the steps cannot fit in this machine's memory (:func:`steps_fit_memory`).
     TrainingDivergedError
         When a reported cost, or the parameters, are NaN or infinite.
     """
-    fits_memory(source, ts, cfg, batches)
+    steps_fit_memory(source, ts, cfg, batches)
     return _epochs(source, ts, net, cfg, first_epoch, report, where, note, plateau)
 
 
@@ -203,7 +204,7 @@ def _epochs(source, ts, net, cfg, first_epoch, report, where, note, plateau):
             yield EpochResult(e + 1, cost, acc, lr, time.perf_counter() - t0)
 
 
-def fits_memory(source, ts, cfg, batches=True) -> None:
+def steps_fit_memory(source, ts, cfg, batches=True) -> None:
     """Refuse (``MemoryError`` naming ``batch_size``; ``X`` when the caller has no batches, ``batches=False``) a
     fit whose steps cannot fit in this machine's memory and swap (:func:`bpnet._validate.host_memory`), before
     its first step: it could only end killed by the system (a step's arrays are allocated one by one, and each

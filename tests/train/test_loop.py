@@ -389,9 +389,9 @@ def test_the_memory_check_counts_host_arrays_only(monkeypatch):
     for name, (bk, ts) in ts_of.items():
         source = bpnet.train.loop.LocalBatches(bk.asarray(np.zeros((8, 64))), bk.asarray(np.zeros((1, 64))), bk)
         if name == "torch":
-            bpnet.train.loop.fits_memory(source, ts, cfg)  # not host arrays that numpy allocates: not checked
+            bpnet.train.loop.steps_fit_memory(source, ts, cfg)  # not host arrays that numpy allocates: not checked
         else:
             with pytest.raises(MemoryError, match="more than this machine's 1.0 KiB"):
-                bpnet.train.loop.fits_memory(source, ts, cfg)
+                bpnet.train.loop.steps_fit_memory(source, ts, cfg)
         source.steps_here = False  # a Dask cluster's
-        bpnet.train.loop.fits_memory(source, ts, cfg)
+        bpnet.train.loop.steps_fit_memory(source, ts, cfg)
