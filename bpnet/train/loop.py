@@ -34,8 +34,8 @@ from ..optim.rules import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, l2_penalty
 from . import _heap
 from .step import batch_metrics, train_step
 
-__all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs",
-           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled", "heap_for", "steps_fit_memory"]
+__all__ = ["History", "TrainingDivergedError", "EpochResult", "LocalBatches", "Plateau", "epochs", "steps_fit_memory",
+           "EPOCH_OUTPUTS", "SHUFFLED_COPY_BYTES", "example_major", "columns", "shuffled", "heap_for"]
 
 #: an ``X`` of at most this many bytes is shuffled with one ``take`` an epoch (a shuffled copy, sliced into
 #: batches: fewer, larger calls), a larger one with a ``take`` a batch (no copy of all of ``X``): :func:`shuffled`,
