@@ -468,7 +468,7 @@ def _fast_namespace(xp):
         return xp
     ns = ModuleType(xp.__name__, xp.__doc__)
     ns.__dict__.update({k: v for k, v in vars(xp).items() if k not in ("__name__", "__doc__")})
-    max_, min_, check = np.maximum.reduce, np.minimum.reduce, xp.astype
+    max_, min_, check = np.maximum.reduce, np.minimum.reduce, getattr(xp, "astype", None)
 
     def max(x, /, *, axis=None, keepdims=False):  # noqa: A001 (the standard's name)
         return max_(x, axis=axis, keepdims=keepdims)
@@ -481,7 +481,9 @@ def _fast_namespace(xp):
             return check(x, dtype, copy=copy, device=device)
         return x.astype(dtype, copy=copy)
 
-    ns.max, ns.min, ns.astype = max, min, astype
+    ns.max, ns.min = max, min
+    if check is not None:  # (numpy itself before 2.0 has none)
+        ns.astype = astype
     return ns
 
 
