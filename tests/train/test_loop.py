@@ -383,7 +383,7 @@ def test_the_memory_check_counts_host_arrays_only(monkeypatch):
         if name not in backends.available():
             continue
         bk = backends.get(name)
-        p = {k: bk.asarray(a) for k, a in bpnet.initialize_parameters_deep([8, 64, 1], seed=0).items()}
+        p = {k: bk.asarray(a) for k, a in bpnet.initialize_parameters_deep([8, 64, 1], seed=0, backend="numpy").items()}
         ts_of[name] = (bk, bpnet.train.step.TrainState(p, bpnet.get_optimizer("gd"), {"t": 0}))
     cfg = bpnet.train.FitConfig.from_options(batch_size=64)
     for name, (bk, ts) in ts_of.items():
