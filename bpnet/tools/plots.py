@@ -1,8 +1,9 @@
 """PNG plots of a training run: cost/accuracy curves and the 2-D decision boundary.
 
 matplotlib is an optional dependency (``pip install 'bpnet[plot]'``); it is
-imported when a plot is drawn, with the non-interactive Agg backend, and every
-file is written atomically.
+imported when a plot is drawn.  The figures are matplotlib ``Figure`` objects
+drawn straight to PNG (no pyplot: no window, no global figure or backend
+changed in the caller's session), and every file is written atomically.
 """
 
 from __future__ import annotations
@@ -16,22 +17,18 @@ from ..io.atomic import atomic_write
 __all__ = ["plot_history", "plot_decision_boundary"]
 
 
-def _pyplot():
+def _figure(**kw):
+    """A ``matplotlib.figure.Figure`` of its own (pyplot never sees it: nothing to close, no backend to set)."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("plots need matplotlib, which is not installed: pip install 'bpnet[plot]'") from None
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kw)
 
 
 def _save(fig, path):
-    plt = _pyplot()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # Agg, matplotlib's own PNG canvas
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
@@ -60,8 +57,8 @@ def plot_history(history, path, *, title=None):
     h = history.to_dict() if hasattr(history, "to_dict") else dict(history)
     epochs = h["epoch"]
     has_acc = any(a is not None for a in h.get("accuracy", []))
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4), squeeze=False)
+    fig = _figure(figsize=(10 if has_acc else 5.5, 4))
+    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)
     _panel(axes[0, 0], epochs, h["cost"], h.get("val_cost", []), "cost J", "cost")
     if has_acc:
         _panel(axes[0, 1], epochs, h["accuracy"], h.get("val_accuracy", []), "accuracy", "accuracy")
@@ -94,10 +91,10 @@ def plot_decision_boundary(predict, X, y, path, *, title=None, h=None):
     step = h or max(x_max - x_min, y_max - y_min) / 200
     xx, yy = np.meshgrid(np.arange(x_min, x_max, step), np.arange(y_min, y_max, step))
     Z = np.asarray(predict(np.stack([xx.ravel(), yy.ravel()]))).reshape(xx.shape)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.contourf(xx, yy, Z, cmap=plt.cm.Spectral, alpha=0.8)
-    ax.scatter(X[0], X[1], c=y, cmap=plt.cm.Spectral, s=12, edgecolors="k", linewidths=0.3)
+    fig = _figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    ax.contourf(xx, yy, Z, cmap="Spectral", alpha=0.8)
+    ax.scatter(X[0], X[1], c=y, cmap="Spectral", s=12, edgecolors="k", linewidths=0.3)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_title(title or "decision boundary")

@@ -661,3 +661,20 @@ def test_hints_on_a_tiny_csv_say_what_to_do_on_the_command_line(tmp_path, monkey
     assert main(argv + extra) == 2
     (line,) = [l for l in capsys.readouterr().err.splitlines() if "error" in l]
     assert re.search(pattern, line), line
+
+
+def test_plots_leave_the_caller_s_matplotlib_alone(tmp_path):
+    """The PNGs are drawn on Figure objects of their own: pyplot is not imported, so no backend is chosen for
+    the caller's session (a notebook's stays as it was) and no figure is left open."""
+    code = ("import sys, numpy as np; from bpnet.tools.plots import plot_history, plot_decision_boundary\n"
+            "plot_history({'epoch': [1, 2], 'cost': [1.0, 0.5], 'accuracy': [0.5, 0.9]}, sys.argv[1] + '/h.png')\n"
+            "X = np.random.default_rng(0).normal(size=(2, 40)); y = (X[0] > 0).astype(int)\n"
+            "plot_decision_boundary(lambda P: (P[0] > 0).astype(int), X, y, sys.argv[1] + '/b.png')\n"
+            "print('matplotlib.pyplot' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False"]  # no pyplot: no figure manager, no backend chosen
+    for name in ("h.png", "b.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG)
