@@ -46,6 +46,7 @@ import concurrent.futures
 import itertools
 import math
 import os
+import sys
 import threading
 import time
 import uuid
@@ -175,8 +176,16 @@ def connect(client=None, *, n_workers=None) -> DaskConnection:
                 raise ValueError(f"client: expected 'local:N' with N a positive number of workers, got {client!r}")
         if count is None:
             count = max(1, os.cpu_count() or 1)
-        cluster = distributed.LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
-                                           dashboard_address=":0")  # a free port: never a clash
+        try:
+            cluster = distributed.LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
+                                               dashboard_address=":0")  # a free port: never a clash
+        except RuntimeError as exc:  # Dask's "Nanny failed to start."; the workers' own errors went to stderr
+            script = getattr(sys.modules.get("__main__"), "__file__", None)
+            hint = (f"; in a script ({os.path.basename(script)}), start the fit under 'if __name__ == "
+                    "\"__main__\":': each worker process imports the script again, and without that line runs it "
+                    "again" if script else "")
+            raise ConnectionError(f"client: the local Dask cluster's {count} worker process"
+                                  f"{'es' if count != 1 else ''} failed to start ({exc}){hint}") from None
         try:
             c = distributed.Client(cluster)
         except BaseException:

@@ -286,6 +286,22 @@ def test_bad_inputs_are_named(client):
     assert model.epoch == 0
 
 
+def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path):
+    """A local cluster's worker processes import the script again (spawn): without ``if __name__ ==
+    "__main__":`` each runs the fit again and fails to start.  The script ends with one clear error naming
+    the fix, not Dask's "Nanny failed to start"."""
+    script = tmp_path / "train_unguarded.py"
+    script.write_text("import numpy as np, bpnet\n"
+                      "X, y = np.random.default_rng(0).normal(size=(4, 200)), np.arange(200) % 2\n"
+                      "bpnet.MLP([4, 3, 1], backend='numpy').fit(X, y, client='local:1', epochs=1)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("ConnectionError: client: the local Dask cluster's 1 worker process failed to start "
+                           "(Nanny failed to start.); in a script (train_unguarded.py), start the fit under "
+                           "'if __name__ == \"__main__\":'"), r.stderr[-2000:]
+
+
 def test_a_call_cancelled_in_distributed_sync_counts_as_a_lost_worker():
     """distributed's ``sync`` turns a cancelled call (asyncio.CancelledError) into an UnboundLocalError; the
     epoch's retry recognises that one (and only that one) as the error of a lost worker."""
