@@ -151,6 +151,10 @@ def connect(client=None, *, n_workers=None) -> DaskConnection:
     DaskConnection
         Close it (or use it as a context manager) to shut down what bpnet started.
     """
+    if n_workers is not None:
+        from .. import _validate as v
+
+        n_workers = v.integer(n_workers, "n_workers", low=1)
     _, distributed = _import_distributed()
     if isinstance(client, distributed.Client):
         if client.status != "running":

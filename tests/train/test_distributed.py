@@ -283,6 +283,9 @@ def test_bad_inputs_are_named(client):
         bd.connect("localhost:8786")
     with pytest.raises(TypeError, match="client: expected a distributed.Client"):
         bd.connect(3)
+    for bad, err in ((0, ValueError), (-1, ValueError), (2.5, TypeError), ("2", TypeError), (True, TypeError)):
+        with pytest.raises(err, match=r"^n_workers: expected an integer"):  # before any cluster starts
+            bd.connect("local", n_workers=bad)
     assert model.epoch == 0
 
 
