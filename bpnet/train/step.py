@@ -608,7 +608,9 @@ def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip
     ``(n_L, m)`` arrays, ``Z_out`` may be None), receives the step's ``A[L]`` and logits ``Z[L]`` before
     the backward pass overwrites them, for :func:`batch_metrics` over many steps at once (an epoch's
     columns of two buffers).  With immutable arrays the step runs as one compiled call
-    (:func:`bpnet.backends.compiler`), compiled once per batch size and option set.
+    (:func:`bpnet.backends.compiler`), compiled once per batch size and option set; otherwise it computes
+    with :func:`bpnet.backends.fast` of ``xp`` (numpy: the same functions, two of them without numpy's
+    Python-level dispatch).
     """
     if not ts.mutable:
         return _compiled_step(xp, ts, net, X.shape[1], masks is not None, metrics, l2, clip_norm)(X, Y, lr, masks)
