@@ -609,8 +609,8 @@ def train_step(xp, X, Y, ts, net, lr, masks=None, *, metrics=False, l2=0.0, clip
     the backward pass overwrites them, for :func:`batch_metrics` over many steps at once (an epoch's
     columns of two buffers).  With immutable arrays the step runs as one compiled call
     (:func:`bpnet.backends.compiler`), compiled once per batch size and option set; otherwise it computes
-    with :func:`bpnet.backends.fast` of ``xp`` (numpy: the same functions, two of them without numpy's
-    Python-level dispatch).
+    with :func:`bpnet.backends.fast` of ``xp`` (numpy: the same functions, ``max``, ``min`` and ``astype``
+    without numpy's Python-level dispatch).
     """
     if not ts.mutable:
         return _compiled_step(xp, ts, net, X.shape[1], masks is not None, metrics, l2, clip_norm)(X, Y, lr, masks)
