@@ -185,9 +185,9 @@ def connect(client=None, *, n_workers=None) -> DaskConnection:
                                                dashboard_address=":0")  # a free port: never a clash
         except RuntimeError as exc:  # Dask's "Nanny failed to start."; the workers' own errors went to stderr
             script = getattr(sys.modules.get("__main__"), "__file__", None)
-            hint = (f"; in a script ({os.path.basename(script)}), start the fit under 'if __name__ == "
-                    "\"__main__\":': each worker process imports the script again, and without that line runs it "
-                    "again" if script else "")
+            hint = (f"; the usual cause: a script ({os.path.basename(script)}) that does not start the fit under "
+                    "'if __name__ == \"__main__\":' (each worker process imports the script again, and without that "
+                    "line runs it again)" if script else "")
             raise ConnectionError(f"client: the local Dask cluster's {count} worker process"
                                   f"{'es' if count != 1 else ''} failed to start ({exc}){hint}") from None
         try:

@@ -301,8 +301,8 @@ def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path):
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("ConnectionError: client: the local Dask cluster's 1 worker process failed to start "
-                           "(Nanny failed to start.); in a script (train_unguarded.py), start the fit under "
-                           "'if __name__ == \"__main__\":'"), r.stderr[-2000:]
+                           "(Nanny failed to start.); the usual cause: a script (train_unguarded.py) that does not "
+                           "start the fit under 'if __name__ == \"__main__\":'"), r.stderr[-2000:]
 
 
 def test_a_call_cancelled_in_distributed_sync_counts_as_a_lost_worker():
