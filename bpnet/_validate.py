@@ -128,6 +128,11 @@ def layer_dims(value, name: str = "layer_dims") -> list[int]:
     return [int(n) for n in dims]
 
 
+def n_parameters(dims) -> int:
+    """Parameters of a ``layer_dims`` network: ``W[l]`` ``(n_l, n_{l-1})`` and ``b[l]`` ``(n_l, 1)`` of every layer."""
+    return sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+
+
 def host_memory() -> int | None:
     """Bytes of this machine's physical memory and swap, or None where the system does not say."""
     try:
@@ -151,7 +156,7 @@ def human_bytes(n: int) -> str:
 def fits_memory(dims: list[int], item: int, name: str = "layer_dims") -> None:
     """Refuse (``MemoryError`` naming ``name``) a network whose parameters, with the float64 draw of its largest
     layer, exceed :func:`host_memory`: it could only end killed by the system, without a message."""
-    n = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+    n = n_parameters(dims)
     draw = max(dims[l] * dims[l - 1] for l in range(1, len(dims))) * 8
     have = host_memory()
     if have is not None and n * item + draw > have:

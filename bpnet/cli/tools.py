@@ -6,6 +6,7 @@ import argparse
 import time
 
 from .. import backends as _backends
+from .._validate import n_parameters
 from ..nn import ACTIVATIONS, LOSSES, resolve_head
 from . import _args as A
 
@@ -88,7 +89,7 @@ def cmd_gradcheck(args) -> int:
     from .. import L_model_backward, L_model_forward, gradient_check, initialize_parameters_deep
 
     dims = args.dims
-    n_params = sum(n * (k + 1) for k, n in zip(dims, dims[1:]))
+    n_params = n_parameters(dims)
     if n_params > 20_000:
         raise ValueError(f"--dims: {n_params} parameters need {2 * n_params} forward passes; use at most "
                          "20000 here, or 'bpnet explain --check', which samples entries")

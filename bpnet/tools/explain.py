@@ -145,8 +145,7 @@ class Plan:
 
     @property
     def n_params(self) -> int:
-        d = self.layer_dims
-        return sum(d[i] * (d[i - 1] + 1) for i in range(1, len(d)))
+        return v.n_parameters(self.layer_dims)
 
     def flops(self, phase: str | None = None, *, training_only: bool = True) -> int:
         """Total FLOPs of one phase (or of all), by default only what every training step does."""

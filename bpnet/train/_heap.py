@@ -69,15 +69,11 @@ def step_bytes(ts, m: int) -> tuple[int, int]:
     of ``m``: its largest (an activation ``(n_l, m)``, ``n_0`` the inputs, or a ``W``-sized gradient), and
     about all of them (the batch, each layer's ``Z``, ``A``, ``dZ`` and ``g'``, the gradients); ``(0, 0)`` for
     arrays that are not numpy's (a GPU's memory, or another library's allocator)."""
-    W = ts.Ws[0]
-    xp = array_api_compat.array_namespace(W)
-    if not numpy_backed(xp):
+    if not numpy_backed(array_api_compat.array_namespace(ts.Ws[0])):
         return 0, 0
-    item = xp.finfo(W.dtype).bits // 8
-    widths = [W.shape[1]] + [A.shape[0] for A in ts.Ws]
-    params = sum(A.shape[0] * (A.shape[1] + 1) for A in ts.Ws)
+    item, widths = ts.itemsize, ts.layer_dims
     largest = max(m * max(widths), max(A.shape[0] * A.shape[1] for A in ts.Ws))
-    return largest * item, (m * (widths[0] + 4 * sum(widths[1:])) + params) * item
+    return largest * item, (m * (widths[0] + 4 * sum(widths[1:])) + ts.n_params) * item
 
 
 def thresholds(largest: int, total: int = 0):

@@ -392,7 +392,7 @@ class Replica:
         self.ts = TrainState({k: on(a) for k, a in parameters.items()}, optimizer,
                              {"t": int(state["t"]), **{s: {k: on(a) for k, a in state[s].items()} for s in slots}},
                              own=True)  # copies (the small parameters packed: one update call per step)
-        self.n_params = sum(math.prod(a.shape) for a in self.ts.Ws + self.ts.bs)
+        self.n_params = self.ts.n_params
         self.inbox, self.aborted = {}, False
         return self.worker.address
 

@@ -214,16 +214,14 @@ def steps_fit_memory(source, ts, cfg, batches=True) -> None:
     ``(n_l, batch)``, the parameters with the optimiser's moments, and the data.  Host arrays only (numpy,
     array-api-strict) whose steps run in this process; a GPU's allocator raises its own error.
     """
-    W = ts.Ws[0]
-    xp = array_api_compat.array_namespace(W)
     have = host_memory()
-    if have is None or not getattr(source, "steps_here", True) or not numpy_backed(xp):
+    if have is None or not getattr(source, "steps_here", True) or not numpy_backed(
+            array_api_compat.array_namespace(ts.Ws[0])):
         return
-    item = xp.finfo(W.dtype).bits // 8
-    dims = [W.shape[1]] + [A.shape[0] for A in ts.Ws]
+    item, dims = ts.itemsize, ts.layer_dims
     batch = min(cfg.batch_size, source.m)
     acts = batch * sum(dims[1:]) * item
-    params = sum(A.shape[0] * (A.shape[1] + 1) for A in ts.Ws) * item * (1 + len(ts.rule.slots))
+    params = ts.n_params * item * (1 + len(ts.rule.slots))
     data = sum(math.prod(A.shape) * item for A in (getattr(source, "X", None), getattr(source, "Y", None))
                if A is not None)
     if acts + params + data <= have:

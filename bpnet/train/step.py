@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import array_api_compat
 
-from .._validate import n_layers
+from .._validate import n_layers, n_parameters
 from ..backends import compiler, fast, numpy_backed
 from ..nn import Activation, Loss, predictions
 from ..optim.rules import clip_scale
@@ -323,6 +323,21 @@ class TrainState:
         self.state["t"] = int(state["t"])
 
     @property
+    def layer_dims(self) -> list[int]:
+        """``[n_0, n_1, ..., n_L]``, from the weights' shapes."""
+        return [self.Ws[0].shape[1]] + [W.shape[0] for W in self.Ws]
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes of one parameter (float32: 4, float64: 8)."""
+        return array_api_compat.array_namespace(self.Ws[0]).finfo(self.Ws[0].dtype).bits // 8
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the network (:func:`bpnet._validate.n_parameters`)."""
+        return n_parameters(self.layer_dims)
+
+    @property
     def block_bytes(self):
         """Smallest block in bytes (:data:`BLOCK_BYTES`, :data:`GPU_BLOCK_BYTES` on cupy)."""
         return self._block_bytes
@@ -340,20 +355,19 @@ class TrainState:
     @w_block_bytes.setter
     def w_block_bytes(self, value):
         self._w_block_bytes = int(value)
-        item = array_api_compat.array_namespace(self.Ws[0]).finfo(self.Ws[0].dtype).bits // 8
+        item = self.itemsize
         #: row slices of each W for the blocked update, or None: updated whole (always, for immutable arrays)
         self.w_rows = [_cut_rows(W.shape[0], W.shape[1] * item, self._w_block_bytes) if self.mutable else None
                        for W in self.Ws]
 
-    def blocks(self, xp, m):
+    def blocks(self, m):
         """How each hidden activation ``A[1..L-1]`` ``(n_l, m)`` is cut (a list of Blocks or None), or None
         (always for immutable arrays: a block is written with ``__setitem__``)."""
         if not self.mutable:
             return None
-        item = xp.finfo(self.Ws[0].dtype).bits // 8
-        n_params = sum(W.shape[0] * (W.shape[1] + 1) for W in self.Ws)
-        n_acts = (self.Ws[0].shape[1] + sum(W.shape[0] for W in self.Ws)) * m  # A[0..L]
-        budget = max(self._block_bytes, (2 * n_params + n_acts) * item // BLOCK_FRACTION)
+        item, dims = self.itemsize, self.layer_dims
+        n_acts = sum(dims) * m  # A[0..L]
+        budget = max(self._block_bytes, (2 * self.n_params + n_acts) * item // BLOCK_FRACTION)
         out = [cut(W.shape[0], m, item, budget) for W in self.Ws[:-1]]
         return out if any(b is not None for b in out) else None
 
@@ -371,7 +385,7 @@ class TrainState:
             dev = array_api_compat.device(W)
             got = self._batch[m] = (xp.ones((m, 1), dtype=W.dtype, device=dev),
                                     xp.ones((1, self.Ws[-1].shape[0]), dtype=W.dtype, device=dev),
-                                    self.blocks(xp, m), [t and m >= DW_T_MIN_BATCH for t in self.dW_T])
+                                    self.blocks(m), [t and m >= DW_T_MIN_BATCH for t in self.dW_T])
         return got
 
 

@@ -95,19 +95,19 @@ BLOCKS = [None, "acts", "W", "both"]
 def _cut_step(bk, ts, how, m, monkeypatch):
     """Set ``ts``'s block sizes for ``how`` (see BLOCKS) and check that they take effect."""
     if not ts.mutable:  # JAX: no in-place blocks, every array is processed whole
-        assert ts.blocks(bk.xp, m) is None and ts.w_rows == [None] * len(ts.Ws)
+        assert ts.blocks(m) is None and ts.w_rows == [None] * len(ts.Ws)
         if how is not None:
             pytest.skip("immutable arrays (JAX) are never cut into blocks")
         return
     if how is not None and bk.name == "torch":
         pytest.skip("the blocked code is the same for every mutable namespace: numpy, array-api-strict, cupy run it")
     if how is None:
-        assert ts.blocks(bk.xp, m) is None and ts.w_rows == [None] * len(ts.Ws)
+        assert ts.blocks(m) is None and ts.w_rows == [None] * len(ts.Ws)
         return
     if how in ("acts", "both"):
         monkeypatch.setattr(bpnet.train.step, "BLOCK_FRACTION", 1000)  # blocks of 1/1000 of the working set
         ts.block_bytes = 1
-        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(bk.xp, m))
+        assert all(len(b.rows) > 1 and len(b.cols) > 1 for b in ts.blocks(m))
     if how in ("W", "both"):
         ts.w_block_bytes = 1
         assert all(len(rows) == W.shape[0] for rows, W in zip(ts.w_rows, ts.Ws))
@@ -247,7 +247,7 @@ def test_step_with_l2_clipping_and_dropout_matches_reference(bk, optimizer, clip
     _cut_step(bk, ts, cut, 10, monkeypatch)
     for _ in range(2):
         acts, gs, _ = forward_train(bk.xp, X, ts.Ws, ts.bs, NET, masks,
-                                 blocks=ts.blocks(bk.xp, 10))
+                                 blocks=ts.blocks(10))
         backward_update(bk.xp, acts, Y, ts, NET, 0.1, gs=gs, **kw)
     _assert_close(bk, ts.parameters, want_p, dtype)
     _assert_close(bk, ts.optimizer_state, want_s, dtype)
